@@ -1,0 +1,32 @@
+-- Users: platform accounts (tokens carry their id) and accounts registered over /login/register.
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY NOT NULL,
+    username TEXT UNIQUE,
+    password_hash TEXT,
+    nickname TEXT NOT NULL,
+    avatar TEXT NOT NULL DEFAULT '',
+    sign TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL
+);
+
+-- Every chat message, stored once whatever its audience. AUTOINCREMENT keeps ids
+-- strictly ascending and never reused, which chat.sync cursors rely on.
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    chat_id TEXT NOT NULL,
+    chat_type INTEGER NOT NULL,
+    msg_type INTEGER NOT NULL,
+    msg TEXT NOT NULL,
+    from_uid BIGINT NOT NULL,
+    to_uid BIGINT NOT NULL,
+    shop_id BIGINT NOT NULL DEFAULT 0,
+    group_id BIGINT NOT NULL DEFAULT 0,
+    consumer_uid BIGINT NOT NULL DEFAULT 0,
+    from_service BOOLEAN NOT NULL DEFAULT 0,
+    client_msg_id TEXT,
+    createtime BIGINT NOT NULL
+);
+CREATE INDEX messages_by_chat ON messages (chat_id, id);
+CREATE INDEX messages_by_to ON messages (to_uid, id);
+CREATE INDEX messages_by_from ON messages (from_uid, id);
+CREATE UNIQUE INDEX messages_client_id ON messages (from_uid, client_msg_id);

@@ -1,0 +1,320 @@
+//! The config contract of DESIGN.md: a TOML file chosen by `--config` or
+//! `SHOPCHAT_ENV`, every key overridable by `SHOPCHAT__SECTION__KEY`, unknown keys
+//! warned about, and secrets refused when they are empty (or, for produce, the
+//! development defaults).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The development secrets shipped in `config.dev.toml`; a produce setup must replace them.
+pub const DEV_JWT_SECRET: &str = "shopchat-dev-secret-change-me";
+pub const DEV_ADMIN_TOKEN: &str = "shopchat-dev-admin-token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} not found")]
+    Missing(PathBuf),
+    #[error("config: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub admin: AdminConfig,
+    pub redis: RedisConfig,
+    pub media: MediaConfig,
+    pub limits: LimitsConfig,
+    pub system: SystemConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    pub client_timeout_secs: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub pool_size: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub jwt_secret: String,
+    /// Empty: any issuer (or none) is accepted.
+    pub jwt_issuer: String,
+    /// Dotted path of the user id inside the token's claims.
+    pub uid_claim: String,
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AdminConfig {
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// Empty: single node.
+    pub url: String,
+    pub key_prefix: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Prefixed to avatars and logos stored as relative paths.
+    pub base_url: String,
+    pub upload_dir: String,
+    pub max_upload_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    pub max_frame_bytes: usize,
+    pub max_msg_chars: usize,
+    pub msgs_per_sec: u32,
+    pub burst: u32,
+    pub max_conns_per_user: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct SystemConfig {
+    pub nickname: String,
+    pub avatar: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            admin: AdminConfig::default(),
+            redis: RedisConfig::default(),
+            media: MediaConfig::default(),
+            limits: LimitsConfig::default(),
+            system: SystemConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 9504,
+            workers: 0,
+            client_timeout_secs: 120,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/shopchat.db".into(),
+            pool_size: 4,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: DEV_JWT_SECRET.into(),
+            jwt_issuer: String::new(),
+            uid_claim: "data.id".into(),
+            token_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: DEV_ADMIN_TOKEN.into(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            key_prefix: "shopchat:".into(),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            base_url: "http://127.0.0.1:9504".into(),
+            upload_dir: "data/uploads".into(),
+            max_upload_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: 64 * 1024,
+            max_msg_chars: 4000,
+            msgs_per_sec: 20,
+            burst: 40,
+            max_conns_per_user: 16,
+        }
+    }
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            nickname: "系统通知".into(),
+            avatar: String::new(),
+        }
+    }
+}
+
+/// Which file the server reads when `--config` is not given.
+pub fn default_path() -> PathBuf {
+    if is_produce_env() {
+        PathBuf::from("config.produce.toml")
+    } else {
+        PathBuf::from("config.dev.toml")
+    }
+}
+
+fn is_produce_env() -> bool {
+    std::env::var("SHOPCHAT_ENV").is_ok_and(|v| v.eq_ignore_ascii_case("produce"))
+}
+
+/// A loaded config and the keys it did not recognise (to be logged as warnings).
+pub struct Loaded {
+    pub config: Config,
+    pub unknown_keys: Vec<String>,
+}
+
+impl Config {
+    /// Reads `path` (or the default file), applies `SHOPCHAT__SECTION__KEY` overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let path = path.map(Path::to_path_buf).unwrap_or_else(default_path);
+        if !path.is_file() {
+            return Err(ConfigError::Missing(path));
+        }
+        let produce = is_produce_env()
+            || path.file_name().and_then(|n| n.to_str()) == Some("config.produce.toml");
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("SHOPCHAT")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?;
+        let mut unknown_keys = Vec::new();
+        let config: Config =
+            serde_ignored::deserialize(raw, |key| unknown_keys.push(key.to_string()))
+                .map_err(ConfigError::Load)?;
+        config.validate(produce)?;
+        Ok(Loaded {
+            config,
+            unknown_keys,
+        })
+    }
+
+    /// Checks what serde cannot: non-empty secrets, sane limits, a known database scheme.
+    pub fn validate(&self, produce: bool) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.auth.jwt_secret.is_empty() {
+            return invalid("auth.jwt_secret is empty (set SHOPCHAT__AUTH__JWT_SECRET)");
+        }
+        if self.admin.token.is_empty() {
+            return invalid("admin.token is empty (set SHOPCHAT__ADMIN__TOKEN)");
+        }
+        if produce && self.auth.jwt_secret == DEV_JWT_SECRET {
+            return invalid(
+                "auth.jwt_secret is the development default; set SHOPCHAT__AUTH__JWT_SECRET",
+            );
+        }
+        if produce && self.admin.token == DEV_ADMIN_TOKEN {
+            return invalid("admin.token is the development default; set SHOPCHAT__ADMIN__TOKEN");
+        }
+        if self.auth.uid_claim.is_empty() || self.auth.uid_claim.split('.').any(str::is_empty) {
+            return invalid("auth.uid_claim must be a dotted claim path such as data.id");
+        }
+        if !["sqlite://", "mysql://", "postgres://", "postgresql://"]
+            .iter()
+            .any(|s| self.database.url.starts_with(s))
+        {
+            return invalid("database.url must start with sqlite://, mysql:// or postgres://");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size must be at least 1");
+        }
+        if self.limits.max_frame_bytes < 256 {
+            return invalid("limits.max_frame_bytes must be at least 256");
+        }
+        if self.limits.max_msg_chars == 0 {
+            return invalid("limits.max_msg_chars must be at least 1");
+        }
+        if self.server.client_timeout_secs == 0 {
+            return invalid("server.client_timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_for_dev_but_not_produce() {
+        let c = Config::default();
+        assert!(c.validate(false).is_ok());
+        let err = c.validate(true).unwrap_err().to_string();
+        assert!(err.contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn empty_secret_is_refused_everywhere() {
+        let mut c = Config::default();
+        c.auth.jwt_secret.clear();
+        assert!(c.validate(false).is_err());
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused() {
+        let mut c = Config::default();
+        c.database.url = "redis://x".into();
+        assert!(c
+            .validate(false)
+            .unwrap_err()
+            .to_string()
+            .contains("database.url"));
+    }
+}

@@ -1,0 +1,149 @@
+//! One connection type for every backend (`#[derive(MultiConnection)]`), its r2d2
+//! manager, and the embedded per-backend migrations run at start-up.
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, ConnectionError};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::DbError;
+
+/// A connection to whichever database `database.url` names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    #[cfg(feature = "postgres")]
+    Pg(diesel::PgConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which backend a URL names, decided once from its scheme rather than by trying each
+/// driver in turn (SQLite would accept any string as a file name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(String),
+    #[cfg(feature = "mysql")]
+    Mysql(String),
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::Config("sqlite:// needs a file path".into()));
+            }
+            return Ok(Target::Sqlite(path.to_string()));
+        }
+        if url.starts_with("mysql://") {
+            #[cfg(feature = "mysql")]
+            return Ok(Target::Mysql(url.to_string()));
+            #[cfg(not(feature = "mysql"))]
+            return Err(DbError::Config(
+                "database.url is mysql:// but this build lacks the `mysql` feature (cargo build --features mysql)".into(),
+            ));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Target::Postgres(url.to_string()));
+            #[cfg(not(feature = "postgres"))]
+            return Err(DbError::Config(
+                "database.url is postgres:// but this build lacks the `postgres` feature (cargo build --features postgres)".into(),
+            ));
+        }
+        Err(DbError::Config(format!(
+            "unsupported database.url scheme in {url:?}"
+        )))
+    }
+
+    fn establish(&self) -> Result<DbConn, ConnectionError> {
+        match self {
+            Target::Sqlite(path) => {
+                let mut c = diesel::SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the single writer; NORMAL sync is durable
+                // across a process crash (kill -9), which is what an ack promises.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Sqlite(c))
+            }
+            #[cfg(feature = "mysql")]
+            Target::Mysql(url) => Ok(DbConn::Mysql(diesel::MysqlConnection::establish(url)?)),
+            #[cfg(feature = "postgres")]
+            Target::Postgres(url) => Ok(DbConn::Pg(diesel::PgConnection::establish(url)?)),
+        }
+    }
+}
+
+/// r2d2 manager that opens connections of the configured backend.
+pub struct Manager {
+    target: Target,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConn, ConnectionError> {
+        self.target.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Opens the pool (creating a SQLite file and its folder if needed) and migrates.
+pub fn connect(url: &str, pool_size: u32) -> Result<Pool, DbError> {
+    let target = Target::parse(url)?;
+    #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
+    if let Target::Sqlite(path) = &target {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size)
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build(Manager { target })?;
+    let mut conn = pool.get()?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
+fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
+    let result = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ()),
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}

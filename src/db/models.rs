@@ -1,0 +1,81 @@
+//! Rows as Diesel reads and writes them.
+
+use diesel::prelude::*;
+
+use super::schema::{messages, users};
+use crate::ids::UserId;
+
+/// What pushes need of a user: the name and avatar as stored (avatar may be relative).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub uid: UserId,
+    pub nickname: String,
+    pub avatar: String,
+}
+
+impl Profile {
+    /// What a user we have never heard of is called until the platform syncs a profile.
+    pub fn placeholder_nickname(uid: UserId) -> String {
+        format!("user{uid}")
+    }
+}
+
+#[derive(Insertable, Clone, Debug, PartialEq)]
+#[diesel(table_name = messages)]
+pub struct NewMessage {
+    pub chat_id: String,
+    pub chat_type: i32,
+    pub msg_type: i32,
+    pub msg: String,
+    pub from_uid: i64,
+    pub to_uid: i64,
+    pub shop_id: i64,
+    pub group_id: i64,
+    pub consumer_uid: i64,
+    pub from_service: bool,
+    pub client_msg_id: Option<String>,
+    pub createtime: i64,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = messages)]
+pub struct MessageRow {
+    pub id: i64,
+    pub chat_id: String,
+    pub chat_type: i32,
+    pub msg_type: i32,
+    pub msg: String,
+    pub from_uid: i64,
+    pub to_uid: i64,
+    pub shop_id: i64,
+    pub group_id: i64,
+    pub consumer_uid: i64,
+    pub from_service: bool,
+    pub client_msg_id: Option<String>,
+    pub createtime: i64,
+}
+
+/// A stored message with its sender's current profile (absent if the sender has no row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageWithSender {
+    pub message: MessageRow,
+    pub sender: Profile,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = users)]
+pub struct ProfileRow {
+    pub id: i64,
+    pub nickname: String,
+    pub avatar: String,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(r: ProfileRow) -> Profile {
+        Profile {
+            uid: UserId(r.id),
+            nickname: r.nickname,
+            avatar: r.avatar,
+        }
+    }
+}

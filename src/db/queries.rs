@@ -1,0 +1,240 @@
+//! Plain query functions over one connection. The DbExecutor's handlers delegate here,
+//! and each is unit-tested against a real SQLite file.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::conn::DbConn;
+use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow};
+use super::schema::{messages, users};
+use crate::ids::{MsgId, UserId};
+
+pub fn find_profile(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<Profile>> {
+    users::table
+        .find(uid.0)
+        .select(ProfileRow::as_select())
+        .first(conn)
+        .optional()
+        .map(|r| r.map(Profile::from))
+}
+
+/// The user's profile, creating a placeholder row for an id first seen in a token.
+pub fn ensure_user(conn: &mut DbConn, uid: UserId, now: i64) -> QueryResult<Profile> {
+    if let Some(p) = find_profile(conn, uid)? {
+        return Ok(p);
+    }
+    insert_placeholder(conn, uid, now)?;
+    find_profile(conn, uid)?.ok_or(DieselError::NotFound)
+}
+
+/// Inserts a placeholder user; losing a race with another inserter is fine.
+fn insert_placeholder(conn: &mut DbConn, uid: UserId, now: i64) -> QueryResult<()> {
+    let inserted = diesel::insert_into(users::table)
+        .values((
+            users::id.eq(uid.0),
+            users::nickname.eq(Profile::placeholder_nickname(uid)),
+            users::avatar.eq(""),
+            users::sign.eq(""),
+            users::created_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates or updates a profile; fields left `None` keep their value.
+pub fn upsert_user(
+    conn: &mut DbConn,
+    uid: UserId,
+    nickname: Option<&str>,
+    avatar: Option<&str>,
+    now: i64,
+) -> QueryResult<Profile> {
+    conn.transaction(|conn| {
+        if find_profile(conn, uid)?.is_none() {
+            insert_placeholder(conn, uid, now)?;
+        }
+        if let Some(n) = nickname {
+            diesel::update(users::table.find(uid.0))
+                .set(users::nickname.eq(n))
+                .execute(conn)?;
+        }
+        if let Some(a) = avatar {
+            diesel::update(users::table.find(uid.0))
+                .set(users::avatar.eq(a))
+                .execute(conn)?;
+        }
+        find_profile(conn, uid)?.ok_or(DieselError::NotFound)
+    })
+}
+
+/// Stores a batch in one transaction (group commit); ids come back in batch order.
+pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
+    conn.transaction(|conn| batch.iter().map(|m| insert_message(conn, m)).collect())
+}
+
+fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
+    let id = match conn {
+        DbConn::Sqlite(c) => diesel::insert_into(messages::table)
+            .values(m)
+            .returning(messages::id)
+            .get_result::<i64>(c)?,
+        #[cfg(feature = "postgres")]
+        DbConn::Pg(c) => diesel::insert_into(messages::table)
+            .values(m)
+            .returning(messages::id)
+            .get_result::<i64>(c)?,
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => {
+            diesel::insert_into(messages::table).values(m).execute(c)?;
+            let id: u64 = diesel::select(diesel::dsl::sql::<
+                diesel::sql_types::Unsigned<diesel::sql_types::BigInt>,
+            >("LAST_INSERT_ID()"))
+            .get_result(c)?;
+            i64::try_from(id).map_err(|e| DieselError::DeserializationError(Box::new(e)))?
+        }
+    };
+    Ok(MsgId(id))
+}
+
+/// Messages `uid` may see with id > `since`, oldest first, at most `limit`, and whether
+/// more follow.
+pub fn sync_messages(
+    conn: &mut DbConn,
+    uid: UserId,
+    since: MsgId,
+    limit: i64,
+) -> QueryResult<(Vec<MessageWithSender>, bool)> {
+    let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
+        .left_join(users::table)
+        .filter(messages::id.gt(since.0))
+        .filter(
+            messages::chat_type
+                .eq(crate::protocol::chat_type::DIRECT)
+                .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0))),
+        )
+        .order(messages::id.asc())
+        .limit(limit + 1)
+        .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
+        .load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    let rows = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(message, sender)| {
+            let sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
+                uid: UserId(message.from_uid),
+                nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
+                avatar: String::new(),
+            });
+            MessageWithSender { message, sender }
+        })
+        .collect();
+    Ok((rows, has_more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::conn;
+
+    fn db() -> (tempfile::TempDir, conn::PooledConn) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = conn::connect(&url, 1).unwrap();
+        let c = pool.get().unwrap();
+        (dir, c)
+    }
+
+    fn direct(from: i64, to: i64, text: &str) -> NewMessage {
+        NewMessage {
+            chat_id: crate::ids::ChatId::direct(UserId(from), UserId(to)).0,
+            chat_type: 1,
+            msg_type: 1,
+            msg: text.into(),
+            from_uid: from,
+            to_uid: to,
+            shop_id: 0,
+            group_id: 0,
+            consumer_uid: 0,
+            from_service: false,
+            client_msg_id: None,
+            createtime: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn ensure_user_creates_a_placeholder_once() {
+        let (_d, mut c) = db();
+        let p = ensure_user(&mut c, UserId(42), 1).unwrap();
+        assert_eq!(p.nickname, "user42");
+        assert_eq!(p.avatar, "");
+        upsert_user(&mut c, UserId(42), Some("Ann"), None, 2).unwrap();
+        assert_eq!(ensure_user(&mut c, UserId(42), 3).unwrap().nickname, "Ann");
+    }
+
+    #[test]
+    fn upsert_updates_only_given_fields() {
+        let (_d, mut c) = db();
+        let p = upsert_user(&mut c, UserId(5), None, Some("a.png"), 1).unwrap();
+        assert_eq!((p.nickname.as_str(), p.avatar.as_str()), ("user5", "a.png"));
+        let p = upsert_user(&mut c, UserId(5), Some("Bo"), None, 1).unwrap();
+        assert_eq!((p.nickname.as_str(), p.avatar.as_str()), ("Bo", "a.png"));
+    }
+
+    #[test]
+    fn a_batch_gets_ascending_ids_in_order() {
+        let (_d, mut c) = db();
+        let batch: Vec<_> = (0..10).map(|i| direct(1, 2, &format!("m{i}"))).collect();
+        let ids = store_messages(&mut c, &batch).unwrap();
+        assert_eq!(ids.len(), 10);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let more = store_messages(&mut c, &batch[..1]).unwrap();
+        assert!(more[0] > ids[9]);
+    }
+
+    #[test]
+    fn a_failing_batch_stores_nothing() {
+        let (_d, mut c) = db();
+        let mut a = direct(1, 2, "a");
+        a.client_msg_id = Some("dup".into());
+        let b = a.clone();
+        assert!(store_messages(&mut c, &[a, b]).is_err());
+        let (rows, _) = sync_messages(&mut c, UserId(2), MsgId(0), 10).unwrap();
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn sync_sees_own_direct_messages_both_ways_and_pages() {
+        let (_d, mut c) = db();
+        upsert_user(&mut c, UserId(1), Some("One"), Some("1.png"), 0).unwrap();
+        let batch = vec![
+            direct(1, 2, "a"),
+            direct(2, 1, "b"),
+            direct(3, 4, "other"),
+            direct(1, 2, "c"),
+        ];
+        let ids = store_messages(&mut c, &batch).unwrap();
+        let (rows, more) = sync_messages(&mut c, UserId(2), MsgId(0), 2).unwrap();
+        assert!(more);
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.message.msg.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(rows[0].sender.nickname, "One");
+        assert_eq!(
+            rows[1].sender.nickname, "user2",
+            "a sender without a row gets the placeholder"
+        );
+        let (rows, more) = sync_messages(&mut c, UserId(2), MsgId(rows[1].message.id), 2).unwrap();
+        assert!(!more);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].message.id, ids[3].0);
+        let (rows, _) = sync_messages(&mut c, UserId(4), MsgId(0), 10).unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+}

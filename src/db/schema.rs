@@ -1,0 +1,35 @@
+//! Table definitions shared by every backend (see the per-backend migrations).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        nickname -> Text,
+        avatar -> Text,
+        sign -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        chat_id -> Text,
+        chat_type -> Integer,
+        msg_type -> Integer,
+        msg -> Text,
+        from_uid -> BigInt,
+        to_uid -> BigInt,
+        shop_id -> BigInt,
+        group_id -> BigInt,
+        consumer_uid -> BigInt,
+        from_service -> Bool,
+        client_msg_id -> Nullable<Text>,
+        createtime -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, messages);
+
+diesel::joinable!(messages -> users (from_uid));

@@ -1,0 +1,56 @@
+//! The error a client can be told about, and the one place it becomes wire text.
+//! Lower layers have their own enums (`DbError`, `AuthError`, `ConfigError`); they
+//! are logged where handled and reach the client only as one of these.
+
+/// Why a request failed, as far as the client is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// Missing or ill-typed field; the detail is logged, not sent (the original sent only 参数错误).
+    #[error("bad params: {0}")]
+    BadParams(String),
+    #[error("unknown class or action")]
+    UnknownAction,
+    #[error("message longer than the configured limit")]
+    MsgTooLong,
+    #[error("system notices cannot be sent by clients")]
+    SystemReserved,
+    #[error("chat_type not supported yet")]
+    UnsupportedChatType,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("binary frames are not supported")]
+    BinaryFrame,
+    #[error("storage unavailable")]
+    StorageUnavailable,
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+impl ChatError {
+    pub fn bad(detail: impl Into<String>) -> ChatError {
+        ChatError::BadParams(detail.into())
+    }
+
+    /// The `msg` and `error` fields of a code-0 reply: the original's Chinese text where
+    /// PROTOCOL.md gives one, plain English and a stable word for everything new.
+    pub fn wire(&self) -> (&'static str, &'static str) {
+        match self {
+            ChatError::BadParams(_) => ("参数错误", "bad_params"),
+            ChatError::UnknownAction => ("unknown class or action", "unknown_action"),
+            ChatError::MsgTooLong => ("msg is longer than the limit", "msg_too_long"),
+            ChatError::SystemReserved => {
+                ("chat_type 3 is reserved for system notices", "forbidden")
+            }
+            ChatError::UnsupportedChatType => ("chat_type not supported", "unsupported_chat_type"),
+            ChatError::Forbidden => ("forbidden", "forbidden"),
+            ChatError::BinaryFrame => (
+                "binary frames are not supported; send JSON text",
+                "binary_frame",
+            ),
+            ChatError::StorageUnavailable => {
+                ("storage unavailable, try again", "storage_unavailable")
+            }
+            ChatError::ShuttingDown => ("server is shutting down, reconnect", "shutting_down"),
+        }
+    }
+}

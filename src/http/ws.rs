@@ -1,0 +1,72 @@
+//! The WebSocket entry: authenticate, load the profile, hand the socket to a session.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+
+use super::AppState;
+use crate::auth::token_from_parts;
+use crate::db::EnsureUser;
+use crate::protocol;
+use crate::session::{self, SessionParams};
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_upgrade(req: &HttpRequest) -> bool {
+    header_str(req, header::UPGRADE.as_str()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+pub async fn entry(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !is_upgrade(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("shopchat: connect a WebSocket here with ?token=JWT\n"));
+    }
+    let token = token_from_parts(
+        req.query_string(),
+        header_str(&req, "authorizations"),
+        header_str(&req, header::AUTHORIZATION.as_str()),
+    );
+    let uid = match token.as_deref().map(|t| state.auth.verify(t)) {
+        Some(Ok(uid)) => uid,
+        other => {
+            log::debug!(
+                "websocket refused from {:?}: {:?}",
+                req.peer_addr(),
+                other.map(|r| r.err())
+            );
+            return Ok(HttpResponse::Unauthorized()
+                .content_type("application/json")
+                .body(protocol::NOT_LOGGED_IN));
+        }
+    };
+    let profile = match state.db.send(EnsureUser(uid)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return Ok(unavailable(&e)),
+        Err(e) => return Ok(unavailable(&e)),
+    };
+    session::upgrade(
+        &req,
+        stream,
+        SessionParams {
+            uid,
+            profile,
+            server: state.server.clone(),
+            client_timeout: std::time::Duration::from_secs(state.config.server.client_timeout_secs),
+            max_frame_bytes: state.config.limits.max_frame_bytes,
+        },
+    )
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> HttpResponse {
+    log::error!("websocket upgrade: loading the profile failed: {e}");
+    HttpResponse::ServiceUnavailable()
+        .content_type("application/json")
+        .body(protocol::error_reply(
+            &crate::error::ChatError::StorageUnavailable,
+        ))
+}

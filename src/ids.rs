@@ -1,0 +1,120 @@
+//! Typed identifiers. Every id that crosses a module boundary has its own type so a
+//! shop id can never be passed where a user id is expected.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! int_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+int_id!(
+    /// A platform user (consumer or agent); tokens carry it.
+    UserId
+);
+int_id!(
+    /// A shop; a separate number space from users.
+    ShopId
+);
+int_id!(
+    /// A chat group.
+    GroupId
+);
+int_id!(
+    /// A stored message; ascending in the order the server stored them.
+    MsgId
+);
+
+/// One WebSocket connection, unique within a process run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    /// Ids come from a process-wide counter, so they are cheap, ordered by age and never repeat.
+    pub fn next() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A conversation id in the original's string format (PROTOCOL.md §3).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ChatId(pub String);
+
+impl ChatId {
+    /// 1:1 between two users: the two ids ascending, joined by one underscore.
+    pub fn direct(a: UserId, b: UserId) -> ChatId {
+        Self::joined(a.0, b.0, 1)
+    }
+
+    /// Customer service between a shop and a consumer: ascending, four underscores.
+    /// The string cannot say which side is the shop; that is stored beside it.
+    pub fn service(shop: ShopId, consumer: UserId) -> ChatId {
+        Self::joined(shop.0, consumer.0, 4)
+    }
+
+    pub fn group(group: GroupId) -> ChatId {
+        ChatId(format!("group_{group}"))
+    }
+
+    pub fn system(uid: UserId) -> ChatId {
+        ChatId(format!("system_{uid}"))
+    }
+
+    fn joined(a: i64, b: i64, underscores: usize) -> ChatId {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        ChatId(format!("{lo}{}{hi}", "_".repeat(underscores)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_ids_follow_the_original_format() {
+        assert_eq!(ChatId::direct(UserId(12), UserId(7)).as_str(), "7_12");
+        assert_eq!(ChatId::direct(UserId(7), UserId(12)).as_str(), "7_12");
+        assert_eq!(ChatId::service(ShopId(3), UserId(12)).as_str(), "3____12");
+        assert_eq!(ChatId::service(ShopId(30), UserId(12)).as_str(), "12____30");
+        assert_eq!(ChatId::group(GroupId(5)).as_str(), "group_5");
+        assert_eq!(ChatId::system(UserId(9)).as_str(), "system_9");
+    }
+
+    #[test]
+    fn conn_ids_are_unique_and_ascending() {
+        let a = ConnId::next();
+        let b = ConnId::next();
+        assert!(b > a);
+    }
+}

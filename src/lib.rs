@@ -1,0 +1,28 @@
+//! shopchat: an instant-messaging server for B2B2C e-commerce.
+//!
+//! # Layout
+//!
+//! - [`ids`]: typed ids (`UserId`, `ShopId`, `GroupId`, `ConnId`, `MsgId`, `ChatId`).
+//! - [`config`]: the config contract (file, `SHOPCHAT__SECTION__KEY` overrides, checks).
+//! - [`auth`]: HS256 tokens shared with the e-commerce platform.
+//! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
+//! - [`error`]: what a client can be told, mapped to wire codes in one place.
+//! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database.
+//! - [`server`]: `ChatServer`, the registry of connections and the write queue.
+//! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
+//! - [`http`]: routes: WebSocket upgrade, admin API.
+//! - [`app`]: [`run`], which wires the actors and serves until told to stop.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod protocol;
+pub mod server;
+pub mod session;
+
+pub use app::{run, StartError};
+pub use config::Config;

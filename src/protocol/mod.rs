@@ -1,0 +1,309 @@
+//! The wire contract of PROTOCOL.md as plain serde types: client requests, replies and
+//! pushes. No I/O and no actix here, so every shape is unit-tested against the JSON
+//! the document gives.
+
+pub mod lenient;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ChatError;
+
+/// Reply codes (PROTOCOL.md §2).
+pub mod code {
+    pub const OK: i32 = 1;
+    pub const FAIL: i32 = 0;
+    pub const PONG: i32 = -1;
+    pub const NOT_LOGGED_IN: i32 = -200;
+    pub const FRIEND_LIST: i32 = 100;
+    pub const GROUP_MEMBERS: i32 = 101;
+    pub const RECENT_CHATS: i32 = 102;
+    pub const RECORDS: i32 = 201;
+    pub const CHAT_PUSH: i32 = 200;
+}
+
+/// chat_type values (PROTOCOL.md §4).
+pub mod chat_type {
+    pub const DIRECT: i32 = 1;
+    pub const GROUP: i32 = 2;
+    pub const SYSTEM: i32 = 3;
+    pub const SERVICE: i32 = 4;
+}
+
+pub const PONG: &str = r#"{"code":-1,"msg":"PONG"}"#;
+pub const NOT_LOGGED_IN: &str = r#"{"code":-200,"msg":"请登录"}"#;
+
+/// A client text frame, decoded.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    /// Anything that is not JSON: the original client's bare `ping`.
+    Heartbeat,
+    Request(Request),
+}
+
+/// Every action a client may ask for.
+#[derive(Debug, PartialEq)]
+pub enum Request {
+    SendMsg(SendMsg),
+    Sync(SyncRequest),
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    class: String,
+    action: String,
+    #[serde(default)]
+    content: Value,
+}
+
+/// Decodes one text frame. Not-JSON is a heartbeat; JSON that is not a request is an error.
+pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) if e.is_syntax() || e.is_eof() => return Ok(Frame::Heartbeat),
+        Err(e) => return Err(ChatError::bad(e.to_string())),
+    };
+    let env: Envelope = serde_json::from_value(value).map_err(|e| ChatError::bad(e.to_string()))?;
+    let class = ucfirst(&env.class);
+    let action = env.action.to_ascii_lowercase();
+    let request = match (class.as_str(), action.as_str()) {
+        ("Chat", "sendmsg") => Request::SendMsg(content(env.content)?),
+        ("Chat", "sync") => Request::Sync(content_or_default(env.content)?),
+        _ => return Err(ChatError::UnknownAction),
+    };
+    Ok(Frame::Request(request))
+}
+
+/// The original dispatched on `ucfirst($class)`, so only the first letter's case is free.
+fn ucfirst(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn content<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ChatError> {
+    if !v.is_object() {
+        return Err(ChatError::bad("content must be an object"));
+    }
+    serde_json::from_value(v).map_err(|e| ChatError::bad(e.to_string()))
+}
+
+fn content_or_default<T: serde::de::DeserializeOwned + Default>(v: Value) -> Result<T, ChatError> {
+    match v {
+        Value::Null => Ok(T::default()),
+        Value::Array(a) if a.is_empty() => Ok(T::default()),
+        other => content(other),
+    }
+}
+
+/// Sender's role in a customer-service message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Consumer,
+    Agent,
+}
+
+/// `chat.sendMsg` content (PROTOCOL.md §4). Fields that only some chat types use are
+/// kept raw and decoded by whoever handles that type, since the original client sends
+/// `shop_id: 0, role_type: 0` with every 1:1 message and they must not be judged there.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SendMsg {
+    #[serde(deserialize_with = "lenient::int")]
+    pub chat_type: i64,
+    #[serde(deserialize_with = "lenient::int")]
+    pub msg_type: i64,
+    pub msg: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub to_uid: i64,
+    #[serde(default)]
+    pub chat_id: Value,
+    #[serde(default)]
+    pub shop_id: Value,
+    #[serde(default)]
+    pub role_type: Value,
+    #[serde(default)]
+    pub client_msg_id: Value,
+}
+
+pub const MAX_CLIENT_MSG_ID: usize = 64;
+
+impl SendMsg {
+    /// Checks the fields every chat type shares; returns the client_msg_id, if any.
+    pub fn validate_common(&self, max_msg_chars: usize) -> Result<Option<String>, ChatError> {
+        if !matches!(self.msg_type, 1 | 2) {
+            return Err(ChatError::bad("msg_type must be 1 or 2"));
+        }
+        if self.msg.is_empty() {
+            return Err(ChatError::bad("msg is empty"));
+        }
+        if self.msg.chars().count() > max_msg_chars {
+            return Err(ChatError::MsgTooLong);
+        }
+        if self.to_uid <= 0 {
+            return Err(ChatError::bad("to_uid must be a positive id"));
+        }
+        match &self.client_msg_id {
+            Value::Null => Ok(None),
+            Value::String(s) if s.is_empty() => Ok(None),
+            Value::String(s) if s.len() <= MAX_CLIENT_MSG_ID => Ok(Some(s.clone())),
+            _ => Err(ChatError::bad(
+                "client_msg_id must be a string of at most 64 bytes",
+            )),
+        }
+    }
+
+    /// role_type for chat_type 4: 0/"user" or 1/"service".
+    pub fn role(&self) -> Result<Role, ChatError> {
+        match &self.role_type {
+            Value::String(s) if s == "user" || s == "0" => Ok(Role::Consumer),
+            Value::String(s) if s == "service" || s == "1" => Ok(Role::Agent),
+            Value::Number(n) if n.as_i64() == Some(0) => Ok(Role::Consumer),
+            Value::Number(n) if n.as_i64() == Some(1) => Ok(Role::Agent),
+            _ => Err(ChatError::bad(
+                "role_type must be 0/\"user\" or 1/\"service\"",
+            )),
+        }
+    }
+}
+
+/// `chat.sync` content (PROTOCOL.md §7).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SyncRequest {
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub since_msg_id: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub limit: Option<i64>,
+}
+
+impl Default for SyncRequest {
+    fn default() -> Self {
+        SyncRequest {
+            since_msg_id: None,
+            limit: None,
+        }
+    }
+}
+
+pub const SYNC_DEFAULT_LIMIT: i64 = 100;
+pub const SYNC_MAX_LIMIT: i64 = 500;
+
+impl SyncRequest {
+    /// (since, limit) with the defaults applied and the limit capped.
+    pub fn bounds(&self) -> Result<(i64, i64), ChatError> {
+        let since = self.since_msg_id.unwrap_or(0);
+        let limit = self.limit.unwrap_or(SYNC_DEFAULT_LIMIT);
+        if since < 0 || limit <= 0 {
+            return Err(ChatError::bad("since_msg_id must be >= 0 and limit > 0"));
+        }
+        Ok((since, limit.min(SYNC_MAX_LIMIT)))
+    }
+}
+
+#[derive(Serialize)]
+struct Reply<'a, T: Serialize> {
+    code: i32,
+    msg: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn to_text<T: Serialize>(reply: &Reply<'_, T>) -> String {
+    serde_json::to_string(reply).expect("reply types should always serialize")
+}
+
+/// `{"code":<code>,"msg":null,"result":<result>}`.
+pub fn reply_with<T: Serialize>(code: i32, result: &T) -> String {
+    to_text(&Reply {
+        code,
+        msg: None,
+        result: Some(result),
+        error: None,
+    })
+}
+
+/// A success reply (code 1).
+pub fn ok<T: Serialize>(result: &T) -> String {
+    reply_with(code::OK, result)
+}
+
+/// A failure reply (code 0) with the original's message and a stable machine word.
+pub fn error_reply(err: &ChatError) -> String {
+    let (msg, word) = err.wire();
+    to_text::<()>(&Reply {
+        code: code::FAIL,
+        msg: Some(msg),
+        result: None,
+        error: Some(word),
+    })
+}
+
+/// A push of one chat message, serialized once and shared by every receiving connection.
+pub fn push_text(push: &ChatPush) -> Arc<str> {
+    Arc::from(reply_with(code::CHAT_PUSH, push))
+}
+
+/// The ack of a stored message (the fields are new; the original sent `result:null`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendAck {
+    pub msg_id: i64,
+    pub chat_id: String,
+    pub createtime: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// A chat message as receivers see it (PROTOCOL.md §4 push table); also the row shape of `chat.sync`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatPush {
+    pub nickname: String,
+    pub avatar: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_nickname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_avatar: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<i64>,
+    pub chat_id: String,
+    pub chat_type: i32,
+    pub msg_type: i32,
+    pub msg: String,
+    pub createtime: i64,
+    pub msg_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// `chat.sync` result (code 201).
+#[derive(Debug, Serialize)]
+pub struct SyncPage {
+    pub rows: Vec<ChatPush>,
+    pub has_more: bool,
+}
+
+/// Avatars and logos stored as relative paths are served from `media.base_url`.
+pub fn absolute_url(base: &str, path: &str) -> String {
+    let is_absolute = ["http://", "https://", "//", "data:"]
+        .iter()
+        .any(|p| path.starts_with(p));
+    if path.is_empty() || is_absolute || base.is_empty() {
+        return path.to_string();
+    }
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,204 @@
+//! Golden JSON from PROTOCOL.md and the original README.
+
+use super::*;
+use serde_json::json;
+
+fn parsed(text: &str) -> Request {
+    match parse_frame(text) {
+        Ok(Frame::Request(r)) => r,
+        other => panic!("expected a request from {text}, got {other:?}"),
+    }
+}
+
+fn same_json(text: &str, expected: Value) {
+    let got: Value = serde_json::from_str(text).expect("reply is JSON");
+    assert_eq!(got, expected, "wire text was {text}");
+}
+
+#[test]
+fn original_direct_send_example_parses() {
+    let r = parsed(
+        r#"{"class":"chat","action":"sendMsg","content":{"to_uid":1,"chat_type":1,"msg_type":1,"msg":"消息内容","chat_id":null}}"#,
+    );
+    let Request::SendMsg(m) = r else {
+        panic!("not sendMsg")
+    };
+    assert_eq!((m.chat_type, m.msg_type, m.to_uid), (1, 1, 1));
+    assert_eq!(m.msg, "消息内容");
+    assert_eq!(m.chat_id, Value::Null);
+    assert_eq!(m.validate_common(4000), Ok(None));
+}
+
+#[test]
+fn original_service_example_parses_with_string_role() {
+    let r = parsed(
+        r#"{"class":"chat","action":"sendMsg","content":{"to_uid":1,"chat_type":4,"msg_type":1,"msg":"消息内容","chat_id":null,"shop_id":1,"role_type":"user"}}"#,
+    );
+    let Request::SendMsg(m) = r else {
+        panic!("not sendMsg")
+    };
+    assert_eq!(m.role(), Ok(Role::Consumer));
+    assert_eq!(m.shop_id, json!(1));
+}
+
+#[test]
+fn class_first_letter_is_case_free_and_action_case_insensitive() {
+    let body = r#""content":{"to_uid":"7","chat_type":"1","msg_type":1,"msg":"x"}"#;
+    for class in ["chat", "Chat"] {
+        let text = format!(r#"{{"class":"{class}","action":"sendMsg",{body}}}"#);
+        assert!(matches!(parsed(&text), Request::SendMsg(_)));
+    }
+    let text = format!(r#"{{"class":"CHAT","action":"sendMsg",{body}}}"#);
+    assert_eq!(parse_frame(&text), Err(ChatError::UnknownAction));
+}
+
+#[test]
+fn numeric_strings_are_integers_and_other_types_are_refused() {
+    let Request::SendMsg(m) = parsed(
+        r#"{"class":"chat","action":"sendMsg","content":{"to_uid":"12","chat_type":"1","msg_type":"2","msg":"u"}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((m.to_uid, m.chat_type, m.msg_type), (12, 1, 2));
+    for bad in [
+        r#""to_uid":1.5"#,
+        r#""to_uid":"12a""#,
+        r#""to_uid":true"#,
+        r#""to_uid":[1]"#,
+        r#""to_uid":99999999999999999999"#,
+    ] {
+        let text = format!(
+            r#"{{"class":"chat","action":"sendMsg","content":{{{bad},"chat_type":1,"msg_type":1,"msg":"x"}}}}"#
+        );
+        assert!(
+            matches!(parse_frame(&text), Err(ChatError::BadParams(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn not_json_is_a_heartbeat_and_non_requests_are_errors() {
+    assert_eq!(parse_frame("ping"), Ok(Frame::Heartbeat));
+    assert_eq!(parse_frame(""), Ok(Frame::Heartbeat));
+    assert!(matches!(parse_frame("[1,2]"), Err(ChatError::BadParams(_))));
+    assert!(matches!(
+        parse_frame(r#"{"class":"chat"}"#),
+        Err(ChatError::BadParams(_))
+    ));
+    assert_eq!(
+        parse_frame(r#"{"class":"nope","action":"x"}"#),
+        Err(ChatError::UnknownAction)
+    );
+    assert!(matches!(
+        parse_frame(r#"{"class":"chat","action":"sendMsg","content":"hello"}"#),
+        Err(ChatError::BadParams(_))
+    ));
+}
+
+#[test]
+fn common_validation() {
+    let msg = |content: Value| -> SendMsg { serde_json::from_value(content).unwrap() };
+    let base = json!({"chat_type":1,"msg_type":1,"msg":"hi","to_uid":3});
+    assert_eq!(msg(base.clone()).validate_common(10), Ok(None));
+    let mut m = msg(base.clone());
+    m.msg = "x".repeat(11);
+    assert_eq!(m.validate_common(10), Err(ChatError::MsgTooLong));
+    m.msg = "好".repeat(10);
+    assert_eq!(
+        m.validate_common(10),
+        Ok(None),
+        "the limit counts characters, not bytes"
+    );
+    m.msg = String::new();
+    assert!(m.validate_common(10).is_err());
+    let mut m = msg(base.clone());
+    m.to_uid = 0;
+    assert!(m.validate_common(10).is_err());
+    let mut m = msg(base.clone());
+    m.msg_type = 3;
+    assert!(m.validate_common(10).is_err());
+    let mut m = msg(base);
+    m.client_msg_id = json!("abc");
+    assert_eq!(m.validate_common(10), Ok(Some("abc".into())));
+    m.client_msg_id = json!("x".repeat(65));
+    assert!(m.validate_common(10).is_err());
+    m.client_msg_id = json!(5);
+    assert!(m.validate_common(10).is_err());
+}
+
+#[test]
+fn sync_bounds() {
+    let Request::Sync(s) =
+        parsed(r#"{"class":"chat","action":"sync","content":{"since_msg_id":"5","limit":1000}}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(s.bounds(), Ok((5, SYNC_MAX_LIMIT)));
+    let Request::Sync(s) = parsed(r#"{"class":"chat","action":"sync"}"#) else {
+        panic!()
+    };
+    assert_eq!(s.bounds(), Ok((0, SYNC_DEFAULT_LIMIT)));
+}
+
+#[test]
+fn replies_match_the_documented_shapes() {
+    same_json(
+        &error_reply(&ChatError::bad("x")),
+        json!({"code":0,"msg":"参数错误","error":"bad_params"}),
+    );
+    same_json(PONG, json!({"code":-1,"msg":"PONG"}));
+    same_json(NOT_LOGGED_IN, json!({"code":-200,"msg":"请登录"}));
+    same_json(&ok(&()), json!({"code":1,"msg":null,"result":null}));
+    let ack = SendAck {
+        msg_id: 123,
+        chat_id: "7_12".into(),
+        createtime: 1566212436,
+        client_msg_id: Some("...".into()),
+    };
+    same_json(
+        &ok(&ack),
+        json!({"code":1,"msg":null,"result":{"msg_id":123,"chat_id":"7_12","createtime":1566212436,"client_msg_id":"..."}}),
+    );
+}
+
+#[test]
+fn direct_push_matches_the_original_example_plus_new_fields() {
+    let push = ChatPush {
+        nickname: "消息发送人昵称".into(),
+        avatar: "消息发送人头像地址".into(),
+        id: Some(1),
+        service_nickname: None,
+        service_avatar: None,
+        shop_id: None,
+        group_id: None,
+        chat_id: "1_2".into(),
+        chat_type: 1,
+        msg_type: 1,
+        msg: "这是一条测试消息".into(),
+        createtime: 1566212436,
+        msg_id: 9,
+        client_msg_id: None,
+    };
+    same_json(
+        &push_text(&push),
+        json!({"code":200,"msg":null,"result":{
+            "nickname":"消息发送人昵称","avatar":"消息发送人头像地址","id":1,
+            "chat_id":"1_2","chat_type":1,"msg_type":1,"msg":"这是一条测试消息",
+            "createtime":1566212436,"msg_id":9}}),
+    );
+}
+
+#[test]
+fn relative_avatars_get_the_media_base() {
+    assert_eq!(
+        absolute_url("http://cdn.x/", "/a/b.png"),
+        "http://cdn.x/a/b.png"
+    );
+    assert_eq!(absolute_url("http://cdn.x", "a.png"), "http://cdn.x/a.png");
+    assert_eq!(
+        absolute_url("http://cdn.x", "https://o/a.png"),
+        "https://o/a.png"
+    );
+    assert_eq!(absolute_url("http://cdn.x", ""), "");
+}

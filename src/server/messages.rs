@@ -1,0 +1,64 @@
+//! What ChatServer is told, and what it tells sessions. Sessions are reached only
+//! through these `Recipient`s, so the server does not know how a socket is driven.
+
+use std::sync::Arc;
+
+use actix::{Message as ActixMessage, Recipient};
+
+use crate::db::Profile;
+use crate::error::ChatError;
+use crate::ids::{ConnId, UserId};
+use crate::protocol::Request;
+
+/// To a session: write this already-serialized push. Shared by every receiving connection.
+#[derive(ActixMessage, Clone)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Arc<str>);
+
+/// To a session: close the socket with this WebSocket close code.
+#[derive(ActixMessage, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// From a session as it starts: register this connection of `uid`.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub conn: ConnId,
+    pub uid: UserId,
+    pub profile: Profile,
+    pub deliver: Recipient<Deliver>,
+    pub close: Recipient<Close>,
+}
+
+/// From a session as it stops: forget this connection.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub conn: ConnId,
+    pub uid: UserId,
+}
+
+/// From a session: one parsed request. Returns the reply text, or the error to report;
+/// a send's reply comes only after its message is committed.
+#[derive(ActixMessage)]
+#[rtype(result = "Result<String, ChatError>")]
+pub struct ClientRequest {
+    pub conn: ConnId,
+    pub uid: UserId,
+    pub request: Request,
+}
+
+/// From the admin API after a profile is stored: later pushes carry the new name/avatar.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct ProfileChanged(pub Profile);
+
+/// From `run` on shutdown: refuse new sends, finish stored work, close every socket
+/// with 1001. Returns once that is done.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Shutdown;

@@ -1,0 +1,304 @@
+//! `WsSession`: one actor per WebSocket. It parses frames into requests, answers
+//! heartbeats, enforces frame limits, and writes replies (in request order) and pushes.
+//! It knows nothing of routing. This is the only module that uses actix-web-actors.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_http::ws::Item;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+
+use crate::db::Profile;
+use crate::error::ChatError;
+use crate::ids::{ConnId, UserId};
+use crate::protocol::{self, Frame};
+use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconnect};
+
+/// How many pushes may wait in a session's mailbox before more are dropped.
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// What a session needs to start.
+pub struct SessionParams {
+    pub uid: UserId,
+    pub profile: Profile,
+    pub server: Addr<ChatServer>,
+    pub client_timeout: Duration,
+    pub max_frame_bytes: usize,
+}
+
+/// Completes the upgrade of `req` and starts a session on it.
+pub fn upgrade(
+    req: &HttpRequest,
+    stream: web::Payload,
+    params: SessionParams,
+) -> Result<HttpResponse, actix_web::Error> {
+    let max_frame = params.max_frame_bytes;
+    let session = WsSession {
+        conn: ConnId::next(),
+        uid: params.uid,
+        profile: Some(params.profile),
+        server: params.server,
+        last_seen: Instant::now(),
+        client_timeout: params.client_timeout,
+        max_frame_bytes: max_frame,
+        replies: ReplyQueue::default(),
+        fragments: None,
+    };
+    ws::WsResponseBuilder::new(session, req, stream)
+        .frame_size(max_frame)
+        .start()
+}
+
+/// Replies held until every earlier request of the connection has been answered.
+#[derive(Default)]
+struct ReplyQueue {
+    head: u64,
+    slots: VecDeque<Option<String>>,
+}
+
+impl ReplyQueue {
+    fn reserve(&mut self) -> u64 {
+        self.slots.push_back(None);
+        self.head + self.slots.len() as u64 - 1
+    }
+
+    fn fill(&mut self, seq: u64, text: String) {
+        if let Some(slot) = seq
+            .checked_sub(self.head)
+            .and_then(|i| self.slots.get_mut(i as usize))
+        {
+            *slot = Some(text);
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<String> {
+        if !matches!(self.slots.front(), Some(Some(_))) {
+            return None;
+        }
+        self.head += 1;
+        self.slots.pop_front().flatten()
+    }
+}
+
+pub struct WsSession {
+    conn: ConnId,
+    uid: UserId,
+    /// Handed to ChatServer at registration.
+    profile: Option<Profile>,
+    server: Addr<ChatServer>,
+    last_seen: Instant,
+    client_timeout: Duration,
+    max_frame_bytes: usize,
+    replies: ReplyQueue,
+    /// A fragmented message being reassembled: (is text, bytes so far).
+    fragments: Option<(bool, Vec<u8>)>,
+}
+
+impl WsSession {
+    fn reply_now(&mut self, text: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let seq = self.replies.reserve();
+        self.replies.fill(seq, text);
+        self.flush_replies(ctx);
+    }
+
+    fn flush_replies(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        while let Some(text) = self.replies.pop_ready() {
+            ctx.text(text);
+        }
+    }
+
+    fn close(&self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
+        log::debug!("conn {} uid {}: closing ({why})", self.conn, self.uid);
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(why.to_string()),
+        }));
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match protocol::parse_frame(text) {
+            Ok(Frame::Heartbeat) => self.reply_now(protocol::PONG.to_string(), ctx),
+            Err(e) => {
+                log::debug!("conn {} uid {}: refused frame: {e}", self.conn, self.uid);
+                self.reply_now(protocol::error_reply(&e), ctx);
+            }
+            Ok(Frame::Request(request)) => {
+                let seq = self.replies.reserve();
+                self.server
+                    .send(ClientRequest {
+                        conn: self.conn,
+                        uid: self.uid,
+                        request,
+                    })
+                    .into_actor(self)
+                    .map(move |res, act, ctx| {
+                        let text = match res {
+                            Ok(Ok(text)) => text,
+                            Ok(Err(e)) => protocol::error_reply(&e),
+                            Err(_) => protocol::error_reply(&ChatError::ShuttingDown),
+                        };
+                        act.replies.fill(seq, text);
+                        act.flush_replies(ctx);
+                    })
+                    .spawn(ctx);
+            }
+        }
+    }
+
+    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.reply_now(protocol::error_reply(&ChatError::BinaryFrame), ctx);
+    }
+
+    /// Reassembles a fragmented message, holding it to the same size limit as a frame.
+    fn on_fragment(&mut self, item: Item, ctx: &mut ws::WebsocketContext<Self>) {
+        let (first, bytes, last) = match item {
+            Item::FirstText(b) => (Some(true), b, false),
+            Item::FirstBinary(b) => (Some(false), b, false),
+            Item::Continue(b) => (None, b, false),
+            Item::Last(b) => (None, b, true),
+        };
+        match (first, self.fragments.as_mut()) {
+            (Some(is_text), _) => self.fragments = Some((is_text, bytes.to_vec())),
+            (None, Some((_, buf))) => buf.extend_from_slice(&bytes),
+            (None, None) => {
+                return self.close(
+                    ctx,
+                    CloseCode::Protocol,
+                    "continuation without a first frame",
+                )
+            }
+        }
+        if self
+            .fragments
+            .as_ref()
+            .is_some_and(|(_, b)| b.len() > self.max_frame_bytes)
+        {
+            return self.close(ctx, CloseCode::Size, "message too large");
+        }
+        if !last {
+            return;
+        }
+        match self.fragments.take() {
+            Some((true, buf)) => match String::from_utf8(buf) {
+                Ok(text) => self.on_text(&text, ctx),
+                Err(_) => self.close(ctx, CloseCode::Invalid, "text is not UTF-8"),
+            },
+            Some((false, _)) => self.on_binary(ctx),
+            None => {}
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        let tick =
+            (self.client_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        ctx.run_interval(tick, |act, ctx| {
+            if act.last_seen.elapsed() > act.client_timeout {
+                act.close(ctx, CloseCode::Normal, "idle timeout");
+            }
+        });
+        let profile = self.profile.take().unwrap_or_else(|| Profile {
+            uid: self.uid,
+            nickname: Profile::placeholder_nickname(self.uid),
+            avatar: String::new(),
+        });
+        let me = ctx.address();
+        self.server
+            .send(Connect {
+                conn: self.conn,
+                uid: self.uid,
+                profile,
+                deliver: me.clone().recipient(),
+                close: me.recipient(),
+            })
+            .into_actor(self)
+            .map(|res, act, ctx| {
+                if res.is_err() {
+                    act.close(ctx, CloseCode::Away, "server unavailable");
+                }
+            })
+            .wait(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.server.do_send(Disconnect {
+            conn: self.conn,
+            uid: self.uid,
+        });
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ProtocolError::Overflow) => self.close(ctx, CloseCode::Size, "frame too large"),
+            // actix-web-actors reports a text frame that is not UTF-8 as an I/O error
+            // carrying the Utf8Error text; RFC 6455 answers it with 1007.
+            Err(ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
+                self.close(ctx, CloseCode::Invalid, "text is not UTF-8")
+            }
+            Err(e) => {
+                log::debug!("conn {} uid {}: protocol error: {e}", self.conn, self.uid);
+                self.close(ctx, CloseCode::Protocol, "protocol error");
+            }
+        }
+    }
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        ctx.text(&*msg.0);
+    }
+}
+
+impl Handler<Close> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: Close, ctx: &mut Self::Context) {
+        self.close(ctx, CloseCode::from(msg.code), msg.reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplyQueue;
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let mut q = ReplyQueue::default();
+        let a = q.reserve();
+        let b = q.reserve();
+        let c = q.reserve();
+        q.fill(c, "c".into());
+        q.fill(b, "b".into());
+        assert_eq!(q.pop_ready(), None, "a is not answered yet");
+        q.fill(a, "a".into());
+        assert_eq!(q.pop_ready().as_deref(), Some("a"));
+        assert_eq!(q.pop_ready().as_deref(), Some("b"));
+        assert_eq!(q.pop_ready().as_deref(), Some("c"));
+        assert_eq!(q.pop_ready(), None);
+        let d = q.reserve();
+        q.fill(d, "d".into());
+        assert_eq!(q.pop_ready().as_deref(), Some("d"));
+    }
+}
