@@ -9,6 +9,7 @@ use actix::prelude::*;
 use actix_http::ws::Item;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
@@ -18,6 +19,10 @@ use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconne
 
 /// How many pushes may wait in a session's mailbox before more are dropped.
 const MAILBOX_CAPACITY: usize = 4096;
+
+/// Requests of one connection that may await their replies at once; a client past this
+/// is not reading its replies, and is disconnected rather than queued without bound.
+const MAX_IN_FLIGHT: usize = 4096;
 
 /// What a session needs to start.
 pub struct SessionParams {
@@ -73,6 +78,10 @@ impl ReplyQueue {
         }
     }
 
+    fn waiting(&self) -> usize {
+        self.slots.len()
+    }
+
     fn pop_ready(&mut self) -> Option<String> {
         if !matches!(self.slots.front(), Some(Some(_))) {
             return None;
@@ -126,13 +135,18 @@ impl WsSession {
                 self.reply_now(protocol::error_reply(&e), ctx);
             }
             Ok(Frame::Request(request)) => {
+                if self.replies.waiting() >= MAX_IN_FLIGHT {
+                    return self.close(ctx, CloseCode::Policy, "too many requests in flight");
+                }
                 let seq = self.replies.reserve();
-                self.server
-                    .send(ClientRequest {
-                        conn: self.conn,
-                        uid: self.uid,
-                        request,
-                    })
+                let (reply, answer) = oneshot::channel();
+                self.server.do_send(ClientRequest {
+                    conn: self.conn,
+                    uid: self.uid,
+                    request,
+                    reply,
+                });
+                answer
                     .into_actor(self)
                     .map(move |res, act, ctx| {
                         let text = match res {

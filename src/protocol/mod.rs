@@ -58,10 +58,15 @@ struct Envelope {
     content: Value,
 }
 
-/// Decodes one text frame. Not-JSON is a heartbeat; JSON that is not a request is an error.
+/// Decodes one text frame. Text that is not JSON is a heartbeat (the original client
+/// sends a bare `ping`), except text that starts like a JSON object or array: that is a
+/// broken request, and the client is told so.
 pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
+        Err(e) if text.trim_start().starts_with(['{', '[']) => {
+            return Err(ChatError::bad(format!("invalid JSON: {e}")))
+        }
         Err(e) if e.is_syntax() || e.is_eof() => return Ok(Frame::Heartbeat),
         Err(e) => return Err(ChatError::bad(e.to_string())),
     };

@@ -81,6 +81,13 @@ fn numeric_strings_are_integers_and_other_types_are_refused() {
 fn not_json_is_a_heartbeat_and_non_requests_are_errors() {
     assert_eq!(parse_frame("ping"), Ok(Frame::Heartbeat));
     assert_eq!(parse_frame(""), Ok(Frame::Heartbeat));
+    assert_eq!(parse_frame("hello there"), Ok(Frame::Heartbeat));
+    assert!(matches!(
+        parse_frame(r#"{"class":"chat","#),
+        Err(ChatError::BadParams(_))
+    ));
+    let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
+    assert!(matches!(parse_frame(&deep), Err(ChatError::BadParams(_))));
     assert!(matches!(parse_frame("[1,2]"), Err(ChatError::BadParams(_))));
     assert!(matches!(
         parse_frame(r#"{"class":"chat"}"#),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix::{Message as ActixMessage, Recipient};
+use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
@@ -42,14 +43,19 @@ pub struct Disconnect {
     pub uid: UserId,
 }
 
-/// From a session: one parsed request. Returns the reply text, or the error to report;
-/// a send's reply comes only after its message is committed.
+/// Where the answer to one request goes: the reply text, or the error to report.
+pub type ReplyTx = oneshot::Sender<Result<String, ChatError>>;
+
+/// From a session: one parsed request, answered on `reply`; a send is answered only
+/// after its message is committed. Sessions use `do_send`, which keeps a connection's
+/// requests in order (parked `send` futures could overtake one another).
 #[derive(ActixMessage)]
-#[rtype(result = "Result<String, ChatError>")]
+#[rtype(result = "()")]
 pub struct ClientRequest {
     pub conn: ConnId,
     pub uid: UserId,
     pub request: Request,
+    pub reply: ReplyTx,
 }
 
 /// From the admin API after a profile is stored: later pushes carry the new name/avatar.

@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::db::{DbError, DbExecutor, LoadSync, NewMessage, Profile, StoreMessages};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, UserId};
-use crate::protocol::{self, chat_type, code, Request, SendAck, SendMsg, SyncPage, SyncRequest};
+use crate::protocol::{
+    self, chat_type, code, ChatPush, Request, SendAck, SendMsg, SyncPage, SyncRequest,
+};
 use write_queue::{PendingStore, WriteQueue};
 
 /// A live connection as the server sees it.
@@ -80,12 +82,38 @@ impl ChatServer {
         }
     }
 
+    /// Validates a send and queues it for storage; the ack goes to `reply` after commit.
     fn accept_send(
         &mut self,
         conn: ConnId,
         uid: UserId,
         m: SendMsg,
-    ) -> Result<oneshot::Receiver<Result<SendAck, ChatError>>, ChatError> {
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        match self.check_send(uid, m) {
+            Ok((message, push, audience)) => {
+                self.queue.push(PendingStore {
+                    message,
+                    push,
+                    audience,
+                    sender: conn,
+                    reply,
+                });
+                self.flush(ctx);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// The message to store, its push and its audience, or why it is refused.
+    fn check_send(
+        &self,
+        uid: UserId,
+        m: SendMsg,
+    ) -> Result<(NewMessage, ChatPush, Vec<UserId>), ChatError> {
         if self.shutting_down {
             return Err(ChatError::ShuttingDown);
         }
@@ -121,15 +149,7 @@ impl ChatServer {
             createtime: crate::auth::unix_now() as i64,
         };
         let push = push::chat_push(&message, 0, &sender, &self.settings.media_base);
-        let (tx, rx) = oneshot::channel();
-        self.queue.push(PendingStore {
-            message,
-            push,
-            audience: vec![to, uid],
-            sender: conn,
-            reply: tx,
-        });
-        Ok(rx)
+        Ok((message, push, vec![to, uid]))
     }
 
     /// Stores the next batch if none is being stored; on commit, acks and pushes in order.
@@ -190,14 +210,14 @@ impl ChatServer {
                 client_msg_id: p.message.client_msg_id,
             };
             // A sender that hung up before its ack loses only the ack: the message is stored.
-            let _ = p.reply.send(Ok(ack));
+            let _ = p.reply.send(Ok(protocol::ok(&ack)));
         }
     }
 
-    fn sync(&self, uid: UserId, req: SyncRequest) -> ResponseFuture<Result<String, ChatError>> {
+    fn sync(&self, uid: UserId, req: SyncRequest, reply: ReplyTx) {
         let db = self.db.clone();
         let base = self.settings.media_base.clone();
-        Box::pin(async move {
+        answer_later(reply, async move {
             let (since, limit) = req.bounds()?;
             let (rows, has_more) = db
                 .send(LoadSync {
@@ -237,6 +257,16 @@ impl ChatServer {
             }
         }
     }
+}
+
+/// Answers `reply` when `work` (which never touches the actor's state) completes.
+fn answer_later(
+    reply: ReplyTx,
+    work: impl std::future::Future<Output = Result<String, ChatError>> + 'static,
+) {
+    actix::spawn(async move {
+        let _ = reply.send(work.await);
+    });
 }
 
 fn fail_all(batch: Vec<PendingStore>) {
@@ -294,23 +324,12 @@ impl Handler<Disconnect> for ChatServer {
 }
 
 impl Handler<ClientRequest> for ChatServer {
-    type Result = ResponseFuture<Result<String, ChatError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: ClientRequest, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ClientRequest, ctx: &mut Context<Self>) {
         match msg.request {
-            Request::SendMsg(m) => {
-                let accepted = self.accept_send(msg.conn, msg.uid, m);
-                if accepted.is_ok() {
-                    self.flush(ctx);
-                }
-                Box::pin(async move {
-                    let ack = accepted?
-                        .await
-                        .unwrap_or(Err(ChatError::StorageUnavailable))?;
-                    Ok(protocol::ok(&ack))
-                })
-            }
-            Request::Sync(req) => self.sync(msg.uid, req),
+            Request::SendMsg(m) => self.accept_send(msg.conn, msg.uid, m, msg.reply, ctx),
+            Request::Sync(req) => self.sync(msg.uid, req, msg.reply),
         }
     }
 }

@@ -3,12 +3,10 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::oneshot;
-
 use crate::db::NewMessage;
-use crate::error::ChatError;
 use crate::ids::{ConnId, UserId};
-use crate::protocol::{ChatPush, SendAck};
+use crate::protocol::ChatPush;
+use crate::server::ReplyTx;
 
 /// Largest batch stored in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -22,7 +20,8 @@ pub struct PendingStore {
     pub audience: Vec<UserId>,
     /// The connection that sent it: acked, and not pushed to.
     pub sender: ConnId,
-    pub reply: oneshot::Sender<Result<SendAck, ChatError>>,
+    /// Gets the ack once stored, or the error.
+    pub reply: ReplyTx,
 }
 
 #[derive(Default)]

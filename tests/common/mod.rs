@@ -1,0 +1,277 @@
+//! Shared helpers: a real shopchat server on an ephemeral port (its own actix System on
+//! its own thread, a SQLite file in a temp dir), and real WebSocket/HTTP clients.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use shopchat::auth::Authenticator;
+use shopchat::config::Config;
+use shopchat::ids::UserId;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame it expects before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A config for tests: a SQLite file in `dir`, one worker, everything else default.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.port = 0;
+    c.server.workers = 1;
+    c.server.shutdown_timeout_secs = 5;
+    c.database.url = format!("sqlite://{}/shopchat.db", dir.display());
+    c.database.pool_size = 2;
+    c.media.base_url = "http://media.test".into();
+    c.media.upload_dir = dir.join("uploads").display().to_string();
+    c
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts with the test config adjusted by `adjust`.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir should be creatable"));
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::start_in(dir, config)
+    }
+
+    fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestServer {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind should succeed");
+        let addr = listener.local_addr().expect("bound socket has an address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = config.clone();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new()
+                .block_on(shopchat::run(listener, cfg, async {
+                    let _ = rx.await;
+                }))
+                .expect("server should run");
+        });
+        TestServer {
+            addr,
+            config,
+            dir,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops gracefully and waits for the server thread to end.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread should not panic");
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database and config.
+    pub fn restart(mut self) -> TestServer {
+        self.stop();
+        let dir = self.dir.clone();
+        let config = self.config.clone();
+        drop(self);
+        Self::start_in(dir, config)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("shopchat.db")
+    }
+
+    pub fn token(&self, uid: i64) -> String {
+        Authenticator::new(&self.config.auth).mint(UserId(uid))
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, uid: i64) -> String {
+        format!("ws://{}/?token={}", self.addr, self.token(uid))
+    }
+
+    pub async fn connect(&self, uid: i64) -> Client {
+        Client::connect(&self.ws_url(uid)).await
+    }
+
+    /// `PUT /admin/users/{uid}` with the admin token.
+    pub async fn put_user(&self, uid: i64, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .put(self.http(&format!("/admin/users/{uid}")))
+            .bearer_auth(&self.config.admin.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request should get an answer")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client that sorts what arrives into replies and pushes.
+pub struct Client {
+    ws: Ws,
+    frames: VecDeque<Value>,
+}
+
+pub fn is_push(v: &Value) -> bool {
+    let code = v["code"].as_i64().unwrap_or(0);
+    code == 200 || code >= 202
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket should connect");
+        Client {
+            ws,
+            frames: VecDeque::new(),
+        }
+    }
+
+    pub fn from_stream(ws: Ws) -> Client {
+        Client {
+            ws,
+            frames: VecDeque::new(),
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(WsMessage::text(text))
+            .await
+            .expect("send should succeed");
+    }
+
+    pub async fn send_raw(&mut self, msg: WsMessage) {
+        self.ws.send(msg).await.expect("send should succeed");
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    /// The next frame off the socket (any kind), or None when it closed.
+    pub async fn next_raw(&mut self) -> Option<WsMessage> {
+        match tokio::time::timeout(WAIT, self.ws.next()).await {
+            Ok(Some(Ok(m))) => Some(m),
+            Ok(Some(Err(_))) | Ok(None) => None,
+            Err(_) => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    async fn read_json(&mut self) -> Value {
+        loop {
+            match self.next_raw().await {
+                Some(WsMessage::Text(t)) => {
+                    return serde_json::from_str(&t).expect("server sends JSON text")
+                }
+                Some(WsMessage::Ping(_)) | Some(WsMessage::Pong(_)) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    async fn next_where(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.frames.iter().position(&want) {
+            return self.frames.remove(i).expect("index is in range");
+        }
+        loop {
+            let v = self.read_json().await;
+            if want(&v) {
+                return v;
+            }
+            self.frames.push_back(v);
+        }
+    }
+
+    /// The next reply to a request (pushes are kept for `push`).
+    pub async fn reply(&mut self) -> Value {
+        self.next_where(|v| !is_push(v)).await
+    }
+
+    /// The next push.
+    pub async fn push(&mut self) -> Value {
+        self.next_where(is_push).await
+    }
+
+    pub async fn request(&mut self, class: &str, action: &str, content: Value) -> Value {
+        self.send_json(json!({"class": class, "action": action, "content": content}))
+            .await;
+        self.reply().await
+    }
+
+    /// Sends a 1:1 text message and returns the reply.
+    pub async fn send_direct(&mut self, to: i64, text: &str) -> Value {
+        self.request(
+            "chat",
+            "sendMsg",
+            json!({"chat_type": 1, "msg_type": 1, "msg": text, "to_uid": to, "chat_id": null}),
+        )
+        .await
+    }
+
+    pub async fn sync(&mut self, since: i64, limit: i64) -> Value {
+        self.request(
+            "chat",
+            "sync",
+            json!({"since_msg_id": since, "limit": limit}),
+        )
+        .await
+    }
+
+    /// Asserts nothing arrives for `d` (beyond what is already buffered).
+    pub async fn expect_silence(&mut self, d: Duration) {
+        assert!(
+            self.frames.is_empty(),
+            "unexpected buffered frames: {:?}",
+            self.frames
+        );
+        if let Ok(Some(m)) = tokio::time::timeout(d, self.ws.next()).await {
+            panic!("expected silence, got {m:?}");
+        }
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub async fn closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(WsMessage::Close(frame)))) => return frame.map(|f| f.code),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(tungstenite::Error::ConnectionClosed))) | Ok(None) => return None,
+                Ok(Some(Err(e))) => panic!("socket error while waiting for close: {e}"),
+                Err(_) => panic!("socket not closed within {WAIT:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! chat.sendMsg with chat_type 1 (PROTOCOL.md §4): ack after commit, push to every
+//! connection of the receiver and the sender's other connections, validation, order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use serde_json::{json, Value};
+
+fn send(to: Value, text: &str) -> Value {
+    json!({"class": "chat", "action": "sendMsg", "content": {"chat_type": 1, "msg_type": 1, "msg": text, "to_uid": to, "shop_id": 0, "role_type": 0}})
+}
+
+#[tokio::test]
+async fn ack_and_push_carry_every_documented_field() {
+    let srv = TestServer::start();
+    srv.put_user(7, json!({"nickname": "Ann", "avatar": "/a/7.png"}))
+        .await;
+    let mut a = srv.connect(7).await;
+    let mut b = srv.connect(12).await;
+    a.send_json(json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"你好","to_uid":12,"chat_id":null,"client_msg_id":"c-1"}}))
+        .await;
+    let ack = a.reply().await;
+    assert_eq!(ack["code"], 1);
+    assert_eq!(ack["msg"], Value::Null);
+    let r = &ack["result"];
+    assert_eq!(r["chat_id"], "7_12");
+    assert_eq!(r["client_msg_id"], "c-1");
+    assert!(r["msg_id"].as_i64().unwrap() > 0);
+    let now = shopchat::auth::unix_now() as i64;
+    assert!((r["createtime"].as_i64().unwrap() - now).abs() < 60);
+
+    let push = b.push().await;
+    assert_eq!(push["code"], 200);
+    assert_eq!(push["msg"], Value::Null);
+    assert_eq!(
+        push["result"],
+        json!({
+            "nickname": "Ann", "avatar": "http://media.test/a/7.png", "id": 7,
+            "chat_id": "7_12", "chat_type": 1, "msg_type": 1, "msg": "你好",
+            "createtime": r["createtime"], "msg_id": r["msg_id"], "client_msg_id": "c-1"
+        })
+    );
+}
+
+#[tokio::test]
+async fn every_receiver_connection_and_the_senders_others_get_it_but_not_the_sender() {
+    let srv = TestServer::start();
+    let mut sender = srv.connect(1).await;
+    let mut sender_pc = srv.connect(1).await;
+    let mut phone = srv.connect(2).await;
+    let mut tab = srv.connect(2).await;
+    let mut bystander = srv.connect(3).await;
+    let ack = sender.send_direct(2, "sync me").await;
+    let id = &ack["result"]["msg_id"];
+    for c in [&mut sender_pc, &mut phone, &mut tab] {
+        let p = c.push().await;
+        assert_eq!(p["result"]["msg_id"], *id);
+        assert_eq!(p["result"]["msg"], "sync me");
+    }
+    sender.expect_silence(Duration::from_millis(300)).await;
+    bystander.expect_silence(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn chat_id_is_derived_and_numeric_strings_are_accepted() {
+    let srv = TestServer::start();
+    let mut a = srv.connect(30).await;
+    let mut b = srv.connect(4).await;
+    a.send_json(json!({"class":"Chat","action":"sendMsg","content":{"chat_type":"1","msg_type":"2","msg":"http://x/y.png","to_uid":"4","chat_id":"bogus"}}))
+        .await;
+    let ack = a.reply().await;
+    assert_eq!(ack["code"], 1, "{ack}");
+    assert_eq!(ack["result"]["chat_id"], "4_30");
+    let p = b.push().await;
+    assert_eq!(
+        (
+            p["result"]["msg_type"].clone(),
+            p["result"]["chat_id"].clone()
+        ),
+        (json!(2), json!("4_30"))
+    );
+}
+
+#[tokio::test]
+async fn invalid_sends_get_code_0_and_nothing_is_stored_or_pushed() {
+    let srv = TestServer::start_with(|c| c.limits.max_msg_chars = 10);
+    let mut a = srv.connect(1).await;
+    let mut b = srv.connect(2).await;
+    let bad_params = json!({"code": 0, "msg": "参数错误", "error": "bad_params"});
+    let cases = [
+        json!({"class":"chat","action":"sendMsg","content":{"msg_type":1,"msg":"x","to_uid":2}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"","to_uid":2}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"x","to_uid":0}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"x","to_uid":"two"}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":9,"msg":"x","to_uid":2}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":5,"to_uid":2}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":7,"msg_type":1,"msg":"x","to_uid":2}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"x","to_uid":1}}),
+        json!({"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"x","to_uid":2,"client_msg_id":"x".repeat(65)}}),
+    ];
+    for case in cases {
+        a.send_json(case.clone()).await;
+        assert_eq!(a.reply().await, bad_params, "{case}");
+    }
+    a.send_json(send(json!(2), "12345678901")).await;
+    assert_eq!(
+        a.reply().await,
+        json!({"code": 0, "msg": "msg is longer than the limit", "error": "msg_too_long"})
+    );
+    a.send_json(json!({"class":"chat","action":"sendMsg","content":{"chat_type":3,"msg_type":1,"msg":"x","to_uid":2}})).await;
+    let r = a.reply().await;
+    assert_eq!(
+        (r["code"].clone(), r["error"].clone()),
+        (json!(0), json!("forbidden"))
+    );
+    b.expect_silence(Duration::from_millis(300)).await;
+    let page = b.sync(0, 100).await;
+    assert_eq!(page["result"]["rows"], json!([]));
+}
+
+#[tokio::test]
+async fn five_hundred_back_to_back_messages_keep_their_order() {
+    const N: usize = 600;
+    let srv = TestServer::start();
+    let mut a = srv.connect(1).await;
+    let mut b = srv.connect(2).await;
+    for i in 0..N {
+        a.send_json(send(json!(2), &format!("m{i}"))).await;
+    }
+    let mut last = 0;
+    for i in 0..N {
+        let ack = a.reply().await;
+        assert_eq!(ack["code"], 1, "message {i}: {ack}");
+        let id = ack["result"]["msg_id"].as_i64().unwrap();
+        assert!(id > last, "ack {i} has msg_id {id} after {last}");
+        last = id;
+    }
+    let mut last = 0;
+    for i in 0..N {
+        let p = b.push().await;
+        assert_eq!(p["result"]["msg"], format!("m{i}"));
+        let id = p["result"]["msg_id"].as_i64().unwrap();
+        assert!(id > last);
+        last = id;
+    }
+    let page = b.sync(0, 500).await;
+    let rows = page["result"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 500);
+    assert!(page["result"]["has_more"].as_bool().unwrap());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["msg"], format!("m{i}"));
+    }
+}
+
+#[tokio::test]
+async fn replies_keep_request_order_when_a_fast_reply_follows_a_store() {
+    let srv = TestServer::start();
+    let mut a = srv.connect(1).await;
+    for i in 0..50 {
+        a.send_json(send(json!(2), &format!("m{i}"))).await;
+        a.send_text("ping").await;
+    }
+    for _ in 0..50 {
+        assert_eq!(a.reply().await["code"], 1);
+        assert_eq!(a.reply().await["code"], -1);
+    }
+}
