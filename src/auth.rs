@@ -130,7 +130,7 @@ pub fn token_from_parts<'a>(
             let scheme = scheme.to_ascii_lowercase();
             let token = token.trim();
             ((scheme == "bear" || scheme == "bearer") && !token.is_empty())
-                .then(|| std::borrow::Cow::Borrowed(token))
+                .then_some(std::borrow::Cow::Borrowed(token))
         })
 }
 
@@ -190,9 +190,10 @@ mod tests {
             mall.verify(&other.mint(UserId(1))),
             Err(AuthError::Invalid(_))
         ));
-        let mut cfg = AuthConfig::default();
-        cfg.jwt_secret = "different".into();
-        let wrong = Authenticator::new(&cfg);
+        let wrong = Authenticator::new(&AuthConfig {
+            jwt_secret: "different".into(),
+            ..AuthConfig::default()
+        });
         assert!(wrong.verify(&auth("", "data.id").mint(UserId(1))).is_err());
         let a = auth("", "data.id");
         let expired = {

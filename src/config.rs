@@ -21,7 +21,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -101,21 +101,6 @@ pub struct LimitsConfig {
 pub struct SystemConfig {
     pub nickname: String,
     pub avatar: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            auth: AuthConfig::default(),
-            admin: AdminConfig::default(),
-            redis: RedisConfig::default(),
-            media: MediaConfig::default(),
-            limits: LimitsConfig::default(),
-            system: SystemConfig::default(),
-        }
-    }
 }
 
 impl Default for ServerConfig {

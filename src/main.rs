@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     let loaded = match Config::load(cli.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("shopchat: {e}");
+            eprintln!("shopchat: {}", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -66,6 +66,20 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(config),
     }
+}
+
+/// Parser errors quote the offending source over several lines; an operator needs one
+/// line that says what and where.
+fn one_line(text: &str) -> String {
+    let is_snippet = |l: &str| {
+        let rest = l.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
+        rest.is_empty() || rest.starts_with('|') || rest.starts_with('^')
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !is_snippet(l))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn serve(config: Config) -> ExitCode {

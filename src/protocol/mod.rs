@@ -176,21 +176,12 @@ impl SendMsg {
 }
 
 /// `chat.sync` content (PROTOCOL.md §7).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SyncRequest {
     #[serde(default, deserialize_with = "lenient::opt_int")]
     pub since_msg_id: Option<i64>,
     #[serde(default, deserialize_with = "lenient::opt_int")]
     pub limit: Option<i64>,
-}
-
-impl Default for SyncRequest {
-    fn default() -> Self {
-        SyncRequest {
-            since_msg_id: None,
-            limit: None,
-        }
-    }
 }
 
 pub const SYNC_DEFAULT_LIMIT: i64 = 100;

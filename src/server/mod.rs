@@ -357,3 +357,6 @@ impl Handler<Shutdown> for ChatServer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! ChatServer against a real DbExecutor, with recorder actors standing in for sockets
+//! (the server under test is real; only the far end of each connection is a recorder).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::protocol::{parse_frame, Frame};
+
+type Log = Arc<Mutex<Vec<Arc<str>>>>;
+
+struct Recorder(Log);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for Recorder {
+    type Result = ();
+    fn handle(&mut self, m: Deliver, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(m.0);
+    }
+}
+
+impl Handler<Close> for Recorder {
+    type Result = ();
+    fn handle(&mut self, _: Close, _: &mut Context<Self>) {}
+}
+
+async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
+    let log: Log = Arc::default();
+    let addr = Recorder(log.clone()).start();
+    let conn = ConnId::next();
+    server
+        .send(Connect {
+            conn,
+            uid: UserId(uid),
+            profile: Profile {
+                uid: UserId(uid),
+                nickname: format!("u{uid}"),
+                avatar: String::new(),
+            },
+            deliver: addr.clone().recipient(),
+            close: addr.recipient(),
+        })
+        .await
+        .unwrap();
+    (conn, log)
+}
+
+#[actix_rt::test]
+async fn a_push_is_serialized_once_for_all_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
+    let server = ChatServer::new(DbExecutor::start(pool, 1), &Config::default()).start();
+    let (sender, sender_log) = connect(&server, 1).await;
+    let (_, sender_pc) = connect(&server, 1).await;
+    let (_, phone) = connect(&server, 2).await;
+    let (_, tab) = connect(&server, 2).await;
+
+    let Ok(Frame::Request(request)) =
+        parse_frame(r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"hi","to_uid":2}}"#)
+    else {
+        panic!("valid request")
+    };
+    let (reply, answer) = oneshot::channel();
+    server.do_send(ClientRequest {
+        conn: sender,
+        uid: UserId(1),
+        request,
+        reply,
+    });
+    let ack = answer.await.unwrap().unwrap();
+    assert!(ack.contains("\"msg_id\""), "{ack}");
+
+    let mut waited = Duration::ZERO;
+    while [&sender_pc, &phone, &tab].iter().any(|l| l.lock().unwrap().is_empty()) {
+        assert!(waited < Duration::from_secs(5), "pushes did not arrive");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    let first = phone.lock().unwrap()[0].clone();
+    for log in [&sender_pc, &tab] {
+        assert!(Arc::ptr_eq(&first, &log.lock().unwrap()[0]), "every connection shares one serialized push");
+    }
+    assert!(sender_log.lock().unwrap().is_empty(), "the sending connection gets the ack, not the push");
+}
