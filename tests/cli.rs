@@ -22,7 +22,10 @@ fn repo_file(name: &str) -> PathBuf {
 /// The binary run in `dir` with only the environment given (plus PATH).
 fn shopchat(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("RUST_LOG", "warn");
     for (k, v) in env {
         cmd.env(k, v);
@@ -58,23 +61,38 @@ fn shipped_dev_config_serves_sqlite_on_9504() {
     let c = loaded.config;
     assert_eq!((c.server.host.as_str(), c.server.port), ("127.0.0.1", 9504));
     assert_eq!(c.database.url, "sqlite://data/shopchat.db");
-    assert!(Config::load(Some(&repo_file("config.produce.toml"))).is_err(), "produce config holds no secrets");
+    assert!(
+        Config::load(Some(&repo_file("config.produce.toml"))).is_err(),
+        "produce config holds no secrets"
+    );
 }
 
 #[test]
 fn token_command_uses_the_configured_secret_and_env_overrides() {
     let dir = dir_with(&[("my.toml", "[auth]\njwt_secret = \"file-secret\"\n")]);
-    let out = shopchat(dir.path(), &["token", "--uid", "42", "--config", "my.toml"], &[]);
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "42", "--config", "my.toml"],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(verifies("file-secret", &token), Some(UserId(42)));
 
-    let out = shopchat(dir.path(), &["token", "--uid", "7", "--config", "my.toml"], &[("SHOPCHAT__AUTH__JWT_SECRET", "env-secret")]);
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "7", "--config", "my.toml"],
+        &[("SHOPCHAT__AUTH__JWT_SECRET", "env-secret")],
+    );
     let token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(verifies("env-secret", &token), Some(UserId(7)));
     assert_eq!(verifies("file-secret", &token), None);
 
-    let out = shopchat(dir.path(), &["token", "--uid", "0", "--config", "my.toml"], &[]);
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "0", "--config", "my.toml"],
+        &[],
+    );
     assert!(!out.status.success());
 }
 
@@ -82,24 +100,56 @@ fn token_command_uses_the_configured_secret_and_env_overrides() {
 fn without_config_flag_the_env_picks_dev_or_produce() {
     let dir = dir_with(&[
         ("config.dev.toml", "[auth]\njwt_secret = \"dev-file\"\n"),
-        ("config.produce.toml", "[auth]\njwt_secret = \"prod-file\"\n[admin]\ntoken = \"prod-admin\"\n"),
+        (
+            "config.produce.toml",
+            "[auth]\njwt_secret = \"prod-file\"\n[admin]\ntoken = \"prod-admin\"\n",
+        ),
     ]);
     let out = shopchat(dir.path(), &["token", "--uid", "1"], &[]);
-    assert_eq!(verifies("dev-file", &String::from_utf8(out.stdout).unwrap()), Some(UserId(1)));
-    let out = shopchat(dir.path(), &["token", "--uid", "1"], &[("SHOPCHAT_ENV", "produce")]);
+    assert_eq!(
+        verifies("dev-file", &String::from_utf8(out.stdout).unwrap()),
+        Some(UserId(1))
+    );
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "1"],
+        &[("SHOPCHAT_ENV", "produce")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(verifies("prod-file", &String::from_utf8(out.stdout).unwrap()), Some(UserId(1)));
+    assert_eq!(
+        verifies("prod-file", &String::from_utf8(out.stdout).unwrap()),
+        Some(UserId(1))
+    );
 }
 
 #[test]
 fn bad_or_missing_config_is_one_line_and_a_nonzero_exit() {
-    let dir = dir_with(&[("config.dev.toml", "[server]\nport = 9504\n"), ("broken.toml", "[server\nport=")]);
+    let dir = dir_with(&[
+        ("config.dev.toml", "[server]\nport = 9504\n"),
+        ("broken.toml", "[server\nport="),
+    ]);
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case; 4] = [
-        (&["token", "--uid", "1"], &[("SHOPCHAT__SERVER__PORT", "not-a-port")], "server.port"),
-        (&["token", "--uid", "1", "--config", "nope.toml"], &[], "nope.toml"),
-        (&["token", "--uid", "1", "--config", "broken.toml"], &[], "broken.toml"),
-        (&["token", "--uid", "1"], &[("SHOPCHAT__DATABASE__URL", "oracle://x")], "database.url"),
+        (
+            &["token", "--uid", "1"],
+            &[("SHOPCHAT__SERVER__PORT", "not-a-port")],
+            "server.port",
+        ),
+        (
+            &["token", "--uid", "1", "--config", "nope.toml"],
+            &[],
+            "nope.toml",
+        ),
+        (
+            &["token", "--uid", "1", "--config", "broken.toml"],
+            &[],
+            "broken.toml",
+        ),
+        (
+            &["token", "--uid", "1"],
+            &[("SHOPCHAT__DATABASE__URL", "oracle://x")],
+            "database.url",
+        ),
     ];
     for (args, env, mentions) in cases {
         let out = shopchat(dir.path(), args, env);
@@ -123,20 +173,41 @@ fn produce_refuses_empty_or_default_secrets() {
     let out = shopchat(dir.path(), &["token", "--uid", "1"], &[env_produce, secret]);
     assert!(stderr(&out).contains("admin.token"), "{}", stderr(&out));
 
-    let dev_default = ("SHOPCHAT__AUTH__JWT_SECRET", shopchat::config::DEV_JWT_SECRET);
+    let dev_default = (
+        "SHOPCHAT__AUTH__JWT_SECRET",
+        shopchat::config::DEV_JWT_SECRET,
+    );
     let admin = ("SHOPCHAT__ADMIN__TOKEN", "a-real-admin-token");
-    let out = shopchat(dir.path(), &["token", "--uid", "1"], &[env_produce, dev_default, admin]);
-    assert!(!out.status.success(), "the development secret is refused in produce");
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "1"],
+        &[env_produce, dev_default, admin],
+    );
+    assert!(
+        !out.status.success(),
+        "the development secret is refused in produce"
+    );
 
-    let out = shopchat(dir.path(), &["token", "--uid", "1"], &[env_produce, secret, admin]);
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "1"],
+        &[env_produce, secret, admin],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(verifies("a-real-secret", &String::from_utf8(out.stdout).unwrap()), Some(UserId(1)));
+    assert_eq!(
+        verifies("a-real-secret", &String::from_utf8(out.stdout).unwrap()),
+        Some(UserId(1))
+    );
 }
 
 #[test]
 fn unknown_keys_are_warned_about_but_do_not_stop_it() {
     let dir = dir_with(&[("c.toml", "[server]\nprot = 1\n[databse]\nurl = \"x\"\n")]);
-    let out = shopchat(dir.path(), &["token", "--uid", "1", "--config", "c.toml"], &[("SHOPCHAT__LIMITS__MAX_FRAME", "9")]);
+    let out = shopchat(
+        dir.path(),
+        &["token", "--uid", "1", "--config", "c.toml"],
+        &[("SHOPCHAT__LIMITS__MAX_FRAME", "9")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     for key in ["server.prot", "databse", "limits.max_frame"] {
@@ -175,20 +246,30 @@ async fn serve_creates_its_sqlite_file_in_wal_mode_and_exits_0_on_sigterm() {
     let db = dir.path().join("data/shopchat.db");
     let header = std::fs::read(&db).expect("database file and its folder are created");
     assert_eq!(&header[..16], b"SQLite format 3\0");
-    assert_eq!((header[18], header[19]), (2, 2), "WAL mode is recorded in the file header");
+    assert_eq!(
+        (header[18], header[19]),
+        (2, 2),
+        "WAL mode is recorded in the file header"
+    );
 
     let token = Authenticator::new(&AuthConfig::default()).mint(UserId(1));
     let mut c = common::Client::connect(&format!("ws://{addr}/?token={token}")).await;
     assert_eq!(c.send_direct(2, "hello").await["code"], 1);
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit}");

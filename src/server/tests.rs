@@ -61,9 +61,9 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
     let (_, phone) = connect(&server, 2).await;
     let (_, tab) = connect(&server, 2).await;
 
-    let Ok(Frame::Request(request)) =
-        parse_frame(r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"hi","to_uid":2}}"#)
-    else {
+    let Ok(Frame::Request(request)) = parse_frame(
+        r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"hi","to_uid":2}}"#,
+    ) else {
         panic!("valid request")
     };
     let (reply, answer) = oneshot::channel();
@@ -77,14 +77,23 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
     assert!(ack.contains("\"msg_id\""), "{ack}");
 
     let mut waited = Duration::ZERO;
-    while [&sender_pc, &phone, &tab].iter().any(|l| l.lock().unwrap().is_empty()) {
+    while [&sender_pc, &phone, &tab]
+        .iter()
+        .any(|l| l.lock().unwrap().is_empty())
+    {
         assert!(waited < Duration::from_secs(5), "pushes did not arrive");
         actix_rt::time::sleep(Duration::from_millis(10)).await;
         waited += Duration::from_millis(10);
     }
     let first = phone.lock().unwrap()[0].clone();
     for log in [&sender_pc, &tab] {
-        assert!(Arc::ptr_eq(&first, &log.lock().unwrap()[0]), "every connection shares one serialized push");
+        assert!(
+            Arc::ptr_eq(&first, &log.lock().unwrap()[0]),
+            "every connection shares one serialized push"
+        );
     }
-    assert!(sender_log.lock().unwrap().is_empty(), "the sending connection gets the ack, not the push");
+    assert!(
+        sender_log.lock().unwrap().is_empty(),
+        "the sending connection gets the ack, not the push"
+    );
 }
