@@ -1,7 +1,9 @@
 //! The only place that touches the database: `DbExecutor` actors on a SyncArbiter,
 //! each holding the shared r2d2 pool. Handlers are thin; the SQL lives in `queries`.
 
+pub mod accounts;
 pub mod conn;
+pub mod conversations;
 pub mod models;
 pub mod queries;
 pub mod schema;
@@ -9,7 +11,8 @@ pub mod schema;
 use actix::{Actor, Addr, Handler, Message as ActixMessage, SyncArbiter, SyncContext};
 
 pub use conn::{connect, DbConn, Pool};
-pub use models::{MessageWithSender, NewMessage, Profile};
+pub use conversations::Mark;
+pub use models::{ConversationView, MessageWithSender, NewMessage, Profile, UserCard};
 
 use crate::ids::{MsgId, UserId};
 
@@ -49,76 +52,118 @@ fn now() -> i64 {
     crate::auth::unix_now() as i64
 }
 
-/// From the WebSocket upgrade: the profile of a user about to connect, created as a
-/// placeholder if the platform has not synced one yet.
-#[derive(ActixMessage)]
-#[rtype(result = "Result<Profile, DbError>")]
-pub struct EnsureUser(pub UserId);
+/// Declares a command for the DbExecutor: the message (named as a command, with its
+/// doc saying who sends it) and a handler that runs `$body` on a pooled connection.
+macro_rules! db_command {
+    ($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:ty => |$conn:ident, $msg:ident| $body:expr) => {
+        $(#[$doc])*
+        pub struct $name { $(pub $field: $ty),* }
 
-impl Handler<EnsureUser> for DbExecutor {
-    type Result = Result<Profile, DbError>;
+        impl ActixMessage for $name {
+            type Result = Result<$ret, DbError>;
+        }
 
-    fn handle(&mut self, msg: EnsureUser, _: &mut Self::Context) -> Self::Result {
-        Ok(queries::ensure_user(&mut *self.conn()?, msg.0, now())?)
+        impl Handler<$name> for DbExecutor {
+            type Result = Result<$ret, DbError>;
+
+            fn handle(&mut self, $msg: $name, _: &mut Self::Context) -> Self::Result {
+                let mut pooled = self.conn()?;
+                let $conn: &mut DbConn = &mut pooled;
+                Ok($body?)
+            }
+        }
+    };
+}
+
+db_command! {
+    /// From the WebSocket upgrade: the profile of a user about to connect, created as a
+    /// placeholder if the platform has not synced one yet.
+    EnsureUser { uid: UserId } -> Profile => |c, m| queries::ensure_user(c, m.uid, now())
+}
+
+db_command! {
+    /// From the admin API: create or update a profile; returns it as stored.
+    UpsertUser { uid: UserId, nickname: Option<String>, avatar: Option<String> } -> Profile
+        => |c, m| queries::upsert_user(c, m.uid, m.nickname.as_deref(), m.avatar.as_deref(), now())
+}
+
+db_command! {
+    /// From ChatServer's write queue: store a batch in one transaction, updating the
+    /// conversation rows; returns the ids in batch order. All or nothing.
+    StoreMessages { batch: Vec<NewMessage> } -> Vec<MsgId> => |c, m| queries::store_messages(c, &m.batch)
+}
+
+db_command! {
+    /// For `chat.sync`: a page of what `uid` may see after `since`, and whether more follow.
+    LoadSync { uid: UserId, since: MsgId, limit: i64 } -> (Vec<MessageWithSender>, bool)
+        => |c, m| queries::sync_messages(c, m.uid, m.since, m.limit)
+}
+
+db_command! {
+    /// For `user.recentChat` and `/user/chatRecently`: `uid`'s visible conversations.
+    RecentChats { uid: UserId } -> Vec<ConversationView> => |c, m| conversations::recent(c, m.uid)
+}
+
+db_command! {
+    /// For `chat.setChatRead` / `chat.delChat`: mark the caller's side of a conversation
+    /// (`owner` 0 with `shop` for a shop's side); returns the rows changed.
+    MarkChat { owner: i64, shop: i64, chat_id: String, mark: Mark } -> usize
+        => |c, m| conversations::mark(c, m.owner, m.shop, &m.chat_id, m.mark)
+}
+
+db_command! {
+    /// For `/user/getChatRecord`: one page of a conversation, newest first, and its size.
+    LoadRecords { chat_id: String, page: i64, per_page: i64 } -> (Vec<MessageWithSender>, i64)
+        => |c, m| queries::chat_records(c, &m.chat_id, m.page, m.per_page)
+}
+
+db_command! {
+    /// For `/login`: the account's id and password hash, if it exists.
+    FindLogin { username: String } -> Option<(UserId, Option<String>)>
+        => |c, m| accounts::find_login(c, &m.username)
+}
+
+db_command! {
+    /// For `/login/register`: a new account, or `None` if the name is taken.
+    CreateAccount { username: String, password_hash: String } -> Option<UserId>
+        => |c, m| accounts::create_account(c, &m.username, &m.password_hash, now())
+}
+
+db_command! {
+    /// For `/user/index`: the caller's profile and friend list.
+    LoadIndex { uid: UserId, limit: i64 } -> (Profile, Vec<UserCard>)
+        => |c, m| queries::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, accounts::friend_list(c, m.uid, m.limit)?)))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::conn::{self, PooledConn};
+    use super::NewMessage;
+    use crate::ids::{ChatId, UserId};
+
+    /// A migrated database in a fresh temp dir (kept alive by the returned guard).
+    pub fn db() -> (tempfile::TempDir, PooledConn) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = conn::connect(&url, 1).unwrap();
+        let c = pool.get().unwrap();
+        (dir, c)
     }
-}
 
-/// From the admin API: create or update a profile; returns it as stored.
-#[derive(ActixMessage)]
-#[rtype(result = "Result<Profile, DbError>")]
-pub struct UpsertUser {
-    pub uid: UserId,
-    pub nickname: Option<String>,
-    pub avatar: Option<String>,
-}
-
-impl Handler<UpsertUser> for DbExecutor {
-    type Result = Result<Profile, DbError>;
-
-    fn handle(&mut self, msg: UpsertUser, _: &mut Self::Context) -> Self::Result {
-        Ok(queries::upsert_user(
-            &mut *self.conn()?,
-            msg.uid,
-            msg.nickname.as_deref(),
-            msg.avatar.as_deref(),
-            now(),
-        )?)
-    }
-}
-
-/// From ChatServer's write queue: store a batch in one transaction; returns the ids in
-/// batch order. All or nothing.
-#[derive(ActixMessage)]
-#[rtype(result = "Result<Vec<MsgId>, DbError>")]
-pub struct StoreMessages(pub Vec<NewMessage>);
-
-impl Handler<StoreMessages> for DbExecutor {
-    type Result = Result<Vec<MsgId>, DbError>;
-
-    fn handle(&mut self, msg: StoreMessages, _: &mut Self::Context) -> Self::Result {
-        Ok(queries::store_messages(&mut *self.conn()?, &msg.0)?)
-    }
-}
-
-/// From ChatServer for `chat.sync`: a page of what `uid` may see after `since`, and
-/// whether more follow.
-#[derive(ActixMessage)]
-#[rtype(result = "Result<(Vec<MessageWithSender>, bool), DbError>")]
-pub struct LoadSync {
-    pub uid: UserId,
-    pub since: MsgId,
-    pub limit: i64,
-}
-
-impl Handler<LoadSync> for DbExecutor {
-    type Result = Result<(Vec<MessageWithSender>, bool), DbError>;
-
-    fn handle(&mut self, msg: LoadSync, _: &mut Self::Context) -> Self::Result {
-        Ok(queries::sync_messages(
-            &mut *self.conn()?,
-            msg.uid,
-            msg.since,
-            msg.limit,
-        )?)
+    pub fn direct(from: i64, to: i64, text: &str) -> NewMessage {
+        NewMessage {
+            chat_id: ChatId::direct(UserId(from), UserId(to)).0,
+            chat_type: 1,
+            msg_type: 1,
+            msg: text.into(),
+            from_uid: from,
+            to_uid: to,
+            shop_id: 0,
+            group_id: 0,
+            consumer_uid: 0,
+            from_service: false,
+            client_msg_id: None,
+            createtime: 1_700_000_000,
+        }
     }
 }

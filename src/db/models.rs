@@ -79,3 +79,38 @@ impl From<ProfileRow> for Profile {
         }
     }
 }
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::conversations)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub owner_uid: i64,
+    pub shop_id: i64,
+    pub chat_id: String,
+    pub chat_type: i32,
+    pub peer_id: i64,
+    pub last_msg: String,
+    pub last_uid: i64,
+    pub last_time: i64,
+    pub msg_type: i32,
+    pub unread_count: i32,
+    pub hidden: bool,
+}
+
+/// A conversation row with the name and avatar of whoever is on the other side.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationView {
+    pub row: ConversationRow,
+    pub peer_name: String,
+    pub peer_avatar: String,
+}
+
+/// A user as the friend list shows them.
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = users)]
+pub struct UserCard {
+    pub id: i64,
+    pub nickname: String,
+    pub avatar: String,
+    pub sign: String,
+}

@@ -72,7 +72,16 @@ pub fn upsert_user(
 
 /// Stores a batch in one transaction (group commit); ids come back in batch order.
 pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
-    conn.transaction(|conn| batch.iter().map(|m| insert_message(conn, m)).collect())
+    conn.transaction(|conn| {
+        batch
+            .iter()
+            .map(|m| {
+                let id = insert_message(conn, m)?;
+                super::conversations::record(conn, m)?;
+                Ok(id)
+            })
+            .collect()
+    })
 }
 
 fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
@@ -120,50 +129,52 @@ pub fn sync_messages(
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
     let has_more = rows.len() as i64 > limit;
-    let rows = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|(message, sender)| {
-            let sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
-                uid: UserId(message.from_uid),
-                nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
-                avatar: String::new(),
-            });
-            MessageWithSender { message, sender }
-        })
-        .collect();
-    Ok((rows, has_more))
+    Ok((
+        with_senders(rows.into_iter().take(limit as usize)),
+        has_more,
+    ))
+}
+
+fn with_senders(
+    rows: impl Iterator<Item = (MessageRow, Option<ProfileRow>)>,
+) -> Vec<MessageWithSender> {
+    rows.map(|(message, sender)| {
+        let sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
+            uid: UserId(message.from_uid),
+            nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
+            avatar: String::new(),
+        });
+        MessageWithSender { message, sender }
+    })
+    .collect()
+}
+
+/// Page `page` (from 1) of one conversation's history, newest first, and its size.
+pub fn chat_records(
+    conn: &mut DbConn,
+    chat: &str,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<MessageWithSender>, i64)> {
+    let total: i64 = messages::table
+        .filter(messages::chat_id.eq(chat))
+        .count()
+        .get_result(conn)?;
+    let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
+        .left_join(users::table)
+        .filter(messages::chat_id.eq(chat))
+        .order(messages::id.desc())
+        .limit(per_page)
+        .offset((page - 1).saturating_mul(per_page))
+        .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
+        .load(conn)?;
+    Ok((with_senders(rows.into_iter()), total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::conn;
-
-    fn db() -> (tempfile::TempDir, conn::PooledConn) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let pool = conn::connect(&url, 1).unwrap();
-        let c = pool.get().unwrap();
-        (dir, c)
-    }
-
-    fn direct(from: i64, to: i64, text: &str) -> NewMessage {
-        NewMessage {
-            chat_id: crate::ids::ChatId::direct(UserId(from), UserId(to)).0,
-            chat_type: 1,
-            msg_type: 1,
-            msg: text.into(),
-            from_uid: from,
-            to_uid: to,
-            shop_id: 0,
-            group_id: 0,
-            consumer_uid: 0,
-            from_service: false,
-            client_msg_id: None,
-            createtime: 1_700_000_000,
-        }
-    }
+    use crate::db::testing::{db, direct};
 
     #[test]
     fn ensure_user_creates_a_placeholder_once() {
@@ -236,5 +247,25 @@ mod tests {
         assert_eq!(rows[0].message.id, ids[3].0);
         let (rows, _) = sync_messages(&mut c, UserId(4), MsgId(0), 10).unwrap();
         assert_eq!(rows.len(), 1);
+    }
+
+    #[test]
+    fn records_page_newest_first_with_a_total() {
+        let (_d, mut c) = db();
+        let batch: Vec<_> = (0..25).map(|i| direct(1, 2, &format!("m{i}"))).collect();
+        store_messages(&mut c, &batch).unwrap();
+        store_messages(&mut c, &[direct(1, 3, "elsewhere")]).unwrap();
+        let (rows, total) = chat_records(&mut c, "1_2", 1, 20).unwrap();
+        assert_eq!(total, 25);
+        assert_eq!(rows.len(), 20);
+        assert_eq!(rows[0].message.msg, "m24");
+        let (rows, _) = chat_records(&mut c, "1_2", 2, 20).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.message.msg.as_str())
+                .collect::<Vec<_>>(),
+            ["m4", "m3", "m2", "m1", "m0"]
+        );
+        assert!(chat_records(&mut c, "1_2", 3, 20).unwrap().0.is_empty());
     }
 }

@@ -30,6 +30,23 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, messages);
+diesel::table! {
+    conversations (id) {
+        id -> BigInt,
+        owner_uid -> BigInt,
+        shop_id -> BigInt,
+        chat_id -> Text,
+        chat_type -> Integer,
+        peer_id -> BigInt,
+        last_msg -> Text,
+        last_uid -> BigInt,
+        last_time -> BigInt,
+        msg_type -> Integer,
+        unread_count -> Integer,
+        hidden -> Bool,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(users, messages, conversations);
 
 diesel::joinable!(messages -> users (from_uid));

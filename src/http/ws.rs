@@ -44,7 +44,7 @@ pub async fn entry(
                 .body(protocol::NOT_LOGGED_IN));
         }
     };
-    let profile = match state.db.send(EnsureUser(uid)).await {
+    let profile = match state.db.send(EnsureUser { uid }).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return Ok(unavailable(&e)),
         Err(e) => return Ok(unavailable(&e)),

@@ -159,7 +159,7 @@ impl ChatServer {
         };
         let rows: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
         self.db
-            .send(StoreMessages(rows))
+            .send(StoreMessages { batch: rows })
             .into_actor(self)
             .map(move |res, act, ctx| {
                 act.finish_batch(batch, res);

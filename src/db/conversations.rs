@@ -1,0 +1,257 @@
+//! Conversation rows (PROTOCOL.md §6): one per owner and conversation, written in the
+//! same transaction as the message that changes them.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::conn::DbConn;
+use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow};
+use super::schema::{conversations, users};
+use crate::ids::UserId;
+use crate::protocol::chat_type;
+
+/// The most rows a recent-chat list returns.
+pub const MAX_RECENT: i64 = 200;
+
+/// Updates every conversation row `m` changes (called inside the storing transaction).
+pub fn record(conn: &mut DbConn, m: &NewMessage) -> QueryResult<()> {
+    if m.chat_type == chat_type::DIRECT {
+        touch(conn, m.from_uid, 0, m.to_uid, m, false)?;
+        touch(conn, m.to_uid, 0, m.from_uid, m, true)?;
+    }
+    Ok(())
+}
+
+/// Brings one owner's row up to date with `m`, creating it on the first message; a
+/// hidden row comes back.
+fn touch(
+    conn: &mut DbConn,
+    owner: i64,
+    shop: i64,
+    peer: i64,
+    m: &NewMessage,
+    unread: bool,
+) -> QueryResult<()> {
+    if update_last(conn, owner, shop, m, unread)? > 0 {
+        return Ok(());
+    }
+    let row = (
+        conversations::owner_uid.eq(owner),
+        conversations::shop_id.eq(shop),
+        conversations::chat_id.eq(&m.chat_id),
+        conversations::chat_type.eq(m.chat_type),
+        conversations::peer_id.eq(peer),
+        conversations::last_msg.eq(&m.msg),
+        conversations::last_uid.eq(m.from_uid),
+        conversations::last_time.eq(m.createtime),
+        conversations::msg_type.eq(m.msg_type),
+        conversations::unread_count.eq(i32::from(unread)),
+        conversations::hidden.eq(false),
+    );
+    // A savepoint, so that losing an insert race to another node does not abort the
+    // surrounding transaction (PostgreSQL would); the winner's row is then updated.
+    let inserted = conn.transaction(|c| {
+        diesel::insert_into(conversations::table)
+            .values(row)
+            .execute(c)
+    });
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            update_last(conn, owner, shop, m, unread).map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn update_last(
+    conn: &mut DbConn,
+    owner: i64,
+    shop: i64,
+    m: &NewMessage,
+    unread: bool,
+) -> QueryResult<usize> {
+    let target = conversations::table
+        .filter(conversations::owner_uid.eq(owner))
+        .filter(conversations::shop_id.eq(shop))
+        .filter(conversations::chat_id.eq(&m.chat_id));
+    diesel::update(target)
+        .set((
+            conversations::last_msg.eq(&m.msg),
+            conversations::last_uid.eq(m.from_uid),
+            conversations::last_time.eq(m.createtime),
+            conversations::msg_type.eq(m.msg_type),
+            conversations::hidden.eq(false),
+            conversations::unread_count.eq(conversations::unread_count + i32::from(unread)),
+        ))
+        .execute(conn)
+}
+
+/// `owner`'s visible conversations, newest first, with the other side's name and avatar.
+pub fn recent(conn: &mut DbConn, owner: UserId) -> QueryResult<Vec<ConversationView>> {
+    let rows: Vec<ConversationRow> = conversations::table
+        .filter(conversations::owner_uid.eq(owner.0))
+        .filter(conversations::hidden.eq(false))
+        .order((conversations::last_time.desc(), conversations::id.desc()))
+        .limit(MAX_RECENT)
+        .select(ConversationRow::as_select())
+        .load(conn)?;
+    let peers: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.chat_type == chat_type::DIRECT)
+        .map(|r| r.peer_id)
+        .collect();
+    let profiles = profiles_by_id(conn, &peers)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (peer_name, peer_avatar) = match profiles.get(&row.peer_id) {
+                Some(p) => (p.nickname.clone(), p.avatar.clone()),
+                None => (
+                    Profile::placeholder_nickname(UserId(row.peer_id)),
+                    String::new(),
+                ),
+            };
+            ConversationView {
+                row,
+                peer_name,
+                peer_avatar,
+            }
+        })
+        .collect())
+}
+
+pub fn profiles_by_id(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashMap<i64, Profile>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ProfileRow> = users::table
+        .filter(users::id.eq_any(ids))
+        .select(ProfileRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.id, Profile::from(r))).collect())
+}
+
+/// What a reader does to its own side of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// Clear the unread count.
+    Read,
+    /// Hide it from the list until its next message.
+    Hidden,
+}
+
+/// Applies `mark` to the row of `owner` (0 with `shop` for a shop's side); returns rows changed.
+pub fn mark(
+    conn: &mut DbConn,
+    owner: i64,
+    shop: i64,
+    chat: &str,
+    mark: Mark,
+) -> QueryResult<usize> {
+    let target = conversations::table
+        .filter(conversations::owner_uid.eq(owner))
+        .filter(conversations::shop_id.eq(shop))
+        .filter(conversations::chat_id.eq(chat));
+    match mark {
+        Mark::Read => diesel::update(target)
+            .set(conversations::unread_count.eq(0))
+            .execute(conn),
+        Mark::Hidden => diesel::update(target)
+            .set(conversations::hidden.eq(true))
+            .execute(conn),
+    }
+}
+
+/// The 1:1 peers of `uid`, most recent first.
+pub fn direct_peers(conn: &mut DbConn, uid: UserId, limit: i64) -> QueryResult<Vec<i64>> {
+    conversations::table
+        .filter(conversations::owner_uid.eq(uid.0))
+        .filter(conversations::chat_type.eq(chat_type::DIRECT))
+        .order(conversations::last_time.desc())
+        .limit(limit)
+        .select(conversations::peer_id)
+        .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::queries::{store_messages, upsert_user};
+    use crate::db::testing::{db, direct};
+
+    fn at(mut m: NewMessage, t: i64) -> NewMessage {
+        m.createtime = t;
+        m
+    }
+
+    #[test]
+    fn both_sides_get_a_row_and_only_the_receiver_counts_unread() {
+        let (_d, mut c) = db();
+        upsert_user(&mut c, UserId(2), Some("Bee"), Some("b.png"), 0).unwrap();
+        store_messages(
+            &mut c,
+            &[at(direct(1, 2, "a"), 10), at(direct(1, 2, "b"), 11)],
+        )
+        .unwrap();
+        let mine = recent(&mut c, UserId(1)).unwrap();
+        assert_eq!(mine.len(), 1);
+        let r = &mine[0];
+        assert_eq!(
+            (
+                r.row.last_msg.as_str(),
+                r.row.last_uid,
+                r.row.last_time,
+                r.row.unread_count
+            ),
+            ("b", 1, 11, 0)
+        );
+        assert_eq!(
+            (r.row.peer_id, r.peer_name.as_str(), r.peer_avatar.as_str()),
+            (2, "Bee", "b.png")
+        );
+        let theirs = recent(&mut c, UserId(2)).unwrap();
+        assert_eq!(
+            (theirs[0].row.unread_count, theirs[0].peer_name.as_str()),
+            (2, "user1")
+        );
+    }
+
+    #[test]
+    fn newest_first_read_clears_and_hidden_rows_return_on_the_next_message() {
+        let (_d, mut c) = db();
+        store_messages(
+            &mut c,
+            &[at(direct(3, 1, "old"), 10), at(direct(4, 1, "new"), 20)],
+        )
+        .unwrap();
+        let order: Vec<i64> = recent(&mut c, UserId(1))
+            .unwrap()
+            .iter()
+            .map(|v| v.row.peer_id)
+            .collect();
+        assert_eq!(order, [4, 3]);
+        assert_eq!(mark(&mut c, 1, 0, "1_4", Mark::Read).unwrap(), 1);
+        assert_eq!(recent(&mut c, UserId(1)).unwrap()[0].row.unread_count, 0);
+        assert_eq!(mark(&mut c, 1, 0, "1_3", Mark::Hidden).unwrap(), 1);
+        let visible: Vec<i64> = recent(&mut c, UserId(1))
+            .unwrap()
+            .iter()
+            .map(|v| v.row.peer_id)
+            .collect();
+        assert_eq!(visible, [4]);
+        assert_eq!(
+            recent(&mut c, UserId(3)).unwrap().len(),
+            1,
+            "hiding is the caller's alone"
+        );
+        store_messages(&mut c, &[at(direct(3, 1, "again"), 30)]).unwrap();
+        let back = recent(&mut c, UserId(1)).unwrap();
+        assert_eq!(
+            (back[0].row.peer_id, back[0].row.last_msg.as_str()),
+            (3, "again")
+        );
+    }
+}
