@@ -42,10 +42,15 @@ pub async fn run(
         db,
     });
     let addr = listener.local_addr()?;
-    let mut http =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(http::routes))
-            .disable_signals()
-            .shutdown_timeout(config.server.shutdown_timeout_secs);
+    let mut http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(http::preflight))
+            .wrap(http::cors_headers())
+            .configure(http::routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
     if config.server.workers > 0 {
         http = http.workers(config.server.workers);
     }

@@ -6,6 +6,7 @@
 //! - [`config`]: the config contract (file, `SHOPCHAT__SECTION__KEY` overrides, checks).
 //! - [`auth`]: HS256 tokens shared with the e-commerce platform.
 //! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
+//! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
 //! - [`error`]: what a client can be told, mapped to wire codes in one place.
 //! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database.
 //! - [`server`]: `ChatServer`, the registry of connections and the write queue.
@@ -15,6 +16,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod chats;
 pub mod config;
 pub mod db;
 pub mod error;

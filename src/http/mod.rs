@@ -1,11 +1,20 @@
-//! HTTP routes: the WebSocket upgrade at `/` and `/ws`, and the admin API.
+//! HTTP routes: the WebSocket upgrade at `/` and `/ws`, the original user API, uploads,
+//! and the admin API.
 
 pub mod admin;
+pub mod api;
+pub mod login;
+pub mod media;
+pub mod user;
 pub mod ws;
 
 use std::sync::Arc;
 
 use actix::Addr;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
@@ -20,6 +29,35 @@ pub struct AppState {
     pub auth: Authenticator,
     pub server: Addr<ChatServer>,
     pub db: Addr<DbExecutor>,
+}
+
+/// The CORS headers of PROTOCOL.md §8, on every response (the H5 client is on another origin).
+pub fn cors_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("Access-Control-Allow-Origin", "*"))
+        .add((
+            "Access-Control-Allow-Methods",
+            "GET, POST, OPTIONS, DELETE, PUT",
+        ))
+        .add((
+            "Access-Control-Allow-Headers",
+            "Content-Type, authorizations, Authorization, X-Requested-With",
+        ))
+}
+
+/// Answers `OPTIONS` on any path with 200 before routing (a preflight must not meet a 404 or 405).
+pub async fn preflight(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::OPTIONS {
+        return Ok(req
+            .into_response(HttpResponse::Ok().finish())
+            .map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Mounts every route on `cfg`.
@@ -38,6 +76,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(ws::entry))
     .route("/ws", web::get().to(ws::entry))
     .configure(admin::routes)
+    .configure(login::routes)
+    .configure(user::routes)
+    .configure(media::routes)
     .default_service(web::to(|| async {
         HttpResponse::NotFound().json(json!({"code": 0, "msg": "not found", "error": "not_found"}))
     }));

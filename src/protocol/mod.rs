@@ -48,6 +48,9 @@ pub enum Frame {
 pub enum Request {
     SendMsg(SendMsg),
     Sync(SyncRequest),
+    SetChatRead(ChatRef),
+    DelChat(ChatRef),
+    RecentChat(RecentChatRequest),
 }
 
 #[derive(Deserialize)]
@@ -76,6 +79,11 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
     let request = match (class.as_str(), action.as_str()) {
         ("Chat", "sendmsg") => Request::SendMsg(content(env.content)?),
         ("Chat", "sync") => Request::Sync(content_or_default(env.content)?),
+        ("Chat", "setchatread") => {
+            Request::SetChatRead(content::<ChatRef>(env.content)?.checked()?)
+        }
+        ("Chat", "delchat") => Request::DelChat(content::<ChatRef>(env.content)?.checked()?),
+        ("User", "recentchat") => Request::RecentChat(content_or_default(env.content)?),
         _ => return Err(ChatError::UnknownAction),
     };
     Ok(Frame::Request(request))
@@ -163,16 +171,55 @@ impl SendMsg {
 
     /// role_type for chat_type 4: 0/"user" or 1/"service".
     pub fn role(&self) -> Result<Role, ChatError> {
-        match &self.role_type {
-            Value::String(s) if s == "user" || s == "0" => Ok(Role::Consumer),
-            Value::String(s) if s == "service" || s == "1" => Ok(Role::Agent),
-            Value::Number(n) if n.as_i64() == Some(0) => Ok(Role::Consumer),
-            Value::Number(n) if n.as_i64() == Some(1) => Ok(Role::Agent),
-            _ => Err(ChatError::bad(
-                "role_type must be 0/\"user\" or 1/\"service\"",
-            )),
-        }
+        role_of(&self.role_type)
     }
+}
+
+fn role_of(v: &Value) -> Result<Role, ChatError> {
+    match v {
+        Value::String(s) if s == "user" || s == "0" => Ok(Role::Consumer),
+        Value::String(s) if s == "service" || s == "1" => Ok(Role::Agent),
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(Role::Consumer),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(Role::Agent),
+        _ => Err(ChatError::bad(
+            "role_type must be 0/\"user\" or 1/\"service\"",
+        )),
+    }
+}
+
+/// Longest chat_id any conversation has.
+pub const MAX_CHAT_ID: usize = 64;
+
+/// `chat.setChatRead` / `chat.delChat` content (PROTOCOL.md §6).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChatRef {
+    pub chat_id: String,
+    #[serde(default)]
+    pub role_type: Value,
+}
+
+impl ChatRef {
+    fn checked(self) -> Result<ChatRef, ChatError> {
+        if self.chat_id.is_empty() || self.chat_id.len() > MAX_CHAT_ID {
+            return Err(ChatError::bad("chat_id must be 1 to 64 bytes"));
+        }
+        Ok(self)
+    }
+
+    /// The caller's side: absent or 0/"user" is their own, 1/"service" their shop's.
+    pub fn role(&self) -> Result<Role, ChatError> {
+        if self.role_type.is_null() {
+            return Ok(Role::Consumer);
+        }
+        role_of(&self.role_type)
+    }
+}
+
+/// `user.recentChat` content.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RecentChatRequest {
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    pub is_service: Option<bool>,
 }
 
 /// `chat.sync` content (PROTOCOL.md §7).
@@ -284,6 +331,53 @@ pub struct ChatPush {
 pub struct SyncPage {
     pub rows: Vec<ChatPush>,
     pub has_more: bool,
+}
+
+/// One row of a recent-chat list (PROTOCOL.md §6).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentChatRow {
+    pub id: i64,
+    pub uid: i64,
+    pub chat_id: String,
+    pub shop_id: i64,
+    pub friend_uid: i64,
+    pub friend_name: String,
+    pub friend_avatar: String,
+    pub last_msg: String,
+    pub last_uid: i64,
+    pub last_time: i64,
+    pub chat_type: i32,
+    pub msg_type: i32,
+    pub unread_count: i64,
+}
+
+/// `user.recentChat` (code 102) and `/user/chatRecently` (code 1) result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecentChats {
+    pub rows: Vec<RecentChatRow>,
+    pub unread_count: i64,
+}
+
+/// One message of `/user/getChatRecord` (PROTOCOL.md §8).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordRow {
+    pub msg_id: i64,
+    pub avatar: String,
+    pub nickname: String,
+    pub chat_id: String,
+    pub from_uid: i64,
+    pub to_uid: i64,
+    pub chat_type: i32,
+    pub msg_type: i32,
+    pub msg: String,
+    pub createtime: i64,
+    pub mine: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Records {
+    pub rows: Vec<RecordRow>,
+    pub total: i64,
 }
 
 /// Avatars and logos stored as relative paths are served from `media.base_url`.

@@ -209,3 +209,71 @@ fn relative_avatars_get_the_media_base() {
     );
     assert_eq!(absolute_url("http://cdn.x", ""), "");
 }
+
+#[test]
+fn read_and_delete_take_a_chat_id_and_an_optional_role() {
+    let Request::SetChatRead(r) = parsed(
+        r#"{"class":"chat","action":"setChatRead","content":{"chat_id":"7_12","role_type":0}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((r.chat_id.as_str(), r.role()), ("7_12", Ok(Role::Consumer)));
+    let Request::DelChat(r) = parsed(
+        r#"{"class":"chat","action":"delChat","content":{"chat_id":"3____12","role_type":"service"}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(r.role(), Ok(Role::Agent));
+    let Request::DelChat(r) =
+        parsed(r#"{"class":"chat","action":"delChat","content":{"chat_id":"7_12"}}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(r.role(), Ok(Role::Consumer));
+    for bad in [r#"{"chat_id":""}"#, r#"{"chat_id":5}"#, r#"{}"#] {
+        let text = format!(r#"{{"class":"chat","action":"setChatRead","content":{bad}}}"#);
+        assert!(
+            matches!(parse_frame(&text), Err(ChatError::BadParams(_))),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn recent_chat_reply_has_the_documented_row_shape() {
+    let Request::RecentChat(r) =
+        parsed(r#"{"class":"user","action":"recentChat","content":{"is_service":"1"}}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(r.is_service, Some(true));
+    let Request::RecentChat(r) = parsed(r#"{"class":"user","action":"recentChat"}"#) else {
+        panic!()
+    };
+    assert_eq!(r.is_service, None);
+    let page = RecentChats {
+        rows: vec![RecentChatRow {
+            id: 1,
+            uid: 12,
+            chat_id: "7_12".into(),
+            shop_id: 0,
+            friend_uid: 7,
+            friend_name: "Ann".into(),
+            friend_avatar: "".into(),
+            last_msg: "hi".into(),
+            last_uid: 7,
+            last_time: 1566212436,
+            chat_type: 1,
+            msg_type: 1,
+            unread_count: 2,
+        }],
+        unread_count: 2,
+    };
+    same_json(
+        &reply_with(code::RECENT_CHATS, &page),
+        json!({"code":102,"msg":null,"result":{"rows":[{
+            "id":1,"uid":12,"chat_id":"7_12","shop_id":0,"friend_uid":7,"friend_name":"Ann",
+            "friend_avatar":"","last_msg":"hi","last_uid":7,"last_time":1566212436,
+            "chat_type":1,"msg_type":1,"unread_count":2}],"unread_count":2}}),
+    );
+}

@@ -58,6 +58,13 @@ pub struct ClientRequest {
     pub reply: ReplyTx,
 }
 
+/// From `/user/index`: how many of `uids` have a live connection.
+#[derive(ActixMessage)]
+#[rtype(result = "usize")]
+pub struct CountOnline {
+    pub uids: Vec<UserId>,
+}
+
 /// From the admin API after a profile is stored: later pushes carry the new name/avatar.
 #[derive(ActixMessage)]
 #[rtype(result = "()")]

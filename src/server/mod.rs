@@ -13,8 +13,9 @@ use tokio::sync::oneshot;
 
 pub use messages::*;
 
+use crate::chats;
 use crate::config::Config;
-use crate::db::{DbError, DbExecutor, LoadSync, NewMessage, Profile, StoreMessages};
+use crate::db::{DbError, DbExecutor, LoadSync, Mark, NewMessage, Profile, StoreMessages};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, UserId};
 use crate::protocol::{
@@ -219,15 +220,12 @@ impl ChatServer {
         let base = self.settings.media_base.clone();
         answer_later(reply, async move {
             let (since, limit) = req.bounds()?;
-            let (rows, has_more) = db
-                .send(LoadSync {
-                    uid,
-                    since: MsgId(since),
-                    limit,
-                })
-                .await
-                .map_err(|e| storage_error(&e))?
-                .map_err(|e| storage_error(&e))?;
+            let (rows, has_more) = chats::ask(db.send(LoadSync {
+                uid,
+                since: MsgId(since),
+                limit,
+            }))
+            .await?;
             let rows = rows
                 .into_iter()
                 .map(|r| {
@@ -239,7 +237,31 @@ impl ChatServer {
                 code::RECORDS,
                 &SyncPage { rows, has_more },
             ))
-        })
+        });
+    }
+
+    /// Requests answered from the database alone, with no state of the server's.
+    fn answer_from_db(&self, uid: UserId, request: Request, reply: ReplyTx) {
+        let db = self.db.clone();
+        let base = self.settings.media_base.clone();
+        answer_later(reply, async move {
+            match request {
+                Request::RecentChat(r) => {
+                    let list =
+                        chats::recent_chats(&db, uid, r.is_service.unwrap_or(false), &base).await?;
+                    Ok(protocol::reply_with(code::RECENT_CHATS, &list))
+                }
+                Request::SetChatRead(chat) => {
+                    chats::mark_chat(&db, uid, chat, Mark::Read).await?;
+                    Ok(protocol::ok(&()))
+                }
+                Request::DelChat(chat) => {
+                    chats::mark_chat(&db, uid, chat, Mark::Hidden).await?;
+                    Ok(protocol::ok(&()))
+                }
+                Request::SendMsg(_) | Request::Sync(_) => Err(ChatError::UnknownAction),
+            }
+        });
     }
 
     fn check_drained(&mut self) {
@@ -273,11 +295,6 @@ fn fail_all(batch: Vec<PendingStore>) {
     for p in batch {
         let _ = p.reply.send(Err(ChatError::StorageUnavailable));
     }
-}
-
-fn storage_error(e: &dyn std::fmt::Display) -> ChatError {
-    log::error!("database: {e}");
-    ChatError::StorageUnavailable
 }
 
 impl Actor for ChatServer {
@@ -330,7 +347,19 @@ impl Handler<ClientRequest> for ChatServer {
         match msg.request {
             Request::SendMsg(m) => self.accept_send(msg.conn, msg.uid, m, msg.reply, ctx),
             Request::Sync(req) => self.sync(msg.uid, req, msg.reply),
+            other => self.answer_from_db(msg.uid, other, msg.reply),
         }
+    }
+}
+
+impl Handler<CountOnline> for ChatServer {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CountOnline, _: &mut Context<Self>) -> usize {
+        msg.uids
+            .iter()
+            .filter(|u| self.online.contains_key(u))
+            .count()
     }
 }
 

@@ -129,6 +129,25 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// POST `path` with a JSON body and the original client's `authorizations: bear` header;
+    /// asserts HTTP 200 (the user API always answers 200) and returns the JSON answer.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Value {
+        let mut req = reqwest::Client::new().post(self.http(path)).json(&body);
+        if let Some(t) = token {
+            req = req.header("authorizations", format!("bear {t}"));
+        }
+        let resp = req.send().await.expect("request should get an answer");
+        assert_eq!(resp.status(), 200, "POST {path}");
+        resp.json().await.expect("answer is JSON")
+    }
+
+    /// POST as user `uid` (token minted for it).
+    pub async fn post_as(&self, uid: i64, path: &str, body: Value) -> Value {
+        self.post(path, Some(&self.token(uid)), body).await
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();

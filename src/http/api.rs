@@ -1,0 +1,106 @@
+//! What the original HTTP API's handlers share: the caller's identity from the
+//! `authorizations` header, request parameters from a JSON (or form) body, and the
+//! `{"code":..,"msg":..,"result":..}` replies, always with HTTP status 200.
+
+use std::future::{ready, Ready};
+
+use actix_web::{http::header, web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+use crate::auth::token_from_parts;
+use crate::error::ChatError;
+use crate::ids::UserId;
+
+/// Why an API call failed, rendered as the original client expects.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// A failure whose message PROTOCOL.md fixes (the login and register texts).
+    #[error("{0}")]
+    Text(&'static str),
+    #[error("{0}")]
+    Chat(#[from] ChatError),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::OK
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::NotLoggedIn => json!({"code": 401, "msg": "请登录", "result": null}),
+            ApiError::Text(msg) => json!({"code": 0, "msg": msg, "result": null}),
+            ApiError::Chat(e) => {
+                let (msg, word) = e.wire();
+                json!({"code": 0, "msg": msg, "error": word, "result": null})
+            }
+        };
+        HttpResponse::Ok().json(body)
+    }
+}
+
+/// `{"code":1,"msg":<msg>,"result":<result>}`.
+pub fn ok_with(msg: Option<&str>, result: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"code": 1, "msg": msg, "result": result}))
+}
+
+pub fn state(req: &HttpRequest) -> &AppState {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState should be registered by http::routes")
+}
+
+/// The user a request's token speaks for (header `authorizations: bear T`,
+/// `Authorization: Bearer T`, or `?token=T`).
+pub struct Caller(pub UserId);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Caller, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let token = token_from_parts(
+            req.query_string(),
+            header_str("authorizations"),
+            header_str(header::AUTHORIZATION.as_str()),
+        );
+        let uid = token.and_then(|t| state(req).auth.verify(&t).ok());
+        ready(uid.map(Caller).ok_or(ApiError::NotLoggedIn))
+    }
+}
+
+/// A request's parameters: a JSON object body, a form body, or nothing at all.
+pub fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|e| ChatError::bad(e.to_string()))?;
+        return Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ChatError::bad("body must be a JSON object").into()),
+        Err(e) => Err(ChatError::bad(e.to_string()).into()),
+    }
+}
+
+/// The parameters decoded into `T` (lenient about numbers-as-strings like the WebSocket side).
+pub fn decode<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    let map = params(req, body)?;
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::Chat(ChatError::bad(e.to_string())))
+}
