@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::{self, DbError, DbExecutor};
 use crate::http::{self, AppState};
+use crate::server::push::Presenter;
 use crate::server::{ChatServer, Shutdown};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,7 @@ pub async fn run(
         auth: Authenticator::new(&config.auth),
         server: server.clone(),
         db,
+        presenter: Presenter::new(&config),
     });
     let addr = listener.local_addr()?;
     let mut http = HttpServer::new(move || {

@@ -4,12 +4,11 @@
 
 use actix::{dev::Request, Addr, Handler, Message as ActixMessage};
 
-use crate::db::{self, DbError, DbExecutor, Mark};
+use crate::db::{self, DbError, DbExecutor, Mark, RecordScope, Side};
 use crate::error::ChatError;
-use crate::ids::UserId;
-use crate::protocol::{
-    absolute_url, ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role,
-};
+use crate::ids::{ShopId, UserId};
+use crate::protocol::{ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role};
+use crate::server::push::Presenter;
 
 /// Messages per page of `/user/getChatRecord`.
 pub const RECORDS_PER_PAGE: i64 = 20;
@@ -34,18 +33,27 @@ where
     }
 }
 
-/// The caller's conversations, newest first, with the sum of their unread counts.
+/// The shop `uid` serves, or `forbidden`: a shop's side belongs to its agents.
+async fn agent_shop(db: &Addr<DbExecutor>, uid: UserId) -> Result<ShopId, ChatError> {
+    ask(db.send(db::AgentShop { uid }))
+        .await?
+        .ok_or(ChatError::Forbidden)
+}
+
+/// The caller's conversations (with `is_service`, its shop's), newest first, with the
+/// sum of their unread counts.
 pub async fn recent_chats(
     db: &Addr<DbExecutor>,
     uid: UserId,
     is_service: bool,
-    media_base: &str,
+    presenter: &Presenter,
 ) -> Result<RecentChats, ChatError> {
-    if is_service {
-        // Shop-side lists belong to agents; agents arrive with customer service.
-        return Err(ChatError::Forbidden);
-    }
-    let views = ask(db.send(db::RecentChats { uid })).await?;
+    let side = if is_service {
+        Side::Shop(agent_shop(db, uid).await?)
+    } else {
+        Side::User(uid)
+    };
+    let views = ask(db.send(db::RecentChats { side })).await?;
     let rows: Vec<RecentChatRow> = views
         .into_iter()
         .map(|v| RecentChatRow {
@@ -55,7 +63,7 @@ pub async fn recent_chats(
             shop_id: v.row.shop_id,
             friend_uid: v.row.peer_id,
             friend_name: v.peer_name,
-            friend_avatar: absolute_url(media_base, &v.peer_avatar),
+            friend_avatar: presenter.url(&v.peer_avatar),
             last_msg: v.row.last_msg,
             last_uid: v.row.last_uid,
             last_time: v.row.last_time,
@@ -68,21 +76,20 @@ pub async fn recent_chats(
     Ok(RecentChats { rows, unread_count })
 }
 
-/// Clears the unread count of, or hides, the caller's side of a conversation.
+/// Clears the unread count of, or hides, the caller's side of a conversation (role
+/// 1: its shop's shared side).
 pub async fn mark_chat(
     db: &Addr<DbExecutor>,
     uid: UserId,
     chat: ChatRef,
     mark: Mark,
 ) -> Result<(), ChatError> {
-    match chat.role()? {
-        Role::Consumer => {}
-        // The shared shop side belongs to agents; agents arrive with customer service.
-        Role::Agent => return Err(ChatError::Forbidden),
-    }
+    let side = match chat.role()? {
+        Role::Consumer => Side::User(uid),
+        Role::Agent => Side::Shop(agent_shop(db, uid).await?),
+    };
     ask(db.send(db::MarkChat {
-        owner: uid.0,
-        shop: 0,
+        side,
         chat_id: chat.chat_id,
         mark,
     }))
@@ -97,30 +104,65 @@ pub enum RecordTarget {
     Peer { to_uid: i64, chat_type: i64 },
 }
 
-/// The conversation id the caller may read, or why not: only participants may.
-pub fn readable_chat(uid: UserId, target: &RecordTarget) -> Result<String, ChatError> {
-    match target {
-        RecordTarget::ChatId(chat) => match parse_direct(chat) {
-            Some((a, b)) if a == uid.0 || b == uid.0 => Ok(chat.clone()),
-            _ => Err(ChatError::Forbidden),
-        },
-        RecordTarget::Peer { to_uid, chat_type } => match *chat_type {
-            1 if *to_uid > 0 => Ok(crate::ids::ChatId::direct(uid, UserId(*to_uid)).0),
-            1 => Err(ChatError::bad("to_uid must be a positive id")),
-            2..=4 => Err(ChatError::UnsupportedChatType),
-            _ => Err(ChatError::bad("chat_type must be 1, 2, 3 or 4")),
-        },
-    }
-}
-
-/// `"7_12"` → (7, 12): a 1:1 chat id is exactly two positive ids joined by one underscore.
-fn parse_direct(chat: &str) -> Option<(i64, i64)> {
-    let (a, b) = chat.split_once('_')?;
+/// `"7_12"` → (7, 12) with one underscore; `"3____12"` → (3, 12) with four.
+fn split_ids(chat: &str, sep: &str) -> Option<(i64, i64)> {
+    let (a, b) = chat.split_once(sep)?;
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
     if !digits(a) || !digits(b) {
         return None;
     }
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// The conversation the caller may read, or why not: only participants may (for
+/// customer service, the consumer and the shop's agents).
+pub fn readable_scope(
+    uid: UserId,
+    agent_shop: Option<ShopId>,
+    target: &RecordTarget,
+) -> Result<RecordScope, ChatError> {
+    let service = |shop: i64, consumer: i64| RecordScope::Service {
+        shop: ShopId(shop),
+        consumer: UserId(consumer),
+    };
+    match target {
+        RecordTarget::ChatId(chat) => {
+            if let Some((a, b)) = split_ids(chat, "_") {
+                return if a == uid.0 || b == uid.0 {
+                    Ok(RecordScope::Direct(chat.clone()))
+                } else {
+                    Err(ChatError::Forbidden)
+                };
+            }
+            let (a, b) = split_ids(chat, "____").ok_or(ChatError::Forbidden)?;
+            // The string does not say which number is the shop: the caller's role does.
+            match agent_shop.map(|s| s.0) {
+                Some(shop) if shop == a => Ok(service(a, b)),
+                Some(shop) if shop == b => Ok(service(b, a)),
+                _ if uid.0 == b => Ok(service(a, b)),
+                _ if uid.0 == a => Ok(service(b, a)),
+                _ => Err(ChatError::Forbidden),
+            }
+        }
+        RecordTarget::Peer { to_uid, chat_type } => {
+            if *to_uid <= 0 {
+                return Err(ChatError::bad("to_uid must be a positive id"));
+            }
+            match *chat_type {
+                1 => Ok(RecordScope::Direct(
+                    crate::ids::ChatId::direct(uid, UserId(*to_uid)).0,
+                )),
+                // An agent reads its shop's conversation with consumer `to_uid`; anyone
+                // else their own conversation with shop `to_uid`.
+                4 => Ok(match agent_shop {
+                    Some(shop) => service(shop.0, *to_uid),
+                    None => service(*to_uid, uid.0),
+                }),
+                2 | 3 => Err(ChatError::UnsupportedChatType),
+                _ => Err(ChatError::bad("chat_type must be 1, 2, 3 or 4")),
+            }
+        }
+    }
 }
 
 /// Page `page` (from 1) of a conversation the caller takes part in, newest first.
@@ -129,32 +171,37 @@ pub async fn records(
     uid: UserId,
     target: RecordTarget,
     page: i64,
-    media_base: &str,
+    presenter: &Presenter,
 ) -> Result<Records, ChatError> {
     if page < 1 {
         return Err(ChatError::bad("page starts at 1"));
     }
-    let chat_id = readable_chat(uid, &target)?;
+    let agent_shop = ask(db.send(db::AgentShop { uid })).await?;
+    let scope = readable_scope(uid, agent_shop, &target)?;
     let (rows, total) = ask(db.send(db::LoadRecords {
-        chat_id,
+        scope,
         page,
         per_page: RECORDS_PER_PAGE,
     }))
     .await?;
     let rows = rows
         .into_iter()
-        .map(|r| RecordRow {
-            msg_id: r.message.id,
-            avatar: absolute_url(media_base, &r.sender.avatar),
-            nickname: r.sender.nickname,
-            chat_id: r.message.chat_id,
-            from_uid: r.message.from_uid,
-            to_uid: r.message.to_uid,
-            chat_type: r.message.chat_type,
-            msg_type: r.message.msg_type,
-            msg: r.message.msg,
-            createtime: r.message.createtime,
-            mine: r.message.from_uid == uid.0,
+        .map(|r| {
+            let (from_uid, to_uid) = (r.message.from_uid, r.message.to_uid);
+            let push = presenter.stored(r);
+            RecordRow {
+                msg_id: push.msg_id,
+                avatar: push.avatar,
+                nickname: push.nickname,
+                chat_id: push.chat_id,
+                from_uid,
+                to_uid,
+                chat_type: push.chat_type,
+                msg_type: push.msg_type,
+                msg: push.msg,
+                createtime: push.createtime,
+                mine: from_uid == uid.0,
+            }
         })
         .collect();
     Ok(Records { rows, total })
@@ -167,19 +214,20 @@ mod tests {
     #[test]
     fn only_participants_may_read_a_direct_chat() {
         let me = UserId(7);
+        let direct = |c: &str| RecordTarget::ChatId(c.into());
         assert_eq!(
-            readable_chat(me, &RecordTarget::ChatId("7_12".into())),
-            Ok("7_12".into())
+            readable_scope(me, None, &direct("7_12")),
+            Ok(RecordScope::Direct("7_12".into()))
         );
         assert_eq!(
-            readable_chat(me, &RecordTarget::ChatId("1_7".into())),
-            Ok("1_7".into())
+            readable_scope(me, None, &direct("1_7")),
+            Ok(RecordScope::Direct("1_7".into()))
         );
         for other in [
-            "12_13", "77_1", "7", "7__12", "3____7", "a_7", "_7", "group_7",
+            "12_13", "77_1", "7", "7__12", "a_7", "_7", "group_7", "3____8",
         ] {
             assert_eq!(
-                readable_chat(me, &RecordTarget::ChatId(other.into())),
+                readable_scope(me, None, &direct(other)),
                 Err(ChatError::Forbidden),
                 "{other}"
             );
@@ -188,6 +236,46 @@ mod tests {
             to_uid: 3,
             chat_type: 1,
         };
-        assert_eq!(readable_chat(me, &peer), Ok("3_7".into()));
+        assert_eq!(
+            readable_scope(me, None, &peer),
+            Ok(RecordScope::Direct("3_7".into()))
+        );
+    }
+
+    #[test]
+    fn service_history_is_named_by_shop_and_consumer_from_the_callers_role() {
+        let svc = |shop: i64, consumer: i64| RecordScope::Service {
+            shop: ShopId(shop),
+            consumer: UserId(consumer),
+        };
+        let chat = RecordTarget::ChatId("3____12".into());
+        // Consumer 12 of shop 3, and consumer 3 of shop 12, share the string.
+        assert_eq!(readable_scope(UserId(12), None, &chat), Ok(svc(3, 12)));
+        assert_eq!(readable_scope(UserId(3), None, &chat), Ok(svc(12, 3)));
+        assert_eq!(
+            readable_scope(UserId(50), Some(ShopId(3)), &chat),
+            Ok(svc(3, 12))
+        );
+        assert_eq!(
+            readable_scope(UserId(50), Some(ShopId(12)), &chat),
+            Ok(svc(12, 3))
+        );
+        assert_eq!(
+            readable_scope(UserId(50), Some(ShopId(4)), &chat),
+            Err(ChatError::Forbidden)
+        );
+        assert_eq!(
+            readable_scope(UserId(50), None, &chat),
+            Err(ChatError::Forbidden)
+        );
+        let peer = RecordTarget::Peer {
+            to_uid: 3,
+            chat_type: 4,
+        };
+        assert_eq!(readable_scope(UserId(12), None, &peer), Ok(svc(3, 12)));
+        assert_eq!(
+            readable_scope(UserId(50), Some(ShopId(9)), &peer),
+            Ok(svc(9, 3))
+        );
     }
 }

@@ -20,6 +20,12 @@ pub enum ChatError {
     Forbidden,
     #[error("binary frames are not supported")]
     BinaryFrame,
+    #[error("no such shop")]
+    UnknownShop,
+    #[error("no such conversation")]
+    NotFound,
+    #[error("that agent is not routable")]
+    AgentUnavailable,
     #[error("storage unavailable")]
     StorageUnavailable,
     #[error("server is shutting down")]
@@ -47,6 +53,9 @@ impl ChatError {
                 "binary frames are not supported; send JSON text",
                 "binary_frame",
             ),
+            ChatError::UnknownShop => ("no such shop", "unknown_shop"),
+            ChatError::NotFound => ("no such conversation", "not_found"),
+            ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
             ChatError::StorageUnavailable => {
                 ("storage unavailable, try again", "storage_unavailable")
             }

@@ -10,6 +10,7 @@
 //! - [`error`]: what a client can be told, mapped to wire codes in one place.
 //! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database.
 //! - [`server`]: `ChatServer`, the registry of connections and the write queue.
+//! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
 //! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
 //! - [`http`]: routes: WebSocket upgrade, admin API.
 //! - [`app`]: [`run`], which wires the actors and serves until told to stop.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod protocol;
+pub mod router;
 pub mod server;
 pub mod session;
 

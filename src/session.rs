@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
-use crate::ids::{ConnId, UserId};
+use crate::ids::{ConnId, ShopId, UserId};
 use crate::protocol::{self, Frame};
 use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconnect};
 
@@ -28,6 +28,8 @@ const MAX_IN_FLIGHT: usize = 4096;
 pub struct SessionParams {
     pub uid: UserId,
     pub profile: Profile,
+    /// The shop this user serves, if an agent.
+    pub agent_shop: Option<ShopId>,
     pub server: Addr<ChatServer>,
     pub client_timeout: Duration,
     pub max_frame_bytes: usize,
@@ -44,6 +46,7 @@ pub fn upgrade(
         conn: ConnId::next(),
         uid: params.uid,
         profile: Some(params.profile),
+        agent_shop: params.agent_shop,
         server: params.server,
         last_seen: Instant::now(),
         client_timeout: params.client_timeout,
@@ -96,6 +99,7 @@ pub struct WsSession {
     uid: UserId,
     /// Handed to ChatServer at registration.
     profile: Option<Profile>,
+    agent_shop: Option<ShopId>,
     server: Addr<ChatServer>,
     last_seen: Instant,
     client_timeout: Duration,
@@ -152,7 +156,8 @@ impl WsSession {
                         let text = match res {
                             Ok(Ok(text)) => text,
                             Ok(Err(e)) => protocol::error_reply(&e),
-                            Err(_) => protocol::error_reply(&ChatError::ShuttingDown),
+                            // Nobody answered: the server lost the request on its way.
+                            Err(_) => protocol::error_reply(&ChatError::StorageUnavailable),
                         };
                         act.replies.fill(seq, text);
                         act.flush_replies(ctx);
@@ -229,6 +234,7 @@ impl Actor for WsSession {
                 conn: self.conn,
                 uid: self.uid,
                 profile,
+                agent_shop: self.agent_shop,
                 deliver: me.clone().recipient(),
                 close: me.recipient(),
             })

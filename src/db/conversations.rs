@@ -7,9 +7,9 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::conn::DbConn;
-use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow};
-use super::schema::{conversations, users};
-use crate::ids::UserId;
+use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
+use super::schema::{conversations, shops, users};
+use crate::ids::{ShopId, UserId};
 use crate::protocol::chat_type;
 
 /// The most rows a recent-chat list returns.
@@ -17,9 +17,24 @@ pub const MAX_RECENT: i64 = 200;
 
 /// Updates every conversation row `m` changes (called inside the storing transaction).
 pub fn record(conn: &mut DbConn, m: &NewMessage) -> QueryResult<()> {
-    if m.chat_type == chat_type::DIRECT {
-        touch(conn, m.from_uid, 0, m.to_uid, m, false)?;
-        touch(conn, m.to_uid, 0, m.from_uid, m, true)?;
+    match m.chat_type {
+        chat_type::DIRECT => {
+            touch(conn, m.from_uid, 0, m.to_uid, m, false)?;
+            touch(conn, m.to_uid, 0, m.from_uid, m, true)?;
+        }
+        chat_type::SERVICE => {
+            // The consumer's row names the shop; the shop's one shared row names the consumer.
+            touch(
+                conn,
+                m.consumer_uid,
+                m.shop_id,
+                m.shop_id,
+                m,
+                m.from_service,
+            )?;
+            touch(conn, 0, m.shop_id, m.consumer_uid, m, !m.from_service)?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -89,30 +104,73 @@ fn update_last(
         .execute(conn)
 }
 
-/// `owner`'s visible conversations, newest first, with the other side's name and avatar.
-pub fn recent(conn: &mut DbConn, owner: UserId) -> QueryResult<Vec<ConversationView>> {
-    let rows: Vec<ConversationRow> = conversations::table
-        .filter(conversations::owner_uid.eq(owner.0))
+/// Whose conversation list: a user's own, or a shop's shared side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    User(UserId),
+    Shop(ShopId),
+}
+
+impl Side {
+    fn owner_and_shop(self) -> (i64, Option<i64>) {
+        match self {
+            Side::User(uid) => (uid.0, None),
+            Side::Shop(shop) => (0, Some(shop.0)),
+        }
+    }
+}
+
+/// A side's visible conversations, newest first, with the other side's name and avatar.
+pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView>> {
+    let (owner, shop) = side.owner_and_shop();
+    let mut query = conversations::table
+        .filter(conversations::owner_uid.eq(owner))
         .filter(conversations::hidden.eq(false))
+        .into_boxed();
+    if let Some(shop) = shop {
+        query = query.filter(conversations::shop_id.eq(shop));
+    }
+    let rows: Vec<ConversationRow> = query
         .order((conversations::last_time.desc(), conversations::id.desc()))
         .limit(MAX_RECENT)
         .select(ConversationRow::as_select())
         .load(conn)?;
+    // A consumer's service row faces a shop; every other row faces a user.
+    let faces_shop = |r: &ConversationRow| r.chat_type == chat_type::SERVICE && r.owner_uid != 0;
     let peers: Vec<i64> = rows
         .iter()
-        .filter(|r| r.chat_type == chat_type::DIRECT)
+        .filter(|r| !faces_shop(r))
         .map(|r| r.peer_id)
         .collect();
     let profiles = profiles_by_id(conn, &peers)?;
+    let shop_ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| faces_shop(r))
+        .map(|r| r.peer_id)
+        .collect();
+    let shops: HashMap<i64, ShopRow> = shops::table
+        .filter(shops::id.eq_any(&shop_ids))
+        .select(ShopRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (peer_name, peer_avatar) = match profiles.get(&row.peer_id) {
-                Some(p) => (p.nickname.clone(), p.avatar.clone()),
-                None => (
-                    Profile::placeholder_nickname(UserId(row.peer_id)),
-                    String::new(),
-                ),
+            let (peer_name, peer_avatar) = if faces_shop(&row) {
+                match shops.get(&row.peer_id) {
+                    Some(s) => (s.name.clone(), s.logo.clone()),
+                    None => (format!("shop{}", row.peer_id), String::new()),
+                }
+            } else {
+                match profiles.get(&row.peer_id) {
+                    Some(p) => (p.nickname.clone(), p.avatar.clone()),
+                    None => (
+                        Profile::placeholder_nickname(UserId(row.peer_id)),
+                        String::new(),
+                    ),
+                }
             };
             ConversationView {
                 row,
@@ -143,18 +201,22 @@ pub enum Mark {
     Hidden,
 }
 
-/// Applies `mark` to the row of `owner` (0 with `shop` for a shop's side); returns rows changed.
-pub fn mark(
-    conn: &mut DbConn,
-    owner: i64,
-    shop: i64,
-    chat: &str,
-    mark: Mark,
-) -> QueryResult<usize> {
-    let target = conversations::table
+/// Applies `mark` to a side's row of one conversation; returns the rows changed.
+pub fn mark(conn: &mut DbConn, side: Side, chat: &str, mark: Mark) -> QueryResult<usize> {
+    let (owner, shop) = side.owner_and_shop();
+    // A user's chat_ids are unique among their own rows (a consumer has one row per
+    // shop, and its id with shop 3 differs from its id with shop 12); a shop's side is
+    // also narrowed to that shop.
+    let mut rows = conversations::table
         .filter(conversations::owner_uid.eq(owner))
-        .filter(conversations::shop_id.eq(shop))
-        .filter(conversations::chat_id.eq(chat));
+        .filter(conversations::chat_id.eq(chat))
+        .select(conversations::id)
+        .into_boxed();
+    if let Some(shop) = shop {
+        rows = rows.filter(conversations::shop_id.eq(shop));
+    }
+    let ids: Vec<i64> = rows.load(conn)?;
+    let target = conversations::table.filter(conversations::id.eq_any(ids));
     match mark {
         Mark::Read => diesel::update(target)
             .set(conversations::unread_count.eq(0))
@@ -196,7 +258,7 @@ mod tests {
             &[at(direct(1, 2, "a"), 10), at(direct(1, 2, "b"), 11)],
         )
         .unwrap();
-        let mine = recent(&mut c, UserId(1)).unwrap();
+        let mine = recent(&mut c, Side::User(UserId(1))).unwrap();
         assert_eq!(mine.len(), 1);
         let r = &mine[0];
         assert_eq!(
@@ -212,7 +274,7 @@ mod tests {
             (r.row.peer_id, r.peer_name.as_str(), r.peer_avatar.as_str()),
             (2, "Bee", "b.png")
         );
-        let theirs = recent(&mut c, UserId(2)).unwrap();
+        let theirs = recent(&mut c, Side::User(UserId(2))).unwrap();
         assert_eq!(
             (theirs[0].row.unread_count, theirs[0].peer_name.as_str()),
             (2, "user1")
@@ -227,28 +289,39 @@ mod tests {
             &[at(direct(3, 1, "old"), 10), at(direct(4, 1, "new"), 20)],
         )
         .unwrap();
-        let order: Vec<i64> = recent(&mut c, UserId(1))
+        let order: Vec<i64> = recent(&mut c, Side::User(UserId(1)))
             .unwrap()
             .iter()
             .map(|v| v.row.peer_id)
             .collect();
         assert_eq!(order, [4, 3]);
-        assert_eq!(mark(&mut c, 1, 0, "1_4", Mark::Read).unwrap(), 1);
-        assert_eq!(recent(&mut c, UserId(1)).unwrap()[0].row.unread_count, 0);
-        assert_eq!(mark(&mut c, 1, 0, "1_3", Mark::Hidden).unwrap(), 1);
-        let visible: Vec<i64> = recent(&mut c, UserId(1))
+        assert_eq!(
+            mark(&mut c, Side::User(UserId(1)), "1_4", Mark::Read).unwrap(),
+            1
+        );
+        assert_eq!(
+            recent(&mut c, Side::User(UserId(1))).unwrap()[0]
+                .row
+                .unread_count,
+            0
+        );
+        assert_eq!(
+            mark(&mut c, Side::User(UserId(1)), "1_3", Mark::Hidden).unwrap(),
+            1
+        );
+        let visible: Vec<i64> = recent(&mut c, Side::User(UserId(1)))
             .unwrap()
             .iter()
             .map(|v| v.row.peer_id)
             .collect();
         assert_eq!(visible, [4]);
         assert_eq!(
-            recent(&mut c, UserId(3)).unwrap().len(),
+            recent(&mut c, Side::User(UserId(3))).unwrap().len(),
             1,
             "hiding is the caller's alone"
         );
         store_messages(&mut c, &[at(direct(3, 1, "again"), 30)]).unwrap();
-        let back = recent(&mut c, UserId(1)).unwrap();
+        let back = recent(&mut c, Side::User(UserId(1))).unwrap();
         assert_eq!(
             (back[0].row.peer_id, back[0].row.last_msg.as_str()),
             (3, "again")

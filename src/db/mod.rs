@@ -7,14 +7,19 @@ pub mod conversations;
 pub mod models;
 pub mod queries;
 pub mod schema;
+pub mod service;
 
 use actix::{Actor, Addr, Handler, Message as ActixMessage, SyncArbiter, SyncContext};
 
 pub use conn::{connect, DbConn, Pool};
-pub use conversations::Mark;
-pub use models::{ConversationView, MessageWithSender, NewMessage, Profile, UserCard};
+pub use conversations::{Mark, Side};
+pub use models::{
+    AgentRow, ConversationView, MessageWithSender, NewMessage, Profile, ShopRow, ShopState,
+    UserCard,
+};
+pub use queries::{RecordScope, WriteDone, WriteOp};
 
-use crate::ids::{MsgId, UserId};
+use crate::ids::{MsgId, ShopId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -76,9 +81,10 @@ macro_rules! db_command {
 }
 
 db_command! {
-    /// From the WebSocket upgrade: the profile of a user about to connect, created as a
-    /// placeholder if the platform has not synced one yet.
-    EnsureUser { uid: UserId } -> Profile => |c, m| queries::ensure_user(c, m.uid, now())
+    /// From the WebSocket upgrade: the profile of a user about to connect (created as a
+    /// placeholder if the platform has not synced one yet) and the shop it serves, if an agent.
+    EnsureUser { uid: UserId } -> (Profile, Option<ShopId>)
+        => |c, m| queries::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, service::agent_shop(c, m.uid)?)))
 }
 
 db_command! {
@@ -88,33 +94,34 @@ db_command! {
 }
 
 db_command! {
-    /// From ChatServer's write queue: store a batch in one transaction, updating the
-    /// conversation rows; returns the ids in batch order. All or nothing.
-    StoreMessages { batch: Vec<NewMessage> } -> Vec<MsgId> => |c, m| queries::store_messages(c, &m.batch)
+    /// From ChatServer's write queue: apply a batch of writes in one transaction (messages
+    /// with their conversation rows, assignments); results in batch order. All or nothing.
+    ApplyWrites { batch: Vec<WriteOp> } -> Vec<WriteDone> => |c, m| queries::apply_writes(c, &m.batch)
 }
 
 db_command! {
-    /// For `chat.sync`: a page of what `uid` may see after `since`, and whether more follow.
-    LoadSync { uid: UserId, since: MsgId, limit: i64 } -> (Vec<MessageWithSender>, bool)
-        => |c, m| queries::sync_messages(c, m.uid, m.since, m.limit)
+    /// For `chat.sync`: a page of what `uid` (an agent of `agent_shop`, if any) may see
+    /// after `since`, and whether more follow.
+    LoadSync { uid: UserId, agent_shop: Option<ShopId>, since: MsgId, limit: i64 } -> (Vec<MessageWithSender>, bool)
+        => |c, m| queries::sync_messages(c, m.uid, m.agent_shop, m.since, m.limit)
 }
 
 db_command! {
-    /// For `user.recentChat` and `/user/chatRecently`: `uid`'s visible conversations.
-    RecentChats { uid: UserId } -> Vec<ConversationView> => |c, m| conversations::recent(c, m.uid)
+    /// For `user.recentChat` and `/user/chatRecently`: a user's or a shop's visible conversations.
+    RecentChats { side: Side } -> Vec<ConversationView> => |c, m| conversations::recent(c, m.side)
 }
 
 db_command! {
-    /// For `chat.setChatRead` / `chat.delChat`: mark the caller's side of a conversation
-    /// (`owner` 0 with `shop` for a shop's side); returns the rows changed.
-    MarkChat { owner: i64, shop: i64, chat_id: String, mark: Mark } -> usize
-        => |c, m| conversations::mark(c, m.owner, m.shop, &m.chat_id, m.mark)
+    /// For `chat.setChatRead` / `chat.delChat`: mark one side of a conversation; returns
+    /// the rows changed.
+    MarkChat { side: Side, chat_id: String, mark: Mark } -> usize
+        => |c, m| conversations::mark(c, m.side, &m.chat_id, m.mark)
 }
 
 db_command! {
     /// For `/user/getChatRecord`: one page of a conversation, newest first, and its size.
-    LoadRecords { chat_id: String, page: i64, per_page: i64 } -> (Vec<MessageWithSender>, i64)
-        => |c, m| queries::chat_records(c, &m.chat_id, m.page, m.per_page)
+    LoadRecords { scope: RecordScope, page: i64, per_page: i64 } -> (Vec<MessageWithSender>, i64)
+        => |c, m| queries::chat_records(c, &m.scope, m.page, m.per_page)
 }
 
 db_command! {
@@ -164,6 +171,42 @@ pub(crate) mod testing {
             from_service: false,
             client_msg_id: None,
             createtime: 1_700_000_000,
+            agent_uid: 0,
         }
     }
+}
+
+db_command! {
+    /// For role checks: the shop `uid` serves, if it is an agent.
+    AgentShop { uid: UserId } -> Option<ShopId> => |c, m| service::agent_shop(c, m.uid)
+}
+
+db_command! {
+    /// From a ShopRouter as it starts: the shop, its agents and its conversations.
+    LoadShop { shop: ShopId } -> ShopState => |c, m| service::load_shop_state(c, m.shop)
+}
+
+db_command! {
+    /// From the admin API: create or update a shop; returns it as stored.
+    UpsertShop { shop: ShopId, name: Option<String>, logo: Option<String>, capacity: Option<i32> } -> ShopRow
+        => |c, m| service::upsert_shop(c, m.shop, m.name.as_deref(), m.logo.as_deref(), m.capacity, now())
+}
+
+db_command! {
+    /// From the admin API: attach an agent; `None` if the shop does not exist, else the
+    /// shop the agent served before.
+    AttachAgent { shop: ShopId, uid: UserId, name: Option<String> } -> Option<Option<ShopId>>
+        => |c, m| service::attach_agent(c, m.shop, m.uid, m.name.as_deref(), now())
+}
+
+db_command! {
+    /// From the admin API: detach an agent; false if it was not that shop's.
+    DetachAgent { shop: ShopId, uid: UserId } -> bool => |c, m| service::detach_agent(c, m.shop, m.uid)
+}
+
+db_command! {
+    /// From `service.setOnline` and the admin API: set an agent's online flag; false if
+    /// it is not that shop's agent.
+    SetAgentOnline { shop: ShopId, uid: UserId, online: bool } -> bool
+        => |c, m| service::set_agent_online(c, m.shop, m.uid, m.online)
 }

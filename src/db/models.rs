@@ -35,6 +35,7 @@ pub struct NewMessage {
     pub from_service: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
+    pub agent_uid: i64,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -53,13 +54,17 @@ pub struct MessageRow {
     pub from_service: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
+    pub agent_uid: i64,
 }
 
-/// A stored message with its sender's current profile (absent if the sender has no row).
+/// A stored message with its sender's current profile (a placeholder if the sender has
+/// no row; an agent's service name when it answered for a shop) and, for customer
+/// service, the shop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MessageWithSender {
     pub message: MessageRow,
     pub sender: Profile,
+    pub shop: Option<ShopRow>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -113,4 +118,42 @@ pub struct UserCard {
     pub nickname: String,
     pub avatar: String,
     pub sign: String,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::shops)]
+pub struct ShopRow {
+    pub id: i64,
+    pub name: String,
+    pub logo: String,
+    pub capacity: i32,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::agents)]
+pub struct AgentRow {
+    pub uid: i64,
+    pub shop_id: i64,
+    pub name: String,
+    pub online: bool,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = super::schema::service_chats)]
+pub struct ServiceChatRow {
+    pub shop_id: i64,
+    pub consumer_uid: i64,
+    pub chat_id: String,
+    pub agent_uid: i64,
+    pub waiting_from: i64,
+    pub last_time: i64,
+}
+
+/// Everything a ShopRouter starts from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShopState {
+    pub shop: Option<ShopRow>,
+    /// Each agent with the avatar of its user profile.
+    pub agents: Vec<(AgentRow, Profile)>,
+    pub chats: Vec<ServiceChatRow>,
 }

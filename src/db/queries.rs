@@ -5,9 +5,11 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::conn::DbConn;
-use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow};
-use super::schema::{messages, users};
-use crate::ids::{MsgId, UserId};
+use std::collections::HashMap;
+
+use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, ShopRow};
+use super::schema::{agents, messages, shops, users};
+use crate::ids::{MsgId, ShopId, UserId};
 
 pub fn find_profile(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<Profile>> {
     users::table
@@ -70,18 +72,56 @@ pub fn upsert_user(
     })
 }
 
-/// Stores a batch in one transaction (group commit); ids come back in batch order.
-pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
+/// One write of ChatServer's queue.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteOp {
+    /// Store a message and update the conversation rows it changes.
+    Store(NewMessage),
+    /// Give a customer-service conversation to an agent.
+    Assign {
+        shop: ShopId,
+        consumer: UserId,
+        agent: UserId,
+    },
+}
+
+/// The result of one `WriteOp`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteDone {
+    Stored(MsgId),
+    /// The messages the conversation waited with, which the new agent has not seen.
+    Assigned(Vec<MessageWithSender>),
+}
+
+/// Applies a batch in one transaction (group commit); results come back in batch order.
+pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<WriteDone>> {
     conn.transaction(|conn| {
         batch
             .iter()
-            .map(|m| {
-                let id = insert_message(conn, m)?;
-                super::conversations::record(conn, m)?;
-                Ok(id)
+            .map(|op| match op {
+                WriteOp::Store(m) => store_one(conn, m).map(WriteDone::Stored),
+                WriteOp::Assign {
+                    shop,
+                    consumer,
+                    agent,
+                } => {
+                    super::service::assign(conn, *shop, *consumer, *agent).map(WriteDone::Assigned)
+                }
             })
             .collect()
     })
+}
+
+/// Stores messages in one transaction; ids come back in batch order.
+pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
+    conn.transaction(|conn| batch.iter().map(|m| store_one(conn, m)).collect())
+}
+
+fn store_one(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
+    let id = insert_message(conn, m)?;
+    super::conversations::record(conn, m)?;
+    super::service::record(conn, id.0, m)?;
+    Ok(id)
 }
 
 fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
@@ -109,66 +149,133 @@ fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
 }
 
 /// Messages `uid` may see with id > `since`, oldest first, at most `limit`, and whether
-/// more follow.
+/// more follow: their 1:1s, their customer-service chats, and their shop's if an agent.
 pub fn sync_messages(
     conn: &mut DbConn,
     uid: UserId,
+    agent_shop: Option<ShopId>,
     since: MsgId,
     limit: i64,
 ) -> QueryResult<(Vec<MessageWithSender>, bool)> {
+    use crate::protocol::chat_type::{DIRECT, SERVICE};
+    let direct = messages::chat_type
+        .eq(DIRECT)
+        .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0)));
+    let as_consumer = messages::chat_type
+        .eq(SERVICE)
+        .and(messages::consumer_uid.eq(uid.0));
+    // Shop ids are positive, so -1 matches nothing for a user who is no agent.
+    let as_agent = messages::chat_type
+        .eq(SERVICE)
+        .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)));
     let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
         .left_join(users::table)
         .filter(messages::id.gt(since.0))
-        .filter(
-            messages::chat_type
-                .eq(crate::protocol::chat_type::DIRECT)
-                .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0))),
-        )
+        .filter(direct.or(as_consumer).or(as_agent))
         .order(messages::id.asc())
         .limit(limit + 1)
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
     let has_more = rows.len() as i64 > limit;
-    Ok((
-        with_senders(rows.into_iter().take(limit as usize)),
-        has_more,
-    ))
+    let rows = rows.into_iter().take(limit as usize).collect();
+    Ok((with_senders(conn, rows)?, has_more))
 }
 
-fn with_senders(
-    rows: impl Iterator<Item = (MessageRow, Option<ProfileRow>)>,
-) -> Vec<MessageWithSender> {
-    rows.map(|(message, sender)| {
-        let sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
-            uid: UserId(message.from_uid),
-            nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
-            avatar: String::new(),
-        });
-        MessageWithSender { message, sender }
-    })
-    .collect()
+/// Attaches each message's sender profile and, for customer service, its shop and the
+/// answering agent's service name.
+pub fn with_senders(
+    conn: &mut DbConn,
+    rows: Vec<(MessageRow, Option<ProfileRow>)>,
+) -> QueryResult<Vec<MessageWithSender>> {
+    let service = |m: &MessageRow| m.chat_type == crate::protocol::chat_type::SERVICE;
+    let mut shop_ids: Vec<i64> = rows
+        .iter()
+        .filter(|(m, _)| service(m))
+        .map(|(m, _)| m.shop_id)
+        .collect();
+    shop_ids.sort_unstable();
+    shop_ids.dedup();
+    let shops: HashMap<i64, ShopRow> = shops::table
+        .filter(shops::id.eq_any(&shop_ids))
+        .select(ShopRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let agent_uids: Vec<i64> = rows
+        .iter()
+        .filter(|(m, _)| service(m) && m.from_service)
+        .map(|(m, _)| m.from_uid)
+        .collect();
+    let agent_names: HashMap<i64, String> = agents::table
+        .filter(agents::uid.eq_any(&agent_uids))
+        .select((agents::uid, agents::name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .filter(|(_, n)| !n.is_empty())
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(message, sender)| {
+            let mut sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
+                uid: UserId(message.from_uid),
+                nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
+                avatar: String::new(),
+            });
+            if message.from_service {
+                if let Some(name) = agent_names.get(&message.from_uid) {
+                    sender.nickname = name.clone();
+                }
+            }
+            let shop = service(&message)
+                .then(|| shops.get(&message.shop_id).cloned())
+                .flatten();
+            MessageWithSender {
+                message,
+                sender,
+                shop,
+            }
+        })
+        .collect())
+}
+
+/// Whose history `/user/getChatRecord` reads. A customer-service conversation is named
+/// by its shop and consumer: its chat_id string alone is ambiguous.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordScope {
+    Direct(String),
+    Service { shop: ShopId, consumer: UserId },
 }
 
 /// Page `page` (from 1) of one conversation's history, newest first, and its size.
 pub fn chat_records(
     conn: &mut DbConn,
-    chat: &str,
+    scope: &RecordScope,
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<MessageWithSender>, i64)> {
-    let total: i64 = messages::table
-        .filter(messages::chat_id.eq(chat))
-        .count()
-        .get_result(conn)?;
+    use crate::protocol::chat_type::{DIRECT, SERVICE};
+    let (chat, shop, consumer) = match scope {
+        RecordScope::Direct(chat) => (Some(chat.as_str()), 0, 0),
+        RecordScope::Service { shop, consumer } => (None, shop.0, consumer.0),
+    };
+    let in_scope = messages::chat_type
+        .eq(DIRECT)
+        .and(messages::chat_id.nullable().eq(chat))
+        .or(messages::chat_type
+            .eq(SERVICE)
+            .and(messages::shop_id.eq(shop))
+            .and(messages::consumer_uid.eq(consumer)));
+    let total: i64 = messages::table.filter(in_scope).count().get_result(conn)?;
     let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
         .left_join(users::table)
-        .filter(messages::chat_id.eq(chat))
+        .filter(in_scope)
         .order(messages::id.desc())
         .limit(per_page)
         .offset((page - 1).saturating_mul(per_page))
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
-    Ok((with_senders(rows.into_iter()), total))
+    Ok((with_senders(conn, rows)?, total))
 }
 
 #[cfg(test)]
@@ -213,7 +320,7 @@ mod tests {
         a.client_msg_id = Some("dup".into());
         let b = a.clone();
         assert!(store_messages(&mut c, &[a, b]).is_err());
-        let (rows, _) = sync_messages(&mut c, UserId(2), MsgId(0), 10).unwrap();
+        let (rows, _) = sync_messages(&mut c, UserId(2), None, MsgId(0), 10).unwrap();
         assert!(rows.is_empty());
     }
 
@@ -228,7 +335,7 @@ mod tests {
             direct(1, 2, "c"),
         ];
         let ids = store_messages(&mut c, &batch).unwrap();
-        let (rows, more) = sync_messages(&mut c, UserId(2), MsgId(0), 2).unwrap();
+        let (rows, more) = sync_messages(&mut c, UserId(2), None, MsgId(0), 2).unwrap();
         assert!(more);
         assert_eq!(
             rows.iter()
@@ -241,11 +348,12 @@ mod tests {
             rows[1].sender.nickname, "user2",
             "a sender without a row gets the placeholder"
         );
-        let (rows, more) = sync_messages(&mut c, UserId(2), MsgId(rows[1].message.id), 2).unwrap();
+        let (rows, more) =
+            sync_messages(&mut c, UserId(2), None, MsgId(rows[1].message.id), 2).unwrap();
         assert!(!more);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].message.id, ids[3].0);
-        let (rows, _) = sync_messages(&mut c, UserId(4), MsgId(0), 10).unwrap();
+        let (rows, _) = sync_messages(&mut c, UserId(4), None, MsgId(0), 10).unwrap();
         assert_eq!(rows.len(), 1);
     }
 
@@ -255,17 +363,23 @@ mod tests {
         let batch: Vec<_> = (0..25).map(|i| direct(1, 2, &format!("m{i}"))).collect();
         store_messages(&mut c, &batch).unwrap();
         store_messages(&mut c, &[direct(1, 3, "elsewhere")]).unwrap();
-        let (rows, total) = chat_records(&mut c, "1_2", 1, 20).unwrap();
+        let (rows, total) =
+            chat_records(&mut c, &RecordScope::Direct("1_2".into()), 1, 20).unwrap();
         assert_eq!(total, 25);
         assert_eq!(rows.len(), 20);
         assert_eq!(rows[0].message.msg, "m24");
-        let (rows, _) = chat_records(&mut c, "1_2", 2, 20).unwrap();
+        let (rows, _) = chat_records(&mut c, &RecordScope::Direct("1_2".into()), 2, 20).unwrap();
         assert_eq!(
             rows.iter()
                 .map(|r| r.message.msg.as_str())
                 .collect::<Vec<_>>(),
             ["m4", "m3", "m2", "m1", "m0"]
         );
-        assert!(chat_records(&mut c, "1_2", 3, 20).unwrap().0.is_empty());
+        assert!(
+            chat_records(&mut c, &RecordScope::Direct("1_2".into()), 3, 20)
+                .unwrap()
+                .0
+                .is_empty()
+        );
     }
 }

@@ -27,6 +27,39 @@ diesel::table! {
         from_service -> Bool,
         client_msg_id -> Nullable<Text>,
         createtime -> BigInt,
+        agent_uid -> BigInt,
+    }
+}
+
+diesel::table! {
+    shops (id) {
+        id -> BigInt,
+        name -> Text,
+        logo -> Text,
+        capacity -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    agents (uid) {
+        uid -> BigInt,
+        shop_id -> BigInt,
+        name -> Text,
+        online -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    service_chats (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        consumer_uid -> BigInt,
+        chat_id -> Text,
+        agent_uid -> BigInt,
+        waiting_from -> BigInt,
+        last_time -> BigInt,
     }
 }
 
@@ -47,6 +80,13 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, messages, conversations);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    messages,
+    conversations,
+    shops,
+    agents,
+    service_chats
+);
 
 diesel::joinable!(messages -> users (from_uid));

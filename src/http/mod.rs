@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbExecutor;
+use crate::server::push::Presenter;
 use crate::server::ChatServer;
 
 /// Shared by every worker.
@@ -29,6 +30,7 @@ pub struct AppState {
     pub auth: Authenticator,
     pub server: Addr<ChatServer>,
     pub db: Addr<DbExecutor>,
+    pub presenter: Presenter,
 }
 
 /// The CORS headers of PROTOCOL.md §8, on every response (the H5 client is on another origin).

@@ -60,7 +60,7 @@ async fn chat_recently(
         &st.db,
         caller.0,
         q.is_service.unwrap_or(false),
-        &st.config.media.base_url,
+        &st.presenter,
     )
     .await?;
     Ok(ok_with(None, list))
@@ -95,13 +95,7 @@ async fn chat_record(
         }
     };
     let st = state(&req);
-    let records = chats::records(
-        &st.db,
-        caller.0,
-        target,
-        q.page.unwrap_or(1),
-        &st.config.media.base_url,
-    )
-    .await?;
+    let records =
+        chats::records(&st.db, caller.0, target, q.page.unwrap_or(1), &st.presenter).await?;
     Ok(ok_with(None, records))
 }

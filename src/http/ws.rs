@@ -44,7 +44,7 @@ pub async fn entry(
                 .body(protocol::NOT_LOGGED_IN));
         }
     };
-    let profile = match state.db.send(EnsureUser { uid }).await {
+    let (profile, agent_shop) = match state.db.send(EnsureUser { uid }).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return Ok(unavailable(&e)),
         Err(e) => return Ok(unavailable(&e)),
@@ -55,6 +55,7 @@ pub async fn entry(
         SessionParams {
             uid,
             profile,
+            agent_shop,
             server: state.server.clone(),
             client_timeout: std::time::Duration::from_secs(state.config.server.client_timeout_secs),
             max_frame_bytes: state.config.limits.max_frame_bytes,

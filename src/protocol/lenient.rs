@@ -67,3 +67,8 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
         Some(_) => Err(de::Error::custom("expected a boolean")),
     }
 }
+
+/// A required boolean, as leniently as `opt_bool`.
+pub fn req_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    opt_bool(d)?.ok_or_else(|| de::Error::custom("expected a boolean"))
+}

@@ -22,6 +22,8 @@ pub mod code {
     pub const RECENT_CHATS: i32 = 102;
     pub const RECORDS: i32 = 201;
     pub const CHAT_PUSH: i32 = 200;
+    /// New: a customer-service event for agents (a conversation transferred).
+    pub const SERVICE_EVENT: i32 = 202;
 }
 
 /// chat_type values (PROTOCOL.md §4).
@@ -51,6 +53,8 @@ pub enum Request {
     SetChatRead(ChatRef),
     DelChat(ChatRef),
     RecentChat(RecentChatRequest),
+    SetOnline(SetOnline),
+    Transfer(Transfer),
 }
 
 #[derive(Deserialize)]
@@ -84,6 +88,8 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         }
         ("Chat", "delchat") => Request::DelChat(content::<ChatRef>(env.content)?.checked()?),
         ("User", "recentchat") => Request::RecentChat(content_or_default(env.content)?),
+        ("Service", "setonline") => Request::SetOnline(content(env.content)?),
+        ("Service", "transfer") => Request::Transfer(content::<Transfer>(env.content)?.checked()?),
         _ => return Err(ChatError::UnknownAction),
     };
     Ok(Frame::Request(request))
@@ -220,6 +226,45 @@ impl ChatRef {
 pub struct RecentChatRequest {
     #[serde(default, deserialize_with = "lenient::opt_bool")]
     pub is_service: Option<bool>,
+}
+
+/// `service.setOnline` content.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SetOnline {
+    #[serde(deserialize_with = "lenient::req_bool")]
+    pub online: bool,
+}
+
+/// `service.transfer` content.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Transfer {
+    pub chat_id: String,
+    #[serde(deserialize_with = "lenient::int")]
+    pub to_uid: i64,
+}
+
+impl Transfer {
+    fn checked(self) -> Result<Transfer, ChatError> {
+        if self.chat_id.is_empty() || self.chat_id.len() > MAX_CHAT_ID {
+            return Err(ChatError::bad("chat_id must be 1 to 64 bytes"));
+        }
+        if self.to_uid <= 0 {
+            return Err(ChatError::bad("to_uid must be a positive id"));
+        }
+        Ok(self)
+    }
+}
+
+/// Push code 202: something happened to a customer-service conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceEvent {
+    /// "transfer": the conversation now belongs to `to_uid`.
+    pub event: &'static str,
+    pub chat_id: String,
+    pub shop_id: i64,
+    pub consumer_uid: i64,
+    pub from_uid: i64,
+    pub to_uid: i64,
 }
 
 /// `chat.sync` content (PROTOCOL.md §7).

@@ -277,3 +277,29 @@ fn recent_chat_reply_has_the_documented_row_shape() {
             "chat_type":1,"msg_type":1,"unread_count":2}],"unread_count":2}}),
     );
 }
+
+#[test]
+fn service_actions_parse() {
+    let Request::SetOnline(r) =
+        parsed(r#"{"class":"service","action":"setOnline","content":{"online":"1"}}"#)
+    else {
+        panic!()
+    };
+    assert!(r.online);
+    assert!(matches!(
+        parse_frame(r#"{"class":"service","action":"setOnline","content":{}}"#),
+        Err(ChatError::BadParams(_))
+    ));
+    let Request::Transfer(t) = parsed(
+        r#"{"class":"Service","action":"transfer","content":{"chat_id":"3____12","to_uid":"9"}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((t.chat_id.as_str(), t.to_uid), ("3____12", 9));
+    assert!(matches!(
+        parse_frame(
+            r#"{"class":"service","action":"transfer","content":{"chat_id":"3____12","to_uid":0}}"#
+        ),
+        Err(ChatError::BadParams(_))
+    ));
+}

@@ -8,8 +8,10 @@ use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
-use crate::ids::{ConnId, UserId};
+use crate::ids::{ConnId, ShopId, UserId};
 use crate::protocol::Request;
+use crate::router::AgentReport;
+use crate::server::write_queue::PendingOp;
 
 /// To a session: write this already-serialized push. Shared by every receiving connection.
 #[derive(ActixMessage, Clone)]
@@ -31,6 +33,8 @@ pub struct Connect {
     pub conn: ConnId,
     pub uid: UserId,
     pub profile: Profile,
+    /// The shop this user serves, if an agent.
+    pub agent_shop: Option<ShopId>,
     pub deliver: Recipient<Deliver>,
     pub close: Recipient<Close>,
 }
@@ -75,3 +79,41 @@ pub struct ProfileChanged(pub Profile);
 #[derive(ActixMessage)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+/// From a ShopRouter: writes it decided on, to be applied in this order.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Enqueue(pub Vec<PendingOp>);
+
+/// From the admin API after a shop was stored: its router reads it again.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct ShopChanged {
+    pub shop: ShopId,
+}
+
+/// From the admin API after an agent was attached, moved or detached.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct AgentMoved {
+    pub uid: UserId,
+    pub from: Option<ShopId>,
+    pub to: Option<ShopId>,
+}
+
+/// From the admin API after an agent's online flag was stored.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct AgentFlagChanged {
+    pub shop: ShopId,
+    pub uid: UserId,
+    pub online: bool,
+}
+
+/// From `GET /admin/shops/{id}/agents`: the agents as the shop's router sees them, or
+/// `None` if there is no such shop.
+#[derive(ActixMessage)]
+#[rtype(result = "Option<Vec<AgentReport>>")]
+pub struct ShopAgents {
+    pub shop: ShopId,
+}

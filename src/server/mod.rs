@@ -1,8 +1,10 @@
 //! `ChatServer`: owns the registry `user → connections`, decides who receives what,
-//! and stores messages through its write queue before anyone is told of them.
+//! and applies writes through its queue before anyone is told of them. Customer
+//! service is delegated to one `ShopRouter` per shop (`service.rs` holds that side).
 
 pub mod messages;
 pub mod push;
+mod service;
 pub mod write_queue;
 
 use std::collections::HashMap;
@@ -15,13 +17,17 @@ pub use messages::*;
 
 use crate::chats;
 use crate::config::Config;
-use crate::db::{DbError, DbExecutor, LoadSync, Mark, NewMessage, Profile, StoreMessages};
+use crate::db::{
+    ApplyWrites, DbError, DbExecutor, LoadSync, Mark, NewMessage, Profile, WriteDone, WriteOp,
+};
 use crate::error::ChatError;
-use crate::ids::{ChatId, ConnId, MsgId, UserId};
+use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
 use crate::protocol::{
     self, chat_type, code, ChatPush, Request, SendAck, SendMsg, SyncPage, SyncRequest,
 };
-use write_queue::{PendingStore, WriteQueue};
+use crate::router::ShopRouter;
+use push::Presenter;
+use write_queue::{AfterCommit, PendingOp, WriteQueue};
 
 /// A live connection as the server sees it.
 struct ConnHandle {
@@ -33,20 +39,17 @@ struct ConnHandle {
 /// A user with at least one live connection.
 struct Online {
     profile: Profile,
+    /// The shop this user serves, if an agent.
+    agent_shop: Option<ShopId>,
     conns: Vec<ConnHandle>,
-}
-
-/// What ChatServer needs from the config.
-#[derive(Clone)]
-struct Settings {
-    max_msg_chars: usize,
-    media_base: Arc<str>,
 }
 
 pub struct ChatServer {
     db: Addr<DbExecutor>,
-    settings: Settings,
+    presenter: Presenter,
+    max_msg_chars: usize,
     online: HashMap<UserId, Online>,
+    routers: HashMap<ShopId, Addr<ShopRouter>>,
     queue: WriteQueue,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -56,11 +59,10 @@ impl ChatServer {
     pub fn new(db: Addr<DbExecutor>, config: &Config) -> ChatServer {
         ChatServer {
             db,
-            settings: Settings {
-                max_msg_chars: config.limits.max_msg_chars,
-                media_base: Arc::from(config.media.base_url.as_str()),
-            },
+            presenter: Presenter::new(config),
+            max_msg_chars: config.limits.max_msg_chars,
             online: HashMap::new(),
+            routers: HashMap::new(),
             queue: WriteQueue::default(),
             shutting_down: false,
             drained: Vec::new(),
@@ -83,7 +85,8 @@ impl ChatServer {
         }
     }
 
-    /// Validates a send and queues it for storage; the ack goes to `reply` after commit.
+    /// Validates a send and queues it (customer service first goes through its shop's
+    /// router); the ack goes to `reply` after commit, or the refusal at once.
     fn accept_send(
         &mut self,
         conn: ConnId,
@@ -92,52 +95,56 @@ impl ChatServer {
         reply: ReplyTx,
         ctx: &mut Context<Self>,
     ) {
-        match self.check_send(uid, m) {
-            Ok((message, push, audience)) => {
-                self.queue.push(PendingStore {
-                    message,
-                    push,
-                    audience,
-                    sender: conn,
-                    reply,
-                });
-                self.flush(ctx);
-            }
-            Err(e) => {
-                let _ = reply.send(Err(e));
-            }
-        }
+        let refusal = match i32::try_from(m.chat_type).unwrap_or(-1) {
+            _ if self.shutting_down => ChatError::ShuttingDown,
+            chat_type::DIRECT => match self.direct_send(uid, m) {
+                Ok((message, push, audience)) => {
+                    self.queue.push(PendingOp {
+                        op: WriteOp::Store(message),
+                        after: AfterCommit::Message {
+                            push,
+                            audience,
+                            sender: conn,
+                            reply,
+                        },
+                    });
+                    return self.flush(ctx);
+                }
+                Err(e) => e,
+            },
+            chat_type::SERVICE => match self.service_send(conn, uid, m, ctx) {
+                Ok(route) => return route(reply),
+                Err(e) => e,
+            },
+            chat_type::SYSTEM => ChatError::SystemReserved,
+            chat_type::GROUP => ChatError::UnsupportedChatType,
+            _ => ChatError::bad("chat_type must be 1, 2 or 4"),
+        };
+        let _ = reply.send(Err(refusal));
     }
 
-    /// The message to store, its push and its audience, or why it is refused.
-    fn check_send(
+    fn sender_profile(&self, uid: UserId) -> Result<Profile, ChatError> {
+        self.online
+            .get(&uid)
+            .map(|o| o.profile.clone())
+            .ok_or(ChatError::ShuttingDown)
+    }
+
+    /// The message to store for a 1:1 send, its push and its audience.
+    fn direct_send(
         &self,
         uid: UserId,
         m: SendMsg,
     ) -> Result<(NewMessage, ChatPush, Vec<UserId>), ChatError> {
-        if self.shutting_down {
-            return Err(ChatError::ShuttingDown);
-        }
-        let ct = i32::try_from(m.chat_type).unwrap_or(-1);
-        match ct {
-            chat_type::DIRECT => {}
-            chat_type::SYSTEM => return Err(ChatError::SystemReserved),
-            chat_type::GROUP | chat_type::SERVICE => return Err(ChatError::UnsupportedChatType),
-            _ => return Err(ChatError::bad("chat_type must be 1, 2 or 4")),
-        }
-        let client_msg_id = m.validate_common(self.settings.max_msg_chars)?;
+        let client_msg_id = m.validate_common(self.max_msg_chars)?;
         let to = UserId(m.to_uid);
         if to == uid {
             return Err(ChatError::bad("to_uid is the sender"));
         }
-        let sender = self
-            .online
-            .get(&uid)
-            .map(|o| o.profile.clone())
-            .ok_or(ChatError::ShuttingDown)?;
+        let sender = self.sender_profile(uid)?;
         let message = NewMessage {
             chat_id: ChatId::direct(uid, to).0,
-            chat_type: ct,
+            chat_type: chat_type::DIRECT,
             msg_type: m.msg_type as i32,
             msg: m.msg,
             from_uid: uid.0,
@@ -148,19 +155,20 @@ impl ChatServer {
             from_service: false,
             client_msg_id,
             createtime: crate::auth::unix_now() as i64,
+            agent_uid: 0,
         };
-        let push = push::chat_push(&message, 0, &sender, &self.settings.media_base);
+        let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push, vec![to, uid]))
     }
 
-    /// Stores the next batch if none is being stored; on commit, acks and pushes in order.
+    /// Applies the next batch if none is being applied; on commit, acts on each write in order.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(batch) = self.queue.take_batch() else {
             return;
         };
-        let rows: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        let ops: Vec<WriteOp> = batch.iter().map(|p| p.op.clone()).collect();
         self.db
-            .send(StoreMessages { batch: rows })
+            .send(ApplyWrites { batch: ops })
             .into_actor(self)
             .map(move |res, act, ctx| {
                 act.finish_batch(batch, res);
@@ -173,66 +181,96 @@ impl ChatServer {
 
     fn finish_batch(
         &mut self,
-        batch: Vec<PendingStore>,
-        res: Result<Result<Vec<MsgId>, DbError>, MailboxError>,
+        batch: Vec<PendingOp>,
+        res: Result<Result<Vec<WriteDone>, DbError>, MailboxError>,
     ) {
-        let ids = match res {
-            Ok(Ok(ids)) if ids.len() == batch.len() => ids,
-            Ok(Ok(ids)) => {
+        let done = match res {
+            Ok(Ok(done)) if done.len() == batch.len() => done,
+            Ok(Ok(done)) => {
                 log::error!(
-                    "store returned {} ids for {} messages",
-                    ids.len(),
-                    batch.len()
+                    "a batch of {} writes returned {} results",
+                    batch.len(),
+                    done.len()
                 );
                 return fail_all(batch);
             }
             Ok(Err(e)) => {
-                log::error!("storing {} messages failed: {e}", batch.len());
+                log::error!("applying {} writes failed: {e}", batch.len());
                 return fail_all(batch);
             }
             Err(e) => {
                 log::error!(
-                    "storing {} messages failed: db executor unreachable: {e}",
+                    "applying {} writes failed: db executor unreachable: {e}",
                     batch.len()
                 );
                 return fail_all(batch);
             }
         };
-        for (mut p, id) in batch.into_iter().zip(ids) {
-            p.push.msg_id = id.0;
-            let text = protocol::push_text(&p.push);
-            for uid in &p.audience {
-                self.deliver(*uid, &text, Some(p.sender));
+        for (p, result) in batch.into_iter().zip(done) {
+            match (p.op, p.after, result) {
+                (
+                    WriteOp::Store(message),
+                    AfterCommit::Message {
+                        mut push,
+                        audience,
+                        sender,
+                        reply,
+                    },
+                    WriteDone::Stored(id),
+                ) => {
+                    push.msg_id = id.0;
+                    let text = protocol::push_text(&push);
+                    for uid in &audience {
+                        self.deliver(*uid, &text, Some(sender));
+                    }
+                    let ack = SendAck {
+                        msg_id: id.0,
+                        chat_id: message.chat_id,
+                        createtime: message.createtime,
+                        client_msg_id: message.client_msg_id,
+                    };
+                    // A sender that hung up before its ack loses only the ack: the message is stored.
+                    let _ = reply.send(Ok(protocol::ok(&ack)));
+                }
+                (
+                    _,
+                    AfterCommit::Assignment {
+                        agent,
+                        notices,
+                        reply,
+                    },
+                    WriteDone::Assigned(backlog),
+                ) => {
+                    for row in backlog {
+                        let text = protocol::push_text(&self.presenter.stored(row));
+                        self.deliver(agent, &text, None);
+                    }
+                    for (uid, text) in &notices {
+                        self.deliver(*uid, text, None);
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(protocol::ok(&())));
+                    }
+                }
+                _ => log::error!("a write's result does not match its kind"),
             }
-            let ack = SendAck {
-                msg_id: id.0,
-                chat_id: p.message.chat_id,
-                createtime: p.message.createtime,
-                client_msg_id: p.message.client_msg_id,
-            };
-            // A sender that hung up before its ack loses only the ack: the message is stored.
-            let _ = p.reply.send(Ok(protocol::ok(&ack)));
         }
     }
 
     fn sync(&self, uid: UserId, req: SyncRequest, reply: ReplyTx) {
         let db = self.db.clone();
-        let base = self.settings.media_base.clone();
+        let presenter = self.presenter.clone();
+        let agent_shop = self.online.get(&uid).and_then(|o| o.agent_shop);
         answer_later(reply, async move {
             let (since, limit) = req.bounds()?;
             let (rows, has_more) = chats::ask(db.send(LoadSync {
                 uid,
+                agent_shop,
                 since: MsgId(since),
                 limit,
             }))
             .await?;
-            let rows = rows
-                .into_iter()
-                .map(|r| {
-                    let (id, m) = push::split_row(r.message);
-                    push::chat_push(&m, id, &r.sender, &base)
-                })
-                .collect();
+            let rows = rows.into_iter().map(|r| presenter.stored(r)).collect();
             Ok(protocol::reply_with(
                 code::RECORDS,
                 &SyncPage { rows, has_more },
@@ -243,12 +281,13 @@ impl ChatServer {
     /// Requests answered from the database alone, with no state of the server's.
     fn answer_from_db(&self, uid: UserId, request: Request, reply: ReplyTx) {
         let db = self.db.clone();
-        let base = self.settings.media_base.clone();
+        let presenter = self.presenter.clone();
         answer_later(reply, async move {
             match request {
                 Request::RecentChat(r) => {
                     let list =
-                        chats::recent_chats(&db, uid, r.is_service.unwrap_or(false), &base).await?;
+                        chats::recent_chats(&db, uid, r.is_service.unwrap_or(false), &presenter)
+                            .await?;
                     Ok(protocol::reply_with(code::RECENT_CHATS, &list))
                 }
                 Request::SetChatRead(chat) => {
@@ -259,7 +298,7 @@ impl ChatServer {
                     chats::mark_chat(&db, uid, chat, Mark::Hidden).await?;
                     Ok(protocol::ok(&()))
                 }
-                Request::SendMsg(_) | Request::Sync(_) => Err(ChatError::UnknownAction),
+                _ => Err(ChatError::UnknownAction),
             }
         });
     }
@@ -291,9 +330,15 @@ fn answer_later(
     });
 }
 
-fn fail_all(batch: Vec<PendingStore>) {
+fn fail_all(batch: Vec<PendingOp>) {
     for p in batch {
-        let _ = p.reply.send(Err(ChatError::StorageUnavailable));
+        let reply = match p.after {
+            AfterCommit::Message { reply, .. } => Some(reply),
+            AfterCommit::Assignment { reply, .. } => reply,
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(ChatError::StorageUnavailable));
+        }
     }
 }
 
@@ -304,7 +349,7 @@ impl Actor for ChatServer {
 impl Handler<Connect> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) {
         if self.shutting_down {
             msg.close.do_send(Close {
                 code: 1001,
@@ -315,27 +360,35 @@ impl Handler<Connect> for ChatServer {
         log::debug!("conn {} uid {}: connected", msg.conn, msg.uid);
         let online = self.online.entry(msg.uid).or_insert_with(|| Online {
             profile: msg.profile.clone(),
+            agent_shop: msg.agent_shop,
             conns: Vec::new(),
         });
         online.profile = msg.profile;
+        online.agent_shop = msg.agent_shop;
         online.conns.push(ConnHandle {
             conn: msg.conn,
             deliver: msg.deliver,
             close: msg.close,
         });
+        self.report_presence(msg.uid, ctx);
     }
 }
 
 impl Handler<Disconnect> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
         log::debug!("conn {} uid {}: disconnected", msg.conn, msg.uid);
         if let Some(online) = self.online.get_mut(&msg.uid) {
             online.conns.retain(|c| c.conn != msg.conn);
-            if online.conns.is_empty() {
-                self.online.remove(&msg.uid);
-            }
+        }
+        self.report_presence(msg.uid, ctx);
+        if self
+            .online
+            .get(&msg.uid)
+            .is_some_and(|o| o.conns.is_empty())
+        {
+            self.online.remove(&msg.uid);
         }
     }
 }
@@ -347,8 +400,21 @@ impl Handler<ClientRequest> for ChatServer {
         match msg.request {
             Request::SendMsg(m) => self.accept_send(msg.conn, msg.uid, m, msg.reply, ctx),
             Request::Sync(req) => self.sync(msg.uid, req, msg.reply),
+            Request::SetOnline(r) => self.set_online(msg.uid, r.online, msg.reply, ctx),
+            Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
             other => self.answer_from_db(msg.uid, other, msg.reply),
         }
+    }
+}
+
+impl Handler<Enqueue> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        for op in msg.0 {
+            self.queue.push(op);
+        }
+        self.flush(ctx);
     }
 }
 

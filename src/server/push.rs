@@ -1,26 +1,88 @@
-//! Turning a stored message into what receivers see (PROTOCOL.md §4 push table).
+//! Turning a stored message into what receivers see (PROTOCOL.md §4 push table), the
+//! same way for live pushes, `chat.sync` rows and an agent's backlog.
 
+use std::sync::Arc;
+
+use crate::config::Config;
 use crate::db::models::MessageRow;
-use crate::db::{NewMessage, Profile};
-use crate::protocol::{absolute_url, ChatPush};
+use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
+use crate::protocol::{absolute_url, chat_type, ChatPush};
 
-/// The push for `m` (stored as `msg_id`) sent by `sender`.
-pub fn chat_push(m: &NewMessage, msg_id: i64, sender: &Profile, media_base: &str) -> ChatPush {
-    ChatPush {
-        nickname: sender.nickname.clone(),
-        avatar: absolute_url(media_base, &sender.avatar),
-        id: Some(m.from_uid),
-        service_nickname: None,
-        service_avatar: None,
-        shop_id: None,
-        group_id: None,
-        chat_id: m.chat_id.clone(),
-        chat_type: m.chat_type,
-        msg_type: m.msg_type,
-        msg: m.msg.clone(),
-        createtime: m.createtime,
-        msg_id,
-        client_msg_id: m.client_msg_id.clone(),
+/// Shapes pushes; cheap to clone into every actor that sends them.
+#[derive(Clone)]
+pub struct Presenter {
+    media_base: Arc<str>,
+    system_nickname: Arc<str>,
+    system_avatar: Arc<str>,
+}
+
+impl Presenter {
+    pub fn new(config: &Config) -> Presenter {
+        Presenter {
+            media_base: Arc::from(config.media.base_url.as_str()),
+            system_nickname: Arc::from(config.system.nickname.as_str()),
+            system_avatar: Arc::from(config.system.avatar.as_str()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        absolute_url(&self.media_base, path)
+    }
+
+    /// The push for `m`, stored as `msg_id`, sent by `sender` (for customer service, of `shop`).
+    pub fn push(
+        &self,
+        m: &NewMessage,
+        msg_id: i64,
+        sender: &Profile,
+        shop: Option<&ShopRow>,
+    ) -> ChatPush {
+        let mut p = ChatPush {
+            nickname: sender.nickname.clone(),
+            avatar: self.url(&sender.avatar),
+            id: Some(m.from_uid),
+            service_nickname: None,
+            service_avatar: None,
+            shop_id: None,
+            group_id: None,
+            chat_id: m.chat_id.clone(),
+            chat_type: m.chat_type,
+            msg_type: m.msg_type,
+            msg: m.msg.clone(),
+            createtime: m.createtime,
+            msg_id,
+            client_msg_id: m.client_msg_id.clone(),
+        };
+        match m.chat_type {
+            chat_type::GROUP => p.group_id = Some(m.group_id),
+            chat_type::SYSTEM => {
+                p.nickname = self.system_nickname.to_string();
+                p.avatar = self.url(&self.system_avatar);
+                p.id = Some(0);
+            }
+            chat_type::SERVICE => {
+                p.shop_id = Some(m.shop_id);
+                if m.from_service {
+                    // The consumer sees the shop, and which of its agents answered.
+                    p.service_nickname = Some(std::mem::take(&mut p.nickname));
+                    p.service_avatar = Some(std::mem::take(&mut p.avatar));
+                    p.nickname =
+                        shop.map_or_else(|| format!("shop{}", m.shop_id), |s| s.name.clone());
+                    p.avatar = self.url(shop.map_or("", |s| s.logo.as_str()));
+                    p.id = None;
+                } else {
+                    p.id = Some(m.consumer_uid);
+                }
+            }
+            _ => {}
+        }
+        p
+    }
+
+    /// The push shape of a message read back from the database.
+    pub fn stored(&self, r: MessageWithSender) -> ChatPush {
+        let (id, m) = split_row(r.message);
+        self.push(&m, id, &r.sender, r.shop.as_ref())
     }
 }
 
@@ -41,6 +103,7 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             from_service: r.from_service,
             client_msg_id: r.client_msg_id,
             createtime: r.createtime,
+            agent_uid: r.agent_uid,
         },
     )
 }

@@ -43,6 +43,7 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
                 nickname: format!("u{uid}"),
                 avatar: String::new(),
             },
+            agent_shop: None,
             deliver: addr.clone().recipient(),
             close: addr.recipient(),
         })

@@ -1,42 +1,56 @@
-//! Group commit: sends wait here while one batch is being stored, then go together in
-//! the next transaction. One batch in flight at a time keeps msg_ids in arrival order.
+//! Group commit: writes wait here while one batch is being applied, then go together in
+//! the next transaction. One batch in flight at a time keeps msg_ids in arrival order,
+//! and keeps an agent's backlog push ahead of any later message of the same conversation.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::db::NewMessage;
+use crate::db::WriteOp;
 use crate::ids::{ConnId, UserId};
 use crate::protocol::ChatPush;
 use crate::server::ReplyTx;
 
-/// Largest batch stored in one transaction.
+/// Largest batch applied in one transaction.
 pub const MAX_BATCH: usize = 256;
 
-/// A message accepted from a client, waiting to be stored.
-pub struct PendingStore {
-    pub message: NewMessage,
-    /// The push receivers will get; its msg_id is filled in after commit.
-    pub push: ChatPush,
-    /// Users whose connections get the push.
-    pub audience: Vec<UserId>,
-    /// The connection that sent it: acked, and not pushed to.
-    pub sender: ConnId,
-    /// Gets the ack once stored, or the error.
-    pub reply: ReplyTx,
+/// What happens once a write is committed.
+pub enum AfterCommit {
+    /// A stored message: push it to its audience but the sending connection, ack the sender.
+    Message {
+        /// Its msg_id is filled in after commit.
+        push: ChatPush,
+        audience: Vec<UserId>,
+        sender: ConnId,
+        reply: ReplyTx,
+    },
+    /// A conversation given to an agent: push it what it has not seen, then the notices
+    /// (already serialized) to whom they concern, then answer whoever asked.
+    Assignment {
+        agent: UserId,
+        notices: Vec<(UserId, Arc<str>)>,
+        reply: Option<ReplyTx>,
+    },
+}
+
+/// A write waiting to be applied.
+pub struct PendingOp {
+    pub op: WriteOp,
+    pub after: AfterCommit,
 }
 
 #[derive(Default)]
 pub struct WriteQueue {
-    pending: VecDeque<PendingStore>,
+    pending: VecDeque<PendingOp>,
     in_flight: bool,
 }
 
 impl WriteQueue {
-    pub fn push(&mut self, p: PendingStore) {
+    pub fn push(&mut self, p: PendingOp) {
         self.pending.push_back(p);
     }
 
-    /// The next batch to store, unless one is already being stored or nothing waits.
-    pub fn take_batch(&mut self) -> Option<Vec<PendingStore>> {
+    /// The next batch to apply, unless one is already being applied or nothing waits.
+    pub fn take_batch(&mut self) -> Option<Vec<PendingOp>> {
         if self.in_flight || self.pending.is_empty() {
             return None;
         }
@@ -49,7 +63,7 @@ impl WriteQueue {
         self.in_flight = false;
     }
 
-    /// Nothing waiting and nothing being stored.
+    /// Nothing waiting and nothing being applied.
     pub fn is_idle(&self) -> bool {
         !self.in_flight && self.pending.is_empty()
     }

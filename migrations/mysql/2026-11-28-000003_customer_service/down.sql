@@ -1,0 +1,4 @@
+DROP TABLE service_chats;
+DROP TABLE agents;
+DROP TABLE shops;
+ALTER TABLE messages DROP COLUMN agent_uid;

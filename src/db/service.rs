@@ -1,0 +1,273 @@
+//! Customer service (PROTOCOL.md §5): shops, their agents, and one conversation row per
+//! shop and consumer saying who serves it and since when it has waited.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::conn::DbConn;
+use super::conversations::profiles_by_id;
+use super::models::{
+    AgentRow, MessageWithSender, NewMessage, Profile, ServiceChatRow, ShopRow, ShopState,
+};
+use super::queries::ensure_user;
+use super::schema::{agents, messages, service_chats, shops};
+use crate::ids::{ShopId, UserId};
+use crate::protocol::chat_type;
+
+pub fn find_shop(conn: &mut DbConn, shop: ShopId) -> QueryResult<Option<ShopRow>> {
+    shops::table
+        .find(shop.0)
+        .select(ShopRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Creates or updates a shop; fields left `None` keep their value (a new shop without
+/// a name is called `shop{id}`).
+pub fn upsert_shop(
+    conn: &mut DbConn,
+    shop: ShopId,
+    name: Option<&str>,
+    logo: Option<&str>,
+    capacity: Option<i32>,
+    now: i64,
+) -> QueryResult<ShopRow> {
+    conn.transaction(|conn| {
+        if find_shop(conn, shop)?.is_none() {
+            let inserted = diesel::insert_into(shops::table)
+                .values((
+                    shops::id.eq(shop.0),
+                    shops::name.eq(format!("shop{shop}")),
+                    shops::logo.eq(""),
+                    shops::capacity.eq(0),
+                    shops::created_at.eq(now),
+                ))
+                .execute(conn);
+            match inserted {
+                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let target = shops::table.find(shop.0);
+        if let Some(n) = name {
+            diesel::update(target)
+                .set(shops::name.eq(n))
+                .execute(conn)?;
+        }
+        if let Some(l) = logo {
+            diesel::update(target)
+                .set(shops::logo.eq(l))
+                .execute(conn)?;
+        }
+        if let Some(c) = capacity {
+            diesel::update(target)
+                .set(shops::capacity.eq(c))
+                .execute(conn)?;
+        }
+        find_shop(conn, shop)?.ok_or(DieselError::NotFound)
+    })
+}
+
+pub fn find_agent(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<AgentRow>> {
+    agents::table
+        .find(uid.0)
+        .select(AgentRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The shop `uid` serves, if it is an agent.
+pub fn agent_shop(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<ShopId>> {
+    Ok(find_agent(conn, uid)?.map(|a| ShopId(a.shop_id)))
+}
+
+/// Attaches `uid` to `shop` (moving it from another shop if need be); returns the shop
+/// it served before, or `None` if the shop does not exist.
+pub fn attach_agent(
+    conn: &mut DbConn,
+    shop: ShopId,
+    uid: UserId,
+    name: Option<&str>,
+    now: i64,
+) -> QueryResult<Option<Option<ShopId>>> {
+    conn.transaction(|conn| {
+        if find_shop(conn, shop)?.is_none() {
+            return Ok(None);
+        }
+        ensure_user(conn, uid, now)?;
+        let before = find_agent(conn, uid)?;
+        match &before {
+            Some(_) => {
+                let target = agents::table.find(uid.0);
+                diesel::update(target)
+                    .set(agents::shop_id.eq(shop.0))
+                    .execute(conn)?;
+                if let Some(n) = name {
+                    diesel::update(target)
+                        .set(agents::name.eq(n))
+                        .execute(conn)?;
+                }
+            }
+            None => {
+                diesel::insert_into(agents::table)
+                    .values((
+                        agents::uid.eq(uid.0),
+                        agents::shop_id.eq(shop.0),
+                        agents::name.eq(name.unwrap_or("")),
+                        agents::online.eq(false),
+                        agents::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        Ok(Some(before.map(|a| ShopId(a.shop_id))))
+    })
+}
+
+/// Detaches `uid` from `shop`; false if it was not that shop's agent.
+pub fn detach_agent(conn: &mut DbConn, shop: ShopId, uid: UserId) -> QueryResult<bool> {
+    let n = diesel::delete(
+        agents::table
+            .filter(agents::uid.eq(uid.0))
+            .filter(agents::shop_id.eq(shop.0)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Sets the online flag of `shop`'s agent `uid`; false if it is not that shop's agent.
+pub fn set_agent_online(
+    conn: &mut DbConn,
+    shop: ShopId,
+    uid: UserId,
+    online: bool,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        agents::table
+            .filter(agents::uid.eq(uid.0))
+            .filter(agents::shop_id.eq(shop.0)),
+    )
+    .set(agents::online.eq(online))
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// What a ShopRouter needs to start: the shop, its agents and its conversations.
+pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState> {
+    let row = find_shop(conn, shop)?;
+    let agent_rows: Vec<AgentRow> = agents::table
+        .filter(agents::shop_id.eq(shop.0))
+        .order(agents::uid.asc())
+        .select(AgentRow::as_select())
+        .load(conn)?;
+    let uids: Vec<i64> = agent_rows.iter().map(|a| a.uid).collect();
+    let profiles = profiles_by_id(conn, &uids)?;
+    let agents = agent_rows
+        .into_iter()
+        .map(|a| {
+            let profile = profiles.get(&a.uid).cloned().unwrap_or_else(|| Profile {
+                uid: UserId(a.uid),
+                nickname: Profile::placeholder_nickname(UserId(a.uid)),
+                avatar: String::new(),
+            });
+            (a, profile)
+        })
+        .collect();
+    let chats = service_chats::table
+        .filter(service_chats::shop_id.eq(shop.0))
+        .select(ServiceChatRow::as_select())
+        .load(conn)?;
+    Ok(ShopState {
+        shop: row,
+        agents,
+        chats,
+    })
+}
+
+fn find_chat(conn: &mut DbConn, shop: i64, consumer: i64) -> QueryResult<Option<ServiceChatRow>> {
+    service_chats::table
+        .filter(service_chats::shop_id.eq(shop))
+        .filter(service_chats::consumer_uid.eq(consumer))
+        .select(ServiceChatRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Keeps the service conversation of a stored chat_type-4 message up to date: the
+/// agent it went to or came from serves it; with none, it waits from this message on.
+pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
+    if m.chat_type != chat_type::SERVICE {
+        return Ok(());
+    }
+    let existing = find_chat(conn, m.shop_id, m.consumer_uid)?;
+    let (agent, waiting_from) = match (m.agent_uid, &existing) {
+        (0, Some(row)) if row.waiting_from > 0 => (row.agent_uid, row.waiting_from),
+        (0, Some(row)) => (row.agent_uid, id),
+        (0, None) => (0, id),
+        (agent, _) => (agent, 0),
+    };
+    if existing.is_some() {
+        diesel::update(
+            service_chats::table
+                .filter(service_chats::shop_id.eq(m.shop_id))
+                .filter(service_chats::consumer_uid.eq(m.consumer_uid)),
+        )
+        .set((
+            service_chats::agent_uid.eq(agent),
+            service_chats::waiting_from.eq(waiting_from),
+            service_chats::last_time.eq(m.createtime),
+        ))
+        .execute(conn)?;
+        return Ok(());
+    }
+    diesel::insert_into(service_chats::table)
+        .values((
+            service_chats::shop_id.eq(m.shop_id),
+            service_chats::consumer_uid.eq(m.consumer_uid),
+            service_chats::chat_id.eq(&m.chat_id),
+            service_chats::agent_uid.eq(agent),
+            service_chats::waiting_from.eq(waiting_from),
+            service_chats::last_time.eq(m.createtime),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Gives a conversation to `agent`; returns what it had waited with (the messages
+/// since it started waiting), which the agent has not seen.
+pub fn assign(
+    conn: &mut DbConn,
+    shop: ShopId,
+    consumer: UserId,
+    agent: UserId,
+) -> QueryResult<Vec<MessageWithSender>> {
+    let Some(row) = find_chat(conn, shop.0, consumer.0)? else {
+        return Ok(Vec::new());
+    };
+    diesel::update(
+        service_chats::table
+            .filter(service_chats::shop_id.eq(shop.0))
+            .filter(service_chats::consumer_uid.eq(consumer.0)),
+    )
+    .set((
+        service_chats::agent_uid.eq(agent.0),
+        service_chats::waiting_from.eq(0),
+    ))
+    .execute(conn)?;
+    if row.waiting_from == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = messages::table
+        .left_join(super::schema::users::table)
+        .filter(messages::chat_type.eq(chat_type::SERVICE))
+        .filter(messages::shop_id.eq(shop.0))
+        .filter(messages::consumer_uid.eq(consumer.0))
+        .filter(messages::id.ge(row.waiting_from))
+        .order(messages::id.asc())
+        .select((
+            super::models::MessageRow::as_select(),
+            Option::<super::models::ProfileRow>::as_select(),
+        ))
+        .load(conn)?;
+    super::queries::with_senders(conn, rows)
+}

@@ -1,0 +1,70 @@
+//! What a ShopRouter is told. All come from ChatServer (which hears them from sessions
+//! and the admin API); the router answers through reply channels or by handing writes
+//! back to ChatServer's queue.
+
+use actix::Message as ActixMessage;
+
+use crate::db::{NewMessage, Profile};
+use crate::ids::{ConnId, UserId};
+use crate::protocol::Role;
+use crate::server::ReplyTx;
+
+/// A customer-service message to route: from the consumer to whichever agent should
+/// get it, or from an agent to the consumer. The router completes `message` (the agent)
+/// and the push, then queues the write; `reply` gets the ack after commit, or the refusal.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct RouteSend {
+    pub message: NewMessage,
+    pub role: Role,
+    /// The sender's profile (the consumer's; for an agent, its user profile).
+    pub sender: Profile,
+    pub conn: ConnId,
+    pub reply: ReplyTx,
+}
+
+/// An agent's live connection count changed (0 = gone).
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct AgentPresence {
+    pub uid: UserId,
+    pub conns: usize,
+}
+
+/// An agent's online flag changed (already stored).
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct AgentFlag {
+    pub uid: UserId,
+    pub online: bool,
+}
+
+/// The shop or its agents changed in the database (admin API): read them again.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct ReloadAgents;
+
+/// `service.transfer` by agent `by`: give the conversation `chat_id` to agent `to`.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct TransferChat {
+    pub by: UserId,
+    pub chat_id: String,
+    pub to: UserId,
+    pub reply: ReplyTx,
+}
+
+/// One agent as the admin API reports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentReport {
+    pub uid: i64,
+    pub name: String,
+    pub online: bool,
+    pub connected: bool,
+    pub open_conversations: usize,
+}
+
+/// For `GET /admin/shops/{id}/agents`: the shop's agents, or `None` if there is no such shop.
+#[derive(ActixMessage)]
+#[rtype(result = "Option<Vec<AgentReport>>")]
+pub struct ReportAgents;

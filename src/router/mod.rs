@@ -1,0 +1,502 @@
+//! `ShopRouter`: one actor per shop, started on first use. It owns the shop's agents
+//! (online flags, live connection counts), which agent serves which consumer, and the
+//! conversations waiting for an agent. Routing decisions are made here, in arrival
+//! order; the writes they imply go back to ChatServer's write queue, so a decision is
+//! acted on (acks, pushes, backlogs) only once it is committed.
+
+pub mod choice;
+pub mod messages;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+pub use messages::*;
+
+use crate::db::{DbExecutor, LoadShop, Profile, ShopRow, ShopState, WriteOp};
+use crate::error::ChatError;
+use crate::ids::{ChatId, ShopId, UserId};
+use crate::protocol::{self, code, Role, ServiceEvent};
+use crate::server::push::Presenter;
+use crate::server::write_queue::{AfterCommit, PendingOp};
+use crate::server::{ChatServer, Enqueue, ReplyTx};
+use choice::{choose_agent, Candidate};
+
+/// A conversation counts toward its agent's load until it has been quiet this long.
+pub const OPEN_IDLE_SECS: i64 = 30 * 60;
+
+struct Agent {
+    /// The service name the shop gave it; empty: its user nickname.
+    name: String,
+    profile: Profile,
+    online: bool,
+}
+
+impl Agent {
+    /// How consumers see it (service_nickname / service_avatar).
+    fn display(&self) -> Profile {
+        let mut p = self.profile.clone();
+        if !self.name.is_empty() {
+            p.nickname = self.name.clone();
+        }
+        p
+    }
+}
+
+struct Conv {
+    chat_id: String,
+    agent: Option<UserId>,
+    /// Some(order) while waiting for an agent; lower waited longer.
+    waiting: Option<u64>,
+    last_time: i64,
+}
+
+pub struct ShopRouter {
+    shop: ShopId,
+    /// None until loaded, and while the shop does not exist.
+    info: Option<ShopRow>,
+    agents: HashMap<UserId, Agent>,
+    /// Live connections per agent, as ChatServer reports them.
+    presence: HashMap<UserId, usize>,
+    convs: HashMap<UserId, Conv>,
+    next_wait: u64,
+    server: Addr<ChatServer>,
+    db: Addr<DbExecutor>,
+    presenter: Presenter,
+    rng: StdRng,
+}
+
+impl ShopRouter {
+    pub fn new(
+        shop: ShopId,
+        server: Addr<ChatServer>,
+        db: Addr<DbExecutor>,
+        presenter: Presenter,
+    ) -> ShopRouter {
+        ShopRouter {
+            shop,
+            info: None,
+            agents: HashMap::new(),
+            presence: HashMap::new(),
+            convs: HashMap::new(),
+            next_wait: 1,
+            server,
+            db,
+            presenter,
+            rng: StdRng::from_entropy(),
+        }
+    }
+
+    fn apply_agents(&mut self, state: &ShopState) {
+        self.info = state.shop.clone();
+        self.agents = state
+            .agents
+            .iter()
+            .map(|(a, p)| {
+                let agent = Agent {
+                    name: a.name.clone(),
+                    profile: p.clone(),
+                    online: a.online,
+                };
+                (UserId(a.uid), agent)
+            })
+            .collect();
+    }
+
+    fn apply_chats(&mut self, state: ShopState) {
+        let mut waiting: Vec<(i64, UserId)> = Vec::new();
+        for c in state.chats {
+            let consumer = UserId(c.consumer_uid);
+            if c.waiting_from > 0 {
+                waiting.push((c.waiting_from, consumer));
+            }
+            self.convs.insert(
+                consumer,
+                Conv {
+                    chat_id: c.chat_id,
+                    agent: (c.agent_uid > 0).then_some(UserId(c.agent_uid)),
+                    waiting: None,
+                    last_time: c.last_time,
+                },
+            );
+        }
+        waiting.sort();
+        for (_, consumer) in waiting {
+            let order = self.take_wait_order();
+            if let Some(conv) = self.convs.get_mut(&consumer) {
+                conv.waiting = Some(order);
+            }
+        }
+    }
+
+    fn take_wait_order(&mut self) -> u64 {
+        self.next_wait += 1;
+        self.next_wait
+    }
+
+    fn routable(&self, uid: UserId) -> bool {
+        self.agents.get(&uid).is_some_and(|a| a.online)
+            && self.presence.get(&uid).copied().unwrap_or(0) > 0
+    }
+
+    fn load(&self, uid: UserId, now: i64) -> usize {
+        self.convs
+            .values()
+            .filter(|c| c.agent == Some(uid) && c.last_time >= now - OPEN_IDLE_SECS)
+            .count()
+    }
+
+    fn candidates(&self, now: i64) -> Vec<Candidate> {
+        let mut c: Vec<Candidate> = self
+            .agents
+            .keys()
+            .filter(|uid| self.routable(**uid))
+            .map(|uid| Candidate {
+                agent: *uid,
+                load: self.load(*uid, now),
+            })
+            .collect();
+        // HashMap order is random per process; a stable order keeps runs reproducible.
+        c.sort_by_key(|c| c.agent);
+        c
+    }
+
+    fn capacity(&self) -> usize {
+        self.info.as_ref().map_or(0, |s| s.capacity.max(0) as usize)
+    }
+
+    fn pick(&mut self, assigned: Option<UserId>, now: i64) -> Option<UserId> {
+        let candidates = self.candidates(now);
+        let capacity = self.capacity();
+        choose_agent(assigned, &candidates, capacity, &mut self.rng)
+    }
+
+    /// The write that hands `consumer`'s conversation to `agent`, pushing it the backlog.
+    fn assignment(
+        &self,
+        consumer: UserId,
+        agent: UserId,
+        notices: Vec<(UserId, Arc<str>)>,
+        reply: Option<ReplyTx>,
+    ) -> PendingOp {
+        PendingOp {
+            op: WriteOp::Assign {
+                shop: self.shop,
+                consumer,
+                agent,
+            },
+            after: AfterCommit::Assignment {
+                agent,
+                notices,
+                reply,
+            },
+        }
+    }
+
+    /// The writes a routed message implies, or the refusal with the reply channel to tell.
+    fn route(&mut self, msg: RouteSend) -> Result<Vec<PendingOp>, (ChatError, ReplyTx)> {
+        let Some(shop) = self.info.clone() else {
+            return Err((ChatError::UnknownShop, msg.reply));
+        };
+        if msg.role == Role::Agent && !self.agents.contains_key(&msg.sender.uid) {
+            return Err((ChatError::Forbidden, msg.reply));
+        }
+        let RouteSend {
+            mut message,
+            role,
+            sender,
+            conn,
+            reply,
+        } = msg;
+        let consumer = UserId(message.consumer_uid);
+        let now = message.createtime;
+        let mut ops = Vec::new();
+        let (shown_sender, audience) = match role {
+            Role::Consumer => {
+                let assigned = self.convs.get(&consumer).and_then(|c| c.agent);
+                let chosen = self.pick(assigned, now);
+                let was_waiting = self
+                    .convs
+                    .get(&consumer)
+                    .is_some_and(|c| c.waiting.is_some());
+                let order = (chosen.is_none() && !was_waiting).then(|| self.take_wait_order());
+                let conv = self.convs.entry(consumer).or_insert_with(|| Conv {
+                    chat_id: message.chat_id.clone(),
+                    agent: None,
+                    waiting: None,
+                    last_time: now,
+                });
+                conv.last_time = now;
+                match chosen {
+                    Some(agent) => {
+                        conv.agent = Some(agent);
+                        conv.waiting = None;
+                        message.agent_uid = agent.0;
+                        if was_waiting {
+                            ops.push(self.assignment(consumer, agent, Vec::new(), None));
+                        }
+                        (sender, vec![consumer, agent])
+                    }
+                    None => {
+                        if let Some(order) = order {
+                            conv.waiting = Some(order);
+                        }
+                        (sender, vec![consumer])
+                    }
+                }
+            }
+            Role::Agent => {
+                let shown = self
+                    .agents
+                    .get(&sender.uid)
+                    .map_or_else(|| sender.clone(), Agent::display);
+                let conv = self.convs.entry(consumer).or_insert_with(|| Conv {
+                    chat_id: message.chat_id.clone(),
+                    agent: None,
+                    waiting: None,
+                    last_time: now,
+                });
+                conv.agent = Some(sender.uid);
+                conv.waiting = None;
+                conv.last_time = now;
+                message.agent_uid = sender.uid.0;
+                (shown, vec![consumer, sender.uid])
+            }
+        };
+        let push = self.presenter.push(&message, 0, &shown_sender, Some(&shop));
+        ops.push(PendingOp {
+            op: WriteOp::Store(message),
+            after: AfterCommit::Message {
+                push,
+                audience,
+                sender: conn,
+                reply,
+            },
+        });
+        Ok(ops)
+    }
+
+    /// Hands waiting conversations, oldest first, to routable agents.
+    fn drain(&mut self) {
+        let now = crate::auth::unix_now() as i64;
+        let mut waiting: Vec<(u64, UserId)> = self
+            .convs
+            .iter()
+            .filter_map(|(consumer, c)| c.waiting.map(|order| (order, *consumer)))
+            .collect();
+        if waiting.is_empty() || self.candidates(now).is_empty() {
+            return;
+        }
+        waiting.sort();
+        let mut ops = Vec::new();
+        for (_, consumer) in waiting {
+            let assigned = self.convs.get(&consumer).and_then(|c| c.agent);
+            let Some(agent) = self.pick(assigned, now) else {
+                break;
+            };
+            if let Some(conv) = self.convs.get_mut(&consumer) {
+                conv.agent = Some(agent);
+                conv.waiting = None;
+                conv.last_time = now;
+            }
+            log::info!(
+                "shop {}: waiting consumer {consumer} assigned to agent {agent}",
+                self.shop
+            );
+            ops.push(self.assignment(consumer, agent, Vec::new(), None));
+        }
+        self.server.do_send(Enqueue(ops));
+    }
+
+    /// The consumer of one of this shop's conversations, from its chat_id: the number
+    /// that is not the shop's (both are, when the consumer's id equals the shop's).
+    fn consumer_of(&self, chat_id: &str) -> Option<UserId> {
+        let (a, b) = chat_id.split_once("____")?;
+        let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+        let shop = self.shop.0;
+        let consumer = if a == shop {
+            b
+        } else if b == shop {
+            a
+        } else {
+            return None;
+        };
+        (ChatId::service(self.shop, UserId(consumer)).as_str() == chat_id)
+            .then_some(UserId(consumer))
+    }
+
+    fn transfer(&mut self, msg: &TransferChat) -> Result<PendingOp, ChatError> {
+        if !self.agents.contains_key(&msg.by) {
+            return Err(ChatError::Forbidden);
+        }
+        let consumer = self.consumer_of(&msg.chat_id).ok_or(ChatError::NotFound)?;
+        if !self.convs.contains_key(&consumer) {
+            return Err(ChatError::NotFound);
+        }
+        if !self.routable(msg.to) {
+            return Err(ChatError::AgentUnavailable);
+        }
+        let now = crate::auth::unix_now() as i64;
+        let conv = self.convs.get_mut(&consumer).ok_or(ChatError::NotFound)?;
+        let from = conv.agent;
+        conv.agent = Some(msg.to);
+        conv.waiting = None;
+        conv.last_time = now;
+        let event = ServiceEvent {
+            event: "transfer",
+            chat_id: conv.chat_id.clone(),
+            shop_id: self.shop.0,
+            consumer_uid: consumer.0,
+            from_uid: from.map_or(0, |f| f.0),
+            to_uid: msg.to.0,
+        };
+        let text: Arc<str> = protocol::reply_with(code::SERVICE_EVENT, &event).into();
+        let mut notices = vec![(msg.to, text.clone())];
+        if let Some(from) = from.filter(|f| *f != msg.to) {
+            notices.push((from, text));
+        }
+        log::info!(
+            "shop {}: consumer {consumer} transferred from {from:?} to {} by {}",
+            self.shop,
+            msg.to,
+            msg.by
+        );
+        Ok(self.assignment(consumer, msg.to, notices, None))
+    }
+}
+
+impl Actor for ShopRouter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Nothing is routed before the shop's state is in: messages wait in the mailbox.
+        self.db
+            .send(LoadShop { shop: self.shop })
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(Ok(state)) => {
+                    act.apply_agents(&state);
+                    act.apply_chats(state);
+                    log::debug!(
+                        "shop {}: router started with {} agents",
+                        act.shop,
+                        act.agents.len()
+                    );
+                }
+                other => {
+                    let err = other.map(|r| r.err());
+                    log::error!(
+                        "shop {}: cannot load the shop, router stops: {err:?}",
+                        act.shop
+                    );
+                    ctx.stop();
+                }
+            })
+            .wait(ctx);
+    }
+}
+
+impl Handler<RouteSend> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteSend, _: &mut Context<Self>) {
+        match self.route(msg) {
+            Ok(ops) => self.server.do_send(Enqueue(ops)),
+            Err((e, reply)) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+}
+
+impl Handler<AgentPresence> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentPresence, _: &mut Context<Self>) {
+        let was = self.routable(msg.uid);
+        if msg.conns == 0 {
+            self.presence.remove(&msg.uid);
+        } else {
+            self.presence.insert(msg.uid, msg.conns);
+        }
+        if !was && self.routable(msg.uid) {
+            self.drain();
+        }
+    }
+}
+
+impl Handler<AgentFlag> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentFlag, _: &mut Context<Self>) {
+        if let Some(agent) = self.agents.get_mut(&msg.uid) {
+            agent.online = msg.online;
+        }
+        self.drain();
+    }
+}
+
+impl Handler<ReloadAgents> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, _: ReloadAgents, ctx: &mut Context<Self>) {
+        self.db
+            .send(LoadShop { shop: self.shop })
+            .into_actor(self)
+            .map(|res, act, _| match res {
+                Ok(Ok(state)) => {
+                    act.apply_agents(&state);
+                    act.drain();
+                }
+                other => log::error!(
+                    "shop {}: reloading agents failed: {:?}",
+                    act.shop,
+                    other.map(|r| r.err())
+                ),
+            })
+            .wait(ctx);
+    }
+}
+
+impl Handler<TransferChat> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: TransferChat, _: &mut Context<Self>) {
+        match self.transfer(&msg) {
+            Ok(mut op) => {
+                if let AfterCommit::Assignment { reply, .. } = &mut op.after {
+                    *reply = Some(msg.reply);
+                }
+                self.server.do_send(Enqueue(vec![op]));
+            }
+            Err(e) => {
+                let _ = msg.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+impl Handler<ReportAgents> for ShopRouter {
+    type Result = Option<Vec<AgentReport>>;
+
+    fn handle(&mut self, _: ReportAgents, _: &mut Context<Self>) -> Self::Result {
+        self.info.as_ref()?;
+        let now = crate::auth::unix_now() as i64;
+        let mut report: Vec<AgentReport> = self
+            .agents
+            .iter()
+            .map(|(uid, a)| AgentReport {
+                uid: uid.0,
+                name: a.display().nickname,
+                online: a.online,
+                connected: self.presence.get(uid).copied().unwrap_or(0) > 0,
+                open_conversations: self.load(*uid, now),
+            })
+            .collect();
+        report.sort_by_key(|r| r.uid);
+        Some(report)
+    }
+}

@@ -1,0 +1,229 @@
+//! ChatServer's side of customer service: starting a shop's router on first use,
+//! reporting agents' live connections to it, and passing it sends and service actions.
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::{answer_later, ChatServer, ReplyTx};
+use crate::chats::ask;
+use crate::db::{NewMessage, SetAgentOnline};
+use crate::error::ChatError;
+use crate::ids::{ChatId, ConnId, ShopId, UserId};
+use crate::protocol::{self, chat_type, Role, SendMsg, Transfer};
+use crate::router::{
+    AgentFlag, AgentPresence, ReloadAgents, ReportAgents, RouteSend, ShopRouter, TransferChat,
+};
+use crate::server::{AgentFlagChanged, AgentMoved, ShopAgents, ShopChanged};
+
+/// A send that passed its checks and only needs a reply channel to be routed.
+pub(super) type Route = Box<dyn FnOnce(ReplyTx)>;
+
+/// `shop_id` as sent: absent, null or 0 is "not given".
+fn given_shop(v: &Value) -> Result<Option<i64>, ChatError> {
+    let n = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    match n {
+        Some(0) => Ok(None),
+        Some(n) if n > 0 => Ok(Some(n)),
+        _ => Err(ChatError::bad("shop_id must be a positive id")),
+    }
+}
+
+impl ChatServer {
+    /// The router of `shop`, started (and told of connected agents) on first use.
+    pub(super) fn router(&mut self, shop: ShopId, ctx: &mut Context<Self>) -> Addr<ShopRouter> {
+        if let Some(addr) = self.routers.get(&shop).filter(|a| a.connected()) {
+            return addr.clone();
+        }
+        let addr =
+            ShopRouter::new(shop, ctx.address(), self.db.clone(), self.presenter.clone()).start();
+        for (uid, online) in &self.online {
+            if online.agent_shop == Some(shop) {
+                addr.do_send(AgentPresence {
+                    uid: *uid,
+                    conns: online.conns.len(),
+                });
+            }
+        }
+        self.routers.insert(shop, addr.clone());
+        addr
+    }
+
+    /// Tells `uid`'s shop router how many connections it has now, if it is an agent.
+    pub(super) fn report_presence(&mut self, uid: UserId, ctx: &mut Context<Self>) {
+        let Some(online) = self.online.get(&uid) else {
+            return;
+        };
+        let (Some(shop), conns) = (online.agent_shop, online.conns.len()) else {
+            return;
+        };
+        self.router(shop, ctx).do_send(AgentPresence { uid, conns });
+    }
+
+    /// Checks a chat_type 4 send and returns how to route it: a consumer's goes to the
+    /// shop in `to_uid`; an agent's goes to the consumer in `to_uid`, for its own shop only.
+    pub(super) fn service_send(
+        &mut self,
+        conn: ConnId,
+        uid: UserId,
+        m: SendMsg,
+        ctx: &mut Context<Self>,
+    ) -> Result<Route, ChatError> {
+        let client_msg_id = m.validate_common(self.max_msg_chars)?;
+        let role = m.role()?;
+        let named_shop = given_shop(&m.shop_id)?;
+        let (shop, consumer) = match role {
+            Role::Consumer => {
+                if named_shop.is_some_and(|s| s != m.to_uid) {
+                    return Err(ChatError::bad("shop_id and to_uid name different shops"));
+                }
+                (ShopId(m.to_uid), uid)
+            }
+            Role::Agent => {
+                let mine = self
+                    .online
+                    .get(&uid)
+                    .and_then(|o| o.agent_shop)
+                    .ok_or(ChatError::Forbidden)?;
+                if named_shop.is_some_and(|s| s != mine.0) {
+                    return Err(ChatError::Forbidden);
+                }
+                (mine, UserId(m.to_uid))
+            }
+        };
+        let sender = self.sender_profile(uid)?;
+        let message = NewMessage {
+            chat_id: ChatId::service(shop, consumer).0,
+            chat_type: chat_type::SERVICE,
+            msg_type: m.msg_type as i32,
+            msg: m.msg,
+            from_uid: uid.0,
+            to_uid: m.to_uid,
+            shop_id: shop.0,
+            group_id: 0,
+            consumer_uid: consumer.0,
+            from_service: role == Role::Agent,
+            client_msg_id,
+            createtime: crate::auth::unix_now() as i64,
+            agent_uid: 0,
+        };
+        let router = self.router(shop, ctx);
+        Ok(Box::new(move |reply| {
+            router.do_send(RouteSend {
+                message,
+                role,
+                sender,
+                conn,
+                reply,
+            })
+        }))
+    }
+
+    /// `service.setOnline`: stored first, then the router acts on it.
+    pub(super) fn set_online(
+        &mut self,
+        uid: UserId,
+        online: bool,
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(shop) = self.online.get(&uid).and_then(|o| o.agent_shop) else {
+            let _ = reply.send(Err(ChatError::Forbidden));
+            return;
+        };
+        let router = self.router(shop, ctx);
+        let db = self.db.clone();
+        answer_later(reply, async move {
+            if !ask(db.send(SetAgentOnline { shop, uid, online })).await? {
+                return Err(ChatError::Forbidden);
+            }
+            router.do_send(AgentFlag { uid, online });
+            Ok(protocol::ok(&()))
+        });
+    }
+
+    /// `service.transfer`: the caller's shop router checks and queues it.
+    pub(super) fn transfer(
+        &mut self,
+        uid: UserId,
+        t: Transfer,
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(shop) = self.online.get(&uid).and_then(|o| o.agent_shop) else {
+            let _ = reply.send(Err(ChatError::Forbidden));
+            return;
+        };
+        self.router(shop, ctx).do_send(TransferChat {
+            by: uid,
+            chat_id: t.chat_id,
+            to: UserId(t.to_uid),
+            reply,
+        });
+    }
+}
+
+impl Handler<ShopChanged> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: ShopChanged, _: &mut Context<Self>) {
+        if let Some(router) = self.routers.get(&msg.shop) {
+            router.do_send(ReloadAgents);
+        }
+    }
+}
+
+impl Handler<AgentMoved> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentMoved, ctx: &mut Context<Self>) {
+        let conns = match self.online.get_mut(&msg.uid) {
+            Some(online) => {
+                online.agent_shop = msg.to;
+                online.conns.len()
+            }
+            None => 0,
+        };
+        if let Some(from) = msg.from.filter(|f| Some(*f) != msg.to) {
+            if let Some(router) = self.routers.get(&from) {
+                router.do_send(AgentPresence {
+                    uid: msg.uid,
+                    conns: 0,
+                });
+                router.do_send(ReloadAgents);
+            }
+        }
+        if let Some(to) = msg.to {
+            let router = self.router(to, ctx);
+            router.do_send(ReloadAgents);
+            router.do_send(AgentPresence {
+                uid: msg.uid,
+                conns,
+            });
+        }
+    }
+}
+
+impl Handler<AgentFlagChanged> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentFlagChanged, ctx: &mut Context<Self>) {
+        self.router(msg.shop, ctx).do_send(AgentFlag {
+            uid: msg.uid,
+            online: msg.online,
+        });
+    }
+}
+
+impl Handler<ShopAgents> for ChatServer {
+    type Result = ResponseFuture<Option<Vec<crate::router::AgentReport>>>;
+
+    fn handle(&mut self, msg: ShopAgents, ctx: &mut Context<Self>) -> Self::Result {
+        let router = self.router(msg.shop, ctx);
+        Box::pin(async move { router.send(ReportAgents).await.ok().flatten() })
+    }
+}
