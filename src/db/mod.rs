@@ -210,3 +210,9 @@ db_command! {
     SetAgentOnline { shop: ShopId, uid: UserId, online: bool } -> bool
         => |c, m| service::set_agent_online(c, m.shop, m.uid, m.online)
 }
+
+db_command! {
+    /// From ChatServer as it starts: every shop id, so sends to unknown shops are refused
+    /// without starting a router for them.
+    LoadShopIds {} -> Vec<ShopId> => |c, _m| service::shop_ids(c)
+}

@@ -14,6 +14,15 @@ use super::schema::{agents, messages, service_chats, shops};
 use crate::ids::{ShopId, UserId};
 use crate::protocol::chat_type;
 
+pub fn shop_ids(conn: &mut DbConn) -> QueryResult<Vec<ShopId>> {
+    Ok(shops::table
+        .select(shops::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .map(ShopId)
+        .collect())
+}
+
 pub fn find_shop(conn: &mut DbConn, shop: ShopId) -> QueryResult<Option<ShopRow>> {
     shops::table
         .find(shop.0)

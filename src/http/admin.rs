@@ -1,17 +1,84 @@
 //! The admin API (PROTOCOL.md §9) for the platform's back end, behind `admin.token`.
+//! JSON in, `{"code":1,"msg":null,"result":..}` out; refusals are HTTP 401/400/404 with
+//! code 0, and a database failure is 503.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use std::future::{ready, Ready};
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::api::state;
 use super::AppState;
-use crate::db::UpsertUser;
-use crate::ids::UserId;
-use crate::protocol::{self, absolute_url};
-use crate::server::ProfileChanged;
+use crate::chats::ask;
+use crate::db::{AttachAgent, DetachAgent, SetAgentOnline, UpsertShop, UpsertUser};
+use crate::error::ChatError;
+use crate::ids::{ShopId, UserId};
+use crate::protocol::{absolute_url, lenient};
+use crate::server::{AgentFlagChanged, AgentMoved, ProfileChanged, ShopAgents, ShopChanged};
+
+const MAX_NAME_CHARS: usize = 64;
+const MAX_URL_BYTES: usize = 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users/{uid}", web::put().to(put_user));
+    cfg.route("/admin/users/{uid}", web::put().to(put_user))
+        .route("/admin/shops/{shop}", web::put().to(put_shop))
+        .route("/admin/shops/{shop}/agents", web::get().to(list_agents))
+        .route("/admin/shops/{shop}/agents/{uid}", web::put().to(put_agent))
+        .route(
+            "/admin/shops/{shop}/agents/{uid}",
+            web::delete().to(delete_agent),
+        )
+        .route(
+            "/admin/shops/{shop}/agents/{uid}/online",
+            web::post().to(set_online),
+        );
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin token required")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("storage unavailable, try again")]
+    Storage,
+}
+
+impl From<ChatError> for AdminError {
+    fn from(_: ChatError) -> AdminError {
+        // `ask` has logged the cause; everything it reports is a storage failure.
+        AdminError::Storage
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Storage => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let word = match self {
+            AdminError::Unauthorized => "unauthorized",
+            AdminError::BadRequest(_) => "bad_params",
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Storage => "storage_unavailable",
+        };
+        HttpResponse::build(self.status_code())
+            .json(json!({"code": 0, "msg": self.to_string(), "error": word}))
+    }
+}
+
+fn bad(msg: impl Into<String>) -> AdminError {
+    AdminError::BadRequest(msg.into())
 }
 
 /// Compares in time independent of where the strings differ.
@@ -19,39 +86,71 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `None` if the request carries the admin token, else the 401 to send.
-fn check_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match given {
-        Some(t) if same_secret(t.as_bytes(), state.config.admin.token.as_bytes()) => None,
-        _ => Some(
-            HttpResponse::Unauthorized()
-                .json(json!({"code": 0, "msg": "admin token required", "error": "unauthorized"})),
-        ),
+/// Proof that the request carries `Authorization: Bearer {admin.token}`.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Ready<Result<Admin, AdminError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let expected = state(req).config.admin.token.as_bytes();
+        ready(match given {
+            Some(t) if same_secret(t.as_bytes(), expected) => Ok(Admin),
+            _ => Err(AdminError::Unauthorized),
+        })
     }
 }
 
-pub fn bad_request(msg: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(json!({"code": 0, "msg": msg, "error": "bad_params"}))
+/// The JSON object body, or an empty one when there is none.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_value(json!({})).map_err(|e| bad(format!("bad JSON body: {e}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| bad(format!("bad JSON body: {e}")))
 }
 
-fn storage_failed(e: &dyn std::fmt::Display) -> HttpResponse {
-    log::error!("admin API: {e}");
-    HttpResponse::ServiceUnavailable()
-        .content_type("application/json")
-        .body(protocol::error_reply(
-            &crate::error::ChatError::StorageUnavailable,
-        ))
+fn positive(id: i64) -> Result<i64, AdminError> {
+    if id > 0 {
+        Ok(id)
+    } else {
+        Err(bad("ids must be positive integers"))
+    }
 }
 
-const MAX_NICKNAME_CHARS: usize = 64;
-const MAX_URL_BYTES: usize = 1024;
+fn check_name(name: Option<&String>, required_chars: bool) -> Result<(), AdminError> {
+    match name {
+        Some(n)
+            if (required_chars && n.trim().is_empty()) || n.chars().count() > MAX_NAME_CHARS =>
+        {
+            Err(bad(format!(
+                "names are {} to 64 characters",
+                u8::from(required_chars)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_url(url: Option<&String>, field: &str) -> Result<(), AdminError> {
+    match url {
+        Some(u) if u.len() > MAX_URL_BYTES => {
+            Err(bad(format!("{field} is longer than 1024 bytes")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn ok(result: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"code": 1, "msg": null, "result": result}))
+}
 
 #[derive(Deserialize)]
 struct UserBody {
@@ -60,49 +159,152 @@ struct UserBody {
 }
 
 async fn put_user(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    body: web::Json<UserBody>,
-) -> HttpResponse {
-    if let Some(denied) = check_admin(&req, &state) {
-        return denied;
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let uid = UserId(positive(parse_id(&path)?)?);
+    let b: UserBody = body(&bytes)?;
+    check_name(b.nickname.as_ref(), true)?;
+    check_url(b.avatar.as_ref(), "avatar")?;
+    let profile = ask(st.db.send(UpsertUser {
+        uid,
+        nickname: b.nickname,
+        avatar: b.avatar,
+    }))
+    .await?;
+    let result = json!({"id": uid.0, "nickname": profile.nickname, "avatar": absolute_url(&st.config.media.base_url, &profile.avatar)});
+    st.server.do_send(ProfileChanged(profile));
+    Ok(ok(result))
+}
+
+#[derive(Deserialize)]
+struct ShopBody {
+    name: Option<String>,
+    logo: Option<String>,
+    /// Most open conversations per agent the random choice prefers; 0 = unlimited.
+    capacity: Option<i32>,
+}
+
+async fn put_shop(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let shop = ShopId(positive(parse_id(&path)?)?);
+    let b: ShopBody = body(&bytes)?;
+    check_name(b.name.as_ref(), true)?;
+    check_url(b.logo.as_ref(), "logo")?;
+    if b.capacity.is_some_and(|c| c < 0) {
+        return Err(bad("capacity must be 0 (unlimited) or more"));
     }
-    let uid = path.into_inner();
-    if uid <= 0 {
-        return bad_request("uid must be a positive integer");
-    }
-    let body = body.into_inner();
-    if let Some(n) = &body.nickname {
-        if n.trim().is_empty() || n.chars().count() > MAX_NICKNAME_CHARS {
-            return bad_request("nickname must be 1 to 64 characters");
-        }
-    }
-    if body
-        .avatar
-        .as_ref()
-        .is_some_and(|a| a.len() > MAX_URL_BYTES)
-    {
-        return bad_request("avatar is longer than 1024 bytes");
-    }
-    let stored = state
-        .db
-        .send(UpsertUser {
-            uid: UserId(uid),
-            nickname: body.nickname,
-            avatar: body.avatar,
-        })
-        .await;
-    let profile = match stored {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return storage_failed(&e),
-        Err(e) => return storage_failed(&e),
-    };
-    let result = json!({
-        "id": profile.uid.0,
-        "nickname": profile.nickname,
-        "avatar": absolute_url(&state.config.media.base_url, &profile.avatar),
+    let row = ask(st.db.send(UpsertShop {
+        shop,
+        name: b.name,
+        logo: b.logo,
+        capacity: b.capacity,
+    }))
+    .await?;
+    st.server.do_send(ShopChanged { shop });
+    Ok(ok(
+        json!({"id": row.id, "name": row.name, "logo": absolute_url(&st.config.media.base_url, &row.logo), "capacity": row.capacity}),
+    ))
+}
+
+/// A path id: actix's own parse error would answer in its own format.
+fn parse_id(s: &str) -> Result<i64, AdminError> {
+    s.parse().map_err(|_| bad(format!("{s:?} is not an id")))
+}
+
+fn shop_and_agent(path: &(String, String)) -> Result<(ShopId, UserId), AdminError> {
+    Ok((
+        ShopId(positive(parse_id(&path.0)?)?),
+        UserId(positive(parse_id(&path.1)?)?),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AgentBody {
+    name: Option<String>,
+}
+
+async fn put_agent(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let (shop, uid) = shop_and_agent(&path)?;
+    let b: AgentBody = body(&bytes)?;
+    check_name(b.name.as_ref(), false)?;
+    let before = ask(st.db.send(AttachAgent {
+        shop,
+        uid,
+        name: b.name,
+    }))
+    .await?
+    .ok_or(AdminError::NotFound("no such shop"))?;
+    st.server.do_send(AgentMoved {
+        uid,
+        from: before,
+        to: Some(shop),
     });
-    state.server.do_send(ProfileChanged(profile));
-    HttpResponse::Ok().json(json!({"code": 1, "msg": null, "result": result}))
+    Ok(ok(json!({"shop_id": shop.0, "uid": uid.0})))
+}
+
+async fn delete_agent(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (shop, uid) = shop_and_agent(&path)?;
+    if !ask(st.db.send(DetachAgent { shop, uid })).await? {
+        return Err(AdminError::NotFound("no such agent in this shop"));
+    }
+    st.server.do_send(AgentMoved {
+        uid,
+        from: Some(shop),
+        to: None,
+    });
+    Ok(ok(Value::Null))
+}
+
+#[derive(Deserialize)]
+struct OnlineBody {
+    #[serde(deserialize_with = "lenient::req_bool")]
+    online: bool,
+}
+
+async fn set_online(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let (shop, uid) = shop_and_agent(&path)?;
+    let OnlineBody { online } = body(&bytes)?;
+    if !ask(st.db.send(SetAgentOnline { shop, uid, online })).await? {
+        return Err(AdminError::NotFound("no such agent in this shop"));
+    }
+    st.server.do_send(AgentFlagChanged { shop, uid, online });
+    Ok(ok(
+        json!({"shop_id": shop.0, "uid": uid.0, "online": online}),
+    ))
+}
+
+async fn list_agents(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let shop = ShopId(positive(parse_id(&path)?)?);
+    let agents = st
+        .server
+        .send(ShopAgents { shop })
+        .await
+        .map_err(|_| AdminError::Storage)?
+        .ok_or(AdminError::NotFound("no such shop"))?;
+    Ok(ok(json!({"shop_id": shop.0, "agents": agents})))
 }

@@ -249,10 +249,16 @@ impl ShopRouter {
                 }
             }
             Role::Agent => {
-                let shown = self
+                // The live profile (kept fresh by ChatServer), under the shop's service name if any.
+                let mut shown = sender.clone();
+                if let Some(name) = self
                     .agents
                     .get(&sender.uid)
-                    .map_or_else(|| sender.clone(), Agent::display);
+                    .map(|a| &a.name)
+                    .filter(|n| !n.is_empty())
+                {
+                    shown.nickname = name.clone();
+                }
                 let conv = self.convs.entry(consumer).or_insert_with(|| Conv {
                     chat_id: message.chat_id.clone(),
                     agent: None,
@@ -270,7 +276,7 @@ impl ShopRouter {
         ops.push(PendingOp {
             op: WriteOp::Store(message),
             after: AfterCommit::Message {
-                push,
+                push: Box::new(push),
                 audience,
                 sender: conn,
                 reply,

@@ -7,7 +7,7 @@ pub mod push;
 mod service;
 pub mod write_queue;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -18,7 +18,8 @@ pub use messages::*;
 use crate::chats;
 use crate::config::Config;
 use crate::db::{
-    ApplyWrites, DbError, DbExecutor, LoadSync, Mark, NewMessage, Profile, WriteDone, WriteOp,
+    ApplyWrites, DbError, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile, WriteDone,
+    WriteOp,
 };
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
@@ -50,6 +51,8 @@ pub struct ChatServer {
     max_msg_chars: usize,
     online: HashMap<UserId, Online>,
     routers: HashMap<ShopId, Addr<ShopRouter>>,
+    /// Every shop that exists; `None` if they could not be loaded (then none is refused).
+    known_shops: Option<HashSet<ShopId>>,
     queue: WriteQueue,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
@@ -63,6 +66,7 @@ impl ChatServer {
             max_msg_chars: config.limits.max_msg_chars,
             online: HashMap::new(),
             routers: HashMap::new(),
+            known_shops: None,
             queue: WriteQueue::default(),
             shutting_down: false,
             drained: Vec::new(),
@@ -102,7 +106,7 @@ impl ChatServer {
                     self.queue.push(PendingOp {
                         op: WriteOp::Store(message),
                         after: AfterCommit::Message {
-                            push,
+                            push: Box::new(push),
                             audience,
                             sender: conn,
                             reply,
@@ -344,6 +348,20 @@ fn fail_all(batch: Vec<PendingOp>) {
 
 impl Actor for ChatServer {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.db
+            .send(LoadShopIds {})
+            .into_actor(self)
+            .map(|res, act, _| match res {
+                Ok(Ok(ids)) => act.known_shops = Some(ids.into_iter().collect()),
+                other => log::error!(
+                    "cannot load shop ids, unknown shops will start routers: {:?}",
+                    other.map(|r| r.err())
+                ),
+            })
+            .wait(ctx);
+    }
 }
 
 impl Handler<Connect> for ChatServer {

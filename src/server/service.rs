@@ -53,6 +53,12 @@ impl ChatServer {
         addr
     }
 
+    fn shop_exists(&self, shop: ShopId) -> bool {
+        self.known_shops
+            .as_ref()
+            .is_none_or(|known| known.contains(&shop))
+    }
+
     /// Tells `uid`'s shop router how many connections it has now, if it is an agent.
     pub(super) fn report_presence(&mut self, uid: UserId, ctx: &mut Context<Self>) {
         let Some(online) = self.online.get(&uid) else {
@@ -95,6 +101,9 @@ impl ChatServer {
                 (mine, UserId(m.to_uid))
             }
         };
+        if !self.shop_exists(shop) {
+            return Err(ChatError::UnknownShop);
+        }
         let sender = self.sender_profile(uid)?;
         let message = NewMessage {
             chat_id: ChatId::service(shop, consumer).0,
@@ -171,6 +180,9 @@ impl Handler<ShopChanged> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: ShopChanged, _: &mut Context<Self>) {
+        if let Some(known) = self.known_shops.as_mut() {
+            known.insert(msg.shop);
+        }
         if let Some(router) = self.routers.get(&msg.shop) {
             router.do_send(ReloadAgents);
         }
@@ -223,6 +235,9 @@ impl Handler<ShopAgents> for ChatServer {
     type Result = ResponseFuture<Option<Vec<crate::router::AgentReport>>>;
 
     fn handle(&mut self, msg: ShopAgents, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.shop_exists(msg.shop) {
+            return Box::pin(async { None });
+        }
         let router = self.router(msg.shop, ctx);
         Box::pin(async move { router.send(ReportAgents).await.ok().flatten() })
     }

@@ -17,8 +17,8 @@ pub const MAX_BATCH: usize = 256;
 pub enum AfterCommit {
     /// A stored message: push it to its audience but the sending connection, ack the sender.
     Message {
-        /// Its msg_id is filled in after commit.
-        push: ChatPush,
+        /// Its msg_id is filled in after commit (boxed: it is most of the entry).
+        push: Box<ChatPush>,
         audience: Vec<UserId>,
         sender: ConnId,
         reply: ReplyTx,

@@ -148,6 +148,61 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// An admin API call; returns (HTTP status, JSON body).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, self.http(path))
+            .bearer_auth(&self.config.admin.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .expect("admin request should get an answer");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates shop `shop` with agents `(uid, name)`, asserting each call succeeds.
+    pub async fn shop_with_agents(&self, shop: i64, name: &str, agents: &[(i64, &str)]) {
+        let (st, body) = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/admin/shops/{shop}"),
+                Some(json!({"name": name, "logo": format!("logos/{shop}.png")})),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+        for (uid, agent) in agents {
+            let (st, body) = self
+                .admin(
+                    reqwest::Method::PUT,
+                    &format!("/admin/shops/{shop}/agents/{uid}"),
+                    Some(json!({"name": agent})),
+                )
+                .await;
+            assert_eq!(st, 200, "{body}");
+        }
+    }
+
+    /// Connects agent `uid` and turns its online flag on over the WebSocket.
+    pub async fn online_agent(&self, uid: i64) -> Client {
+        let mut c = self.connect(uid).await;
+        let r = c
+            .request("service", "setOnline", json!({"online": true}))
+            .await;
+        assert_eq!(r["code"], 1, "agent {uid} going online: {r}");
+        c
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
@@ -267,6 +322,37 @@ impl Client {
             json!({"since_msg_id": since, "limit": limit}),
         )
         .await
+    }
+
+    /// The next push if one arrives within `d`.
+    pub async fn maybe_push(&mut self, d: Duration) -> Option<Value> {
+        if let Some(i) = self.frames.iter().position(is_push) {
+            return self.frames.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(WsMessage::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON text");
+                    if is_push(&v) {
+                        return Some(v);
+                    }
+                    self.frames.push_back(v);
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(_) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every push that arrives until the socket has been quiet for `quiet`.
+    pub async fn drain_pushes(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut got = Vec::new();
+        while let Some(p) = self.maybe_push(quiet).await {
+            got.push(p);
+        }
+        got
     }
 
     /// Asserts nothing arrives for `d` (beyond what is already buffered).
