@@ -6,7 +6,7 @@ use actix::{dev::Request, Addr, Handler, Message as ActixMessage};
 
 use crate::db::{self, DbError, DbExecutor, Mark, RecordScope, Side};
 use crate::error::ChatError;
-use crate::ids::{ShopId, UserId};
+use crate::ids::{GroupId, ShopId, UserId};
 use crate::protocol::{ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role};
 use crate::server::push::Presenter;
 
@@ -53,9 +53,21 @@ pub async fn recent_chats(
     } else {
         Side::User(uid)
     };
-    let views = ask(db.send(db::RecentChats { side })).await?;
+    let mut views = ask(db.send(db::RecentChats { side })).await?;
+    if let Side::User(uid) = side {
+        // Groups and notices keep cursors rather than rows; they join the list here.
+        views.extend(ask(db.send(db::CursorRows { uid })).await?);
+        views.sort_by_key(|v| std::cmp::Reverse((v.row.last_time, v.row.id)));
+        views.truncate(db::conversations::MAX_RECENT as usize);
+    }
     let rows: Vec<RecentChatRow> = views
         .into_iter()
+        .map(|mut v| {
+            if v.row.chat_type == crate::protocol::chat_type::SYSTEM {
+                (v.peer_name, v.peer_avatar) = presenter.system_card();
+            }
+            v
+        })
         .map(|v| RecentChatRow {
             id: v.row.id,
             uid: v.row.owner_uid,
@@ -84,6 +96,18 @@ pub async fn mark_chat(
     chat: ChatRef,
     mark: Mark,
 ) -> Result<(), ChatError> {
+    if let Some(group) = group_of(&chat.chat_id) {
+        return match ask(db.send(db::MarkGroup { group, uid, mark })).await? {
+            true => Ok(()),
+            false => Err(ChatError::Forbidden),
+        };
+    }
+    if let Some(owner) = notices_of(&chat.chat_id) {
+        if owner != uid {
+            return Err(ChatError::Forbidden);
+        }
+        return ask(db.send(db::MarkNotices { uid, mark })).await;
+    }
     let side = match chat.role()? {
         Role::Consumer => Side::User(uid),
         Role::Agent => Side::Shop(agent_shop(db, uid).await?),
@@ -95,6 +119,24 @@ pub async fn mark_chat(
     }))
     .await?;
     Ok(())
+}
+
+/// `"group_5"` → group 5.
+fn group_of(chat: &str) -> Option<GroupId> {
+    chat.strip_prefix("group_")?
+        .parse()
+        .ok()
+        .filter(|g| *g > 0)
+        .map(GroupId)
+}
+
+/// `"system_9"` → user 9's notices.
+fn notices_of(chat: &str) -> Option<UserId> {
+    chat.strip_prefix("system_")?
+        .parse()
+        .ok()
+        .filter(|u| *u > 0)
+        .map(UserId)
 }
 
 /// Which conversation's history is asked for.
@@ -127,6 +169,13 @@ pub fn readable_scope(
     };
     match target {
         RecordTarget::ChatId(chat) => {
+            if let Some(owner) = notices_of(chat) {
+                return if owner == uid {
+                    Ok(RecordScope::Notices(uid))
+                } else {
+                    Err(ChatError::Forbidden)
+                };
+            }
             if let Some((a, b)) = split_ids(chat, "_") {
                 return if a == uid.0 || b == uid.0 {
                     Ok(RecordScope::Direct(chat.clone()))
@@ -158,7 +207,9 @@ pub fn readable_scope(
                     Some(shop) => service(shop.0, *to_uid),
                     None => service(*to_uid, uid.0),
                 }),
-                2 | 3 => Err(ChatError::UnsupportedChatType),
+                3 => Ok(RecordScope::Notices(uid)),
+                // Groups need their membership; `records` resolves them first.
+                2 => Err(ChatError::Forbidden),
                 _ => Err(ChatError::bad("chat_type must be 1, 2, 3 or 4")),
             }
         }
@@ -176,8 +227,25 @@ pub async fn records(
     if page < 1 {
         return Err(ChatError::bad("page starts at 1"));
     }
-    let agent_shop = ask(db.send(db::AgentShop { uid })).await?;
-    let scope = readable_scope(uid, agent_shop, &target)?;
+    let group = match &target {
+        RecordTarget::ChatId(chat) => group_of(chat),
+        RecordTarget::Peer {
+            to_uid,
+            chat_type: 2,
+        } if *to_uid > 0 => Some(GroupId(*to_uid)),
+        RecordTarget::Peer { .. } => None,
+    };
+    let scope = match group {
+        // Members read their group from when they joined.
+        Some(group) => match ask(db.send(db::GroupView { group, uid })).await? {
+            Some(from) => RecordScope::Group { group, from },
+            None => return Err(ChatError::Forbidden),
+        },
+        None => {
+            let agent_shop = ask(db.send(db::AgentShop { uid })).await?;
+            readable_scope(uid, agent_shop, &target)?
+        }
+    };
     let (rows, total) = ask(db.send(db::LoadRecords {
         scope,
         page,

@@ -22,7 +22,7 @@ pub enum ChatError {
     BinaryFrame,
     #[error("no such shop")]
     UnknownShop,
-    #[error("no such conversation")]
+    #[error("not found")]
     NotFound,
     #[error("that agent is not routable")]
     AgentUnavailable,
@@ -54,7 +54,7 @@ impl ChatError {
                 "binary_frame",
             ),
             ChatError::UnknownShop => ("no such shop", "unknown_shop"),
-            ChatError::NotFound => ("no such conversation", "not_found"),
+            ChatError::NotFound => ("not found", "not_found"),
             ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
             ChatError::StorageUnavailable => {
                 ("storage unavailable, try again", "storage_unavailable")

@@ -147,3 +147,39 @@ fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
     };
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
+
+/// Inserts `$values` into `$table` and evaluates to the new row's `$id` as
+/// `QueryResult<i64>`: `RETURNING` on SQLite and PostgreSQL, `LAST_INSERT_ID()` on MySQL,
+/// which has no `RETURNING`.
+macro_rules! insert_returning_id {
+    ($conn:expr, $table:expr, $values:expr, $id:expr) => {
+        match $conn {
+            $crate::db::conn::DbConn::Sqlite(c) => diesel::insert_into($table)
+                .values($values)
+                .returning($id)
+                .get_result::<i64>(c),
+            #[cfg(feature = "postgres")]
+            $crate::db::conn::DbConn::Pg(c) => diesel::insert_into($table)
+                .values($values)
+                .returning($id)
+                .get_result::<i64>(c),
+            #[cfg(feature = "mysql")]
+            $crate::db::conn::DbConn::Mysql(c) => diesel::insert_into($table)
+                .values($values)
+                .execute(c)
+                .and_then(|_| $crate::db::conn::mysql_last_insert_id(c)),
+        }
+    };
+}
+pub(crate) use insert_returning_id;
+
+/// The id MySQL gave the last row this connection inserted.
+#[cfg(feature = "mysql")]
+pub fn mysql_last_insert_id(c: &mut diesel::MysqlConnection) -> diesel::QueryResult<i64> {
+    use diesel::RunQueryDsl;
+    let id: u64 = diesel::select(diesel::dsl::sql::<
+        diesel::sql_types::Unsigned<diesel::sql_types::BigInt>,
+    >("LAST_INSERT_ID()"))
+    .get_result(c)?;
+    i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}

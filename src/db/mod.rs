@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod conn;
 pub mod conversations;
+pub mod groups;
 pub mod models;
 pub mod queries;
 pub mod schema;
@@ -19,7 +20,7 @@ pub use models::{
 };
 pub use queries::{RecordScope, WriteDone, WriteOp};
 
-use crate::ids::{MsgId, ShopId, UserId};
+use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -158,21 +159,17 @@ pub(crate) mod testing {
     }
 
     pub fn direct(from: i64, to: i64, text: &str) -> NewMessage {
-        NewMessage {
-            chat_id: ChatId::direct(UserId(from), UserId(to)).0,
-            chat_type: 1,
-            msg_type: 1,
-            msg: text.into(),
-            from_uid: from,
-            to_uid: to,
-            shop_id: 0,
-            group_id: 0,
-            consumer_uid: 0,
-            from_service: false,
-            client_msg_id: None,
-            createtime: 1_700_000_000,
-            agent_uid: 0,
-        }
+        let mut m = NewMessage::new(
+            1,
+            ChatId::direct(UserId(from), UserId(to)).0,
+            1,
+            text.into(),
+            from,
+            to,
+            None,
+        );
+        m.createtime = 1_700_000_000;
+        m
     }
 }
 
@@ -215,4 +212,58 @@ db_command! {
     /// From ChatServer as it starts: every shop id, so sends to unknown shops are refused
     /// without starting a router for them.
     LoadShopIds {} -> Vec<ShopId> => |c, _m| service::shop_ids(c)
+}
+
+db_command! {
+    /// For `group.create` and the admin API: a new group owned by `owner`, who is a
+    /// member along with `members`.
+    CreateGroup { name: String, owner: UserId, members: Vec<UserId> } -> GroupId
+        => |c, m| groups::create_group(c, &m.name, m.owner, &m.members, now())
+}
+
+db_command! {
+    /// For `group.join` and the admin API: `None` if there is no such group, else
+    /// whether `uid` is a new member.
+    JoinGroup { group: GroupId, uid: UserId } -> Option<bool> => |c, m| groups::join_group(c, m.group, m.uid, now())
+}
+
+db_command! {
+    /// For `group.leave` and the admin API: false if `uid` was not a member.
+    LeaveGroup { group: GroupId, uid: UserId } -> bool => |c, m| groups::leave_group(c, m.group, m.uid)
+}
+
+db_command! {
+    /// For `group.members`: the members' profiles, or `None` if `uid` is not one of them.
+    GroupMembers { group: GroupId, uid: UserId } -> Option<Vec<Profile>>
+        => |c, m| groups::member_profiles(c, m.group, m.uid)
+}
+
+db_command! {
+    /// For `group.list`: the groups `uid` belongs to.
+    UserGroups { uid: UserId } -> Vec<groups::GroupSummary> => |c, m| groups::user_groups(c, m.uid)
+}
+
+db_command! {
+    /// For recent-chat lists: `uid`'s groups and system notices as rows.
+    CursorRows { uid: UserId } -> Vec<ConversationView>
+        => |c, m| groups::recent_group_rows(c, m.uid).and_then(|mut rows| {
+            rows.extend(groups::recent_notice_row(c, m.uid)?);
+            Ok(rows)
+        })
+}
+
+db_command! {
+    /// For `chat.setChatRead` / `chat.delChat` on a group: false if `uid` is not a member.
+    MarkGroup { group: GroupId, uid: UserId, mark: Mark } -> bool => |c, m| groups::mark_group(c, m.group, m.uid, m.mark)
+}
+
+db_command! {
+    /// For `chat.setChatRead` / `chat.delChat` on `uid`'s system notices.
+    MarkNotices { uid: UserId, mark: Mark } -> () => |c, m| groups::mark_notices(c, m.uid, m.mark)
+}
+
+db_command! {
+    /// For history of a group: where `uid`'s view of it starts, or `None` if not a member.
+    GroupView { group: GroupId, uid: UserId } -> Option<i64>
+        => |c, m| groups::sync_memberships(c, m.uid).map(|v| v.into_iter().find(|(g, _)| *g == m.group.0).map(|(_, from)| from))
 }

@@ -38,6 +38,36 @@ pub struct NewMessage {
     pub agent_uid: i64,
 }
 
+impl NewMessage {
+    /// A message of `chat_type` in conversation `chat_id` from `from` to `to`, stamped
+    /// now; the fields of other chat types are zero until the caller sets them.
+    pub fn new(
+        chat_type: i32,
+        chat_id: String,
+        msg_type: i32,
+        msg: String,
+        from: i64,
+        to: i64,
+        client_msg_id: Option<String>,
+    ) -> NewMessage {
+        NewMessage {
+            chat_id,
+            chat_type,
+            msg_type,
+            msg,
+            from_uid: from,
+            to_uid: to,
+            shop_id: 0,
+            group_id: 0,
+            consumer_uid: 0,
+            from_service: false,
+            client_msg_id,
+            createtime: crate::auth::unix_now() as i64,
+            agent_uid: 0,
+        }
+    }
+}
+
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {

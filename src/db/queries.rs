@@ -4,12 +4,14 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::conn::DbConn;
+use diesel::sql_types::Bool;
+
+use super::conn::{insert_returning_id, DbConn, MultiBackend};
 use std::collections::HashMap;
 
 use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, ShopRow};
 use super::schema::{agents, messages, shops, users};
-use crate::ids::{MsgId, ShopId, UserId};
+use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
 pub fn find_profile(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<Profile>> {
     users::table
@@ -88,18 +90,37 @@ pub enum WriteOp {
 /// The result of one `WriteOp`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WriteDone {
-    Stored(MsgId),
+    /// Stored; for a group message, with the members to push it to.
+    Stored {
+        id: MsgId,
+        members: Option<Vec<UserId>>,
+    },
+    /// Not stored: the sender may not post there (not a member of the group).
+    Forbidden,
     /// The messages the conversation waited with, which the new agent has not seen.
     Assigned(Vec<MessageWithSender>),
 }
 
 /// Applies a batch in one transaction (group commit); results come back in batch order.
+/// A refused write does not undo the others.
 pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<WriteDone>> {
     conn.transaction(|conn| {
         batch
             .iter()
             .map(|op| match op {
-                WriteOp::Store(m) => store_one(conn, m).map(WriteDone::Stored),
+                WriteOp::Store(m) if m.chat_type == crate::protocol::chat_type::GROUP => {
+                    Ok(match super::groups::store_group_message(conn, m)? {
+                        Some((id, members)) => WriteDone::Stored {
+                            id: MsgId(id),
+                            members: Some(members),
+                        },
+                        None => WriteDone::Forbidden,
+                    })
+                }
+                WriteOp::Store(m) => Ok(WriteDone::Stored {
+                    id: store_one(conn, m)?,
+                    members: None,
+                }),
                 WriteOp::Assign {
                     shop,
                     consumer,
@@ -125,39 +146,16 @@ fn store_one(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
 }
 
 fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
-    let id = match conn {
-        DbConn::Sqlite(c) => diesel::insert_into(messages::table)
-            .values(m)
-            .returning(messages::id)
-            .get_result::<i64>(c)?,
-        #[cfg(feature = "postgres")]
-        DbConn::Pg(c) => diesel::insert_into(messages::table)
-            .values(m)
-            .returning(messages::id)
-            .get_result::<i64>(c)?,
-        #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => {
-            diesel::insert_into(messages::table).values(m).execute(c)?;
-            let id: u64 = diesel::select(diesel::dsl::sql::<
-                diesel::sql_types::Unsigned<diesel::sql_types::BigInt>,
-            >("LAST_INSERT_ID()"))
-            .get_result(c)?;
-            i64::try_from(id).map_err(|e| DieselError::DeserializationError(Box::new(e)))?
-        }
-    };
-    Ok(MsgId(id))
+    insert_returning_id!(conn, messages::table, m, messages::id).map(MsgId)
 }
 
-/// Messages `uid` may see with id > `since`, oldest first, at most `limit`, and whether
-/// more follow: their 1:1s, their customer-service chats, and their shop's if an agent.
-pub fn sync_messages(
-    conn: &mut DbConn,
-    uid: UserId,
-    agent_shop: Option<ShopId>,
-    since: MsgId,
-    limit: i64,
-) -> QueryResult<(Vec<MessageWithSender>, bool)> {
-    use crate::protocol::chat_type::{DIRECT, SERVICE};
+/// A filter on `messages` built at run time.
+type Cond = Box<dyn BoxableExpression<messages::table, MultiBackend, SqlType = Bool>>;
+
+/// What `uid` may see: its 1:1s, its customer-service chats (and its shop's, as an
+/// agent), its notices, and its groups from when it joined.
+fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> QueryResult<Cond> {
+    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE, SYSTEM};
     let direct = messages::chat_type
         .eq(DIRECT)
         .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0)));
@@ -168,17 +166,56 @@ pub fn sync_messages(
     let as_agent = messages::chat_type
         .eq(SERVICE)
         .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)));
-    let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
+    let notices = messages::chat_type
+        .eq(SYSTEM)
+        .and(messages::to_uid.eq_any([uid.0, 0]));
+    let mut cond: Cond = Box::new(direct.or(as_consumer).or(as_agent).or(notices));
+    for (group, from) in super::groups::sync_memberships(conn, uid)? {
+        let in_group = messages::chat_type
+            .eq(GROUP)
+            .and(messages::group_id.eq(group))
+            .and(messages::id.gt(from));
+        cond = Box::new(cond.or(in_group));
+    }
+    Ok(cond)
+}
+
+/// The rows of `ids` with their senders, in the order of `ids`' query (`desc` or not).
+fn load_with_senders(
+    conn: &mut DbConn,
+    ids: &[i64],
+    desc: bool,
+) -> QueryResult<Vec<MessageWithSender>> {
+    let mut rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
         .left_join(users::table)
-        .filter(messages::id.gt(since.0))
-        .filter(direct.or(as_consumer).or(as_agent))
-        .order(messages::id.asc())
-        .limit(limit + 1)
+        .filter(messages::id.eq_any(ids))
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
-    let has_more = rows.len() as i64 > limit;
-    let rows = rows.into_iter().take(limit as usize).collect();
-    Ok((with_senders(conn, rows)?, has_more))
+    rows.sort_by_key(|(m, _)| if desc { -m.id } else { m.id });
+    with_senders(conn, rows)
+}
+
+/// Messages `uid` may see with id > `since`, oldest first, at most `limit`, and whether
+/// more follow.
+pub fn sync_messages(
+    conn: &mut DbConn,
+    uid: UserId,
+    agent_shop: Option<ShopId>,
+    since: MsgId,
+    limit: i64,
+) -> QueryResult<(Vec<MessageWithSender>, bool)> {
+    let cond = visible_to(conn, uid, agent_shop)?;
+    let mut ids: Vec<i64> = messages::table
+        .into_boxed()
+        .filter(messages::id.gt(since.0))
+        .filter(cond)
+        .order(messages::id.asc())
+        .limit(limit + 1)
+        .select(messages::id)
+        .load(conn)?;
+    let has_more = ids.len() as i64 > limit;
+    ids.truncate(limit as usize);
+    Ok((load_with_senders(conn, &ids, false)?, has_more))
 }
 
 /// Attaches each message's sender profile and, for customer service, its shop and the
@@ -244,7 +281,45 @@ pub fn with_senders(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordScope {
     Direct(String),
-    Service { shop: ShopId, consumer: UserId },
+    Service {
+        shop: ShopId,
+        consumer: UserId,
+    },
+    /// A group's messages after `from` (where the reader joined).
+    Group {
+        group: GroupId,
+        from: i64,
+    },
+    /// A user's notices, its own and those to everyone.
+    Notices(UserId),
+}
+
+fn scope_cond(scope: &RecordScope) -> Cond {
+    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE, SYSTEM};
+    match scope {
+        RecordScope::Direct(chat) => Box::new(
+            messages::chat_type
+                .eq(DIRECT)
+                .and(messages::chat_id.eq(chat.clone())),
+        ),
+        RecordScope::Service { shop, consumer } => Box::new(
+            messages::chat_type
+                .eq(SERVICE)
+                .and(messages::shop_id.eq(shop.0))
+                .and(messages::consumer_uid.eq(consumer.0)),
+        ),
+        RecordScope::Group { group, from } => Box::new(
+            messages::chat_type
+                .eq(GROUP)
+                .and(messages::group_id.eq(group.0))
+                .and(messages::id.gt(*from)),
+        ),
+        RecordScope::Notices(uid) => Box::new(
+            messages::chat_type
+                .eq(SYSTEM)
+                .and(messages::to_uid.eq_any([uid.0, 0])),
+        ),
+    }
 }
 
 /// Page `page` (from 1) of one conversation's history, newest first, and its size.
@@ -254,28 +329,20 @@ pub fn chat_records(
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<MessageWithSender>, i64)> {
-    use crate::protocol::chat_type::{DIRECT, SERVICE};
-    let (chat, shop, consumer) = match scope {
-        RecordScope::Direct(chat) => (Some(chat.as_str()), 0, 0),
-        RecordScope::Service { shop, consumer } => (None, shop.0, consumer.0),
-    };
-    let in_scope = messages::chat_type
-        .eq(DIRECT)
-        .and(messages::chat_id.nullable().eq(chat))
-        .or(messages::chat_type
-            .eq(SERVICE)
-            .and(messages::shop_id.eq(shop))
-            .and(messages::consumer_uid.eq(consumer)));
-    let total: i64 = messages::table.filter(in_scope).count().get_result(conn)?;
-    let rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
-        .left_join(users::table)
-        .filter(in_scope)
+    let total: i64 = messages::table
+        .into_boxed()
+        .filter(scope_cond(scope))
+        .count()
+        .get_result(conn)?;
+    let ids: Vec<i64> = messages::table
+        .into_boxed()
+        .filter(scope_cond(scope))
         .order(messages::id.desc())
         .limit(per_page)
         .offset((page - 1).saturating_mul(per_page))
-        .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
+        .select(messages::id)
         .load(conn)?;
-    Ok((with_senders(conn, rows)?, total))
+    Ok((load_with_senders(conn, &ids, true)?, total))
 }
 
 #[cfg(test)]

@@ -80,13 +80,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    chat_groups (id) {
+        id -> BigInt,
+        name -> Text,
+        owner_uid -> BigInt,
+        created_at -> BigInt,
+        last_msg_id -> BigInt,
+        last_msg -> Text,
+        last_uid -> BigInt,
+        last_time -> BigInt,
+        msg_type -> Integer,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, uid) {
+        group_id -> BigInt,
+        uid -> BigInt,
+        joined_from -> BigInt,
+        read_upto -> BigInt,
+        hidden_upto -> BigInt,
+        joined_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    notice_reads (uid) {
+        uid -> BigInt,
+        read_upto -> BigInt,
+        hidden_upto -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     messages,
     conversations,
     shops,
     agents,
-    service_chats
+    service_chats,
+    chat_groups,
+    group_members,
+    notice_reads
 );
 
 diesel::joinable!(messages -> users (from_uid));

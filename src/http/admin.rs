@@ -12,11 +12,16 @@ use serde_json::{json, Value};
 use super::api::state;
 use super::AppState;
 use crate::chats::ask;
-use crate::db::{AttachAgent, DetachAgent, SetAgentOnline, UpsertShop, UpsertUser};
+use crate::db::{
+    AttachAgent, CreateGroup, DetachAgent, JoinGroup, LeaveGroup, SetAgentOnline, UpsertShop,
+    UpsertUser,
+};
 use crate::error::ChatError;
-use crate::ids::{ShopId, UserId};
+use crate::ids::{GroupId, ShopId, UserId};
 use crate::protocol::{absolute_url, lenient};
-use crate::server::{AgentFlagChanged, AgentMoved, ProfileChanged, ShopAgents, ShopChanged};
+use crate::server::{
+    AgentFlagChanged, AgentMoved, Notify, ProfileChanged, ShopAgents, ShopChanged,
+};
 
 const MAX_NAME_CHARS: usize = 64;
 const MAX_URL_BYTES: usize = 1024;
@@ -33,7 +38,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/shops/{shop}/agents/{uid}/online",
             web::post().to(set_online),
-        );
+        )
+        .route("/admin/groups", web::post().to(create_group))
+        .route(
+            "/admin/groups/{group}/members/{uid}",
+            web::put().to(add_member),
+        )
+        .route(
+            "/admin/groups/{group}/members/{uid}",
+            web::delete().to(remove_member),
+        )
+        .route("/admin/notify", web::post().to(notify));
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,4 +322,123 @@ async fn list_agents(
         .map_err(|_| AdminError::Storage)?
         .ok_or(AdminError::NotFound("no such shop"))?;
     Ok(ok(json!({"shop_id": shop.0, "agents": agents})))
+}
+
+#[derive(Deserialize)]
+struct GroupBody {
+    name: String,
+    #[serde(deserialize_with = "lenient::int")]
+    owner_uid: i64,
+    #[serde(default, deserialize_with = "lenient::int_list")]
+    member_uids: Vec<i64>,
+}
+
+async fn create_group(
+    _: Admin,
+    st: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let b: GroupBody = body(&bytes)?;
+    let name = b.name.trim().to_string();
+    check_name(Some(&name), true)?;
+    positive(b.owner_uid)?;
+    if b.member_uids.len() > crate::db::groups::MAX_INITIAL_MEMBERS
+        || b.member_uids.iter().any(|u| *u <= 0)
+    {
+        return Err(bad("member_uids must be at most 2000 positive ids"));
+    }
+    let mut members: Vec<UserId> = b.member_uids.into_iter().map(UserId).collect();
+    members.sort();
+    members.dedup();
+    let group = ask(st.db.send(CreateGroup {
+        name,
+        owner: UserId(b.owner_uid),
+        members,
+    }))
+    .await?;
+    Ok(ok(json!({"group_id": group.0})))
+}
+
+fn group_and_member(path: &(String, String)) -> Result<(GroupId, UserId), AdminError> {
+    Ok((
+        GroupId(positive(parse_id(&path.0)?)?),
+        UserId(positive(parse_id(&path.1)?)?),
+    ))
+}
+
+async fn add_member(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (group, uid) = group_and_member(&path)?;
+    let added = ask(st.db.send(JoinGroup { group, uid }))
+        .await?
+        .ok_or(AdminError::NotFound("no such group"))?;
+    Ok(ok(
+        json!({"group_id": group.0, "uid": uid.0, "added": added}),
+    ))
+}
+
+async fn remove_member(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AdminError> {
+    let (group, uid) = group_and_member(&path)?;
+    if !ask(st.db.send(LeaveGroup { group, uid })).await? {
+        return Err(AdminError::NotFound("no such member in this group"));
+    }
+    Ok(ok(Value::Null))
+}
+
+/// The most users one notice may name; beyond that, broadcast with `all`.
+const MAX_NOTICE_UIDS: usize = 1000;
+
+#[derive(Deserialize)]
+struct NotifyBody {
+    #[serde(default, deserialize_with = "lenient::int_list")]
+    uids: Vec<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    all: Option<bool>,
+    #[serde(deserialize_with = "lenient::int")]
+    msg_type: i64,
+    msg: String,
+}
+
+async fn notify(
+    _: Admin,
+    st: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AdminError> {
+    let b: NotifyBody = body(&bytes)?;
+    let to = match (b.all.unwrap_or(false), b.uids.is_empty()) {
+        (true, true) => None,
+        (false, false) if b.uids.len() <= MAX_NOTICE_UIDS && b.uids.iter().all(|u| *u > 0) => {
+            let mut uids: Vec<UserId> = b.uids.into_iter().map(UserId).collect();
+            uids.sort();
+            uids.dedup();
+            Some(uids)
+        }
+        (false, false) => return Err(bad("uids must be at most 1000 positive ids")),
+        _ => return Err(bad("give either uids or all: true")),
+    };
+    if !matches!(b.msg_type, 1 | 2) {
+        return Err(bad("msg_type must be 1 or 2"));
+    }
+    if b.msg.is_empty() || b.msg.chars().count() > st.config.limits.max_msg_chars {
+        return Err(bad("msg must be non-empty and within limits.max_msg_chars"));
+    }
+    let ids = st
+        .server
+        .send(Notify {
+            to,
+            msg_type: b.msg_type as i32,
+            msg: b.msg,
+        })
+        .await
+        .map_err(|_| AdminError::Storage)?
+        .map_err(AdminError::from)?;
+    let ids: Vec<i64> = ids.into_iter().map(|i| i.0).collect();
+    Ok(ok(json!({"msg_ids": ids})))
 }

@@ -72,3 +72,11 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
 pub fn req_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     opt_bool(d)?.ok_or_else(|| de::Error::custom("expected a boolean"))
 }
+
+/// A list of integers, each a number or a numeric string; absent or null is empty.
+pub fn int_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Item(#[serde(deserialize_with = "int")] i64);
+    let items: Option<Vec<Item>> = serde::Deserialize::deserialize(d)?;
+    Ok(items.unwrap_or_default().into_iter().map(|i| i.0).collect())
+}

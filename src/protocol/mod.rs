@@ -55,6 +55,11 @@ pub enum Request {
     RecentChat(RecentChatRequest),
     SetOnline(SetOnline),
     Transfer(Transfer),
+    GroupCreate(GroupCreate),
+    GroupJoin(GroupRef),
+    GroupLeave(GroupRef),
+    GroupMembers(GroupRef),
+    GroupList,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +95,13 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         ("User", "recentchat") => Request::RecentChat(content_or_default(env.content)?),
         ("Service", "setonline") => Request::SetOnline(content(env.content)?),
         ("Service", "transfer") => Request::Transfer(content::<Transfer>(env.content)?.checked()?),
+        ("Group", "create") => {
+            Request::GroupCreate(content::<GroupCreate>(env.content)?.checked()?)
+        }
+        ("Group", "join") => Request::GroupJoin(content::<GroupRef>(env.content)?.checked()?),
+        ("Group", "leave") => Request::GroupLeave(content::<GroupRef>(env.content)?.checked()?),
+        ("Group", "members") => Request::GroupMembers(content::<GroupRef>(env.content)?.checked()?),
+        ("Group", "list") => Request::GroupList,
         _ => return Err(ChatError::UnknownAction),
     };
     Ok(Frame::Request(request))
@@ -253,6 +265,62 @@ impl Transfer {
         }
         Ok(self)
     }
+}
+
+/// The longest group name.
+pub const MAX_GROUP_NAME_CHARS: usize = 64;
+/// The most members a group may be created with in one request.
+pub const MAX_GROUP_CREATE_MEMBERS: usize = 500;
+
+/// `group.create` content.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GroupCreate {
+    pub name: String,
+    #[serde(default, deserialize_with = "lenient::int_list")]
+    pub member_uids: Vec<i64>,
+}
+
+impl GroupCreate {
+    fn checked(mut self) -> Result<GroupCreate, ChatError> {
+        self.name = self.name.trim().to_string();
+        if self.name.is_empty() || self.name.chars().count() > MAX_GROUP_NAME_CHARS {
+            return Err(ChatError::bad("name must be 1 to 64 characters"));
+        }
+        if self.member_uids.len() > MAX_GROUP_CREATE_MEMBERS
+            || self.member_uids.iter().any(|u| *u <= 0)
+        {
+            return Err(ChatError::bad(
+                "member_uids must be at most 500 positive ids",
+            ));
+        }
+        self.member_uids.sort_unstable();
+        self.member_uids.dedup();
+        Ok(self)
+    }
+}
+
+/// `group.join` / `group.leave` / `group.members` content.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GroupRef {
+    #[serde(deserialize_with = "lenient::int")]
+    pub group_id: i64,
+}
+
+impl GroupRef {
+    fn checked(self) -> Result<GroupRef, ChatError> {
+        if self.group_id <= 0 {
+            return Err(ChatError::bad("group_id must be a positive id"));
+        }
+        Ok(self)
+    }
+}
+
+/// One member in `group.members` (code 101).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberRow {
+    pub id: i64,
+    pub nickname: String,
+    pub avatar: String,
 }
 
 /// Push code 202: something happened to a customer-service conversation.

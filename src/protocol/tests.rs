@@ -303,3 +303,35 @@ fn service_actions_parse() {
         Err(ChatError::BadParams(_))
     ));
 }
+
+#[test]
+fn group_actions_parse_and_validate() {
+    let Request::GroupCreate(g) = parsed(
+        r#"{"class":"group","action":"create","content":{"name":" Fans ","member_uids":[3,"2",3]}}"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((g.name.as_str(), g.member_uids), ("Fans", vec![2, 3]));
+    let Request::GroupJoin(r) =
+        parsed(r#"{"class":"group","action":"join","content":{"group_id":"7"}}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(r.group_id, 7);
+    assert_eq!(
+        parsed(r#"{"class":"group","action":"list"}"#),
+        Request::GroupList
+    );
+    for bad in [
+        r#"{"class":"group","action":"create","content":{"name":""}}"#,
+        r#"{"class":"group","action":"create","content":{"name":"x","member_uids":[0]}}"#,
+        r#"{"class":"group","action":"create","content":{"name":"x","member_uids":["a"]}}"#,
+        r#"{"class":"group","action":"leave","content":{"group_id":-1}}"#,
+        r#"{"class":"group","action":"members","content":{}}"#,
+    ] {
+        assert!(
+            matches!(parse_frame(bad), Err(ChatError::BadParams(_))),
+            "{bad}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
-use crate::ids::{ConnId, ShopId, UserId};
+use crate::ids::{ConnId, MsgId, ShopId, UserId};
 use crate::protocol::Request;
 use crate::router::AgentReport;
 use crate::server::write_queue::PendingOp;
@@ -46,6 +46,9 @@ pub struct Disconnect {
     pub conn: ConnId,
     pub uid: UserId,
 }
+
+/// Where the id of a stored notice goes.
+pub type NoticeTx = oneshot::Sender<Result<MsgId, ChatError>>;
 
 /// Where the answer to one request goes: the reply text, or the error to report.
 pub type ReplyTx = oneshot::Sender<Result<String, ChatError>>;
@@ -116,4 +119,14 @@ pub struct AgentFlagChanged {
 #[rtype(result = "Option<Vec<AgentReport>>")]
 pub struct ShopAgents {
     pub shop: ShopId,
+}
+
+/// From `POST /admin/notify`: a system notice to some users, or to everyone (`to` None).
+/// Returns the stored ids (one per user, or one for a broadcast).
+#[derive(ActixMessage)]
+#[rtype(result = "Result<Vec<MsgId>, ChatError>")]
+pub struct Notify {
+    pub to: Option<Vec<UserId>>,
+    pub msg_type: i32,
+    pub msg: String,
 }

@@ -2,6 +2,7 @@
 //! and applies writes through its queue before anyone is told of them. Customer
 //! service is delegated to one `ShopRouter` per shop (`service.rs` holds that side).
 
+mod groups;
 pub mod messages;
 pub mod push;
 mod service;
@@ -121,7 +122,21 @@ impl ChatServer {
                 Err(e) => e,
             },
             chat_type::SYSTEM => ChatError::SystemReserved,
-            chat_type::GROUP => ChatError::UnsupportedChatType,
+            chat_type::GROUP => match self.group_send(uid, m) {
+                Ok((message, push)) => {
+                    self.queue.push(PendingOp {
+                        op: WriteOp::Store(message),
+                        after: AfterCommit::Message {
+                            push: Box::new(push),
+                            audience: Vec::new(),
+                            sender: conn,
+                            reply,
+                        },
+                    });
+                    return self.flush(ctx);
+                }
+                Err(e) => e,
+            },
             _ => ChatError::bad("chat_type must be 1, 2 or 4"),
         };
         let _ = reply.send(Err(refusal));
@@ -146,21 +161,15 @@ impl ChatServer {
             return Err(ChatError::bad("to_uid is the sender"));
         }
         let sender = self.sender_profile(uid)?;
-        let message = NewMessage {
-            chat_id: ChatId::direct(uid, to).0,
-            chat_type: chat_type::DIRECT,
-            msg_type: m.msg_type as i32,
-            msg: m.msg,
-            from_uid: uid.0,
-            to_uid: to.0,
-            shop_id: 0,
-            group_id: 0,
-            consumer_uid: 0,
-            from_service: false,
+        let message = NewMessage::new(
+            chat_type::DIRECT,
+            ChatId::direct(uid, to).0,
+            m.msg_type as i32,
+            m.msg,
+            uid.0,
+            to.0,
             client_msg_id,
-            createtime: crate::auth::unix_now() as i64,
-            agent_uid: 0,
-        };
+        );
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push, vec![to, uid]))
     }
@@ -220,11 +229,12 @@ impl ChatServer {
                         sender,
                         reply,
                     },
-                    WriteDone::Stored(id),
+                    WriteDone::Stored { id, members },
                 ) => {
                     push.msg_id = id.0;
                     let text = protocol::push_text(&push);
-                    for uid in &audience {
+                    // A group's audience is its membership at commit time.
+                    for uid in members.as_ref().unwrap_or(&audience) {
                         self.deliver(*uid, &text, Some(sender));
                     }
                     let ack = SendAck {
@@ -235,6 +245,22 @@ impl ChatServer {
                     };
                     // A sender that hung up before its ack loses only the ack: the message is stored.
                     let _ = reply.send(Ok(protocol::ok(&ack)));
+                }
+                (_, AfterCommit::Message { reply, .. }, WriteDone::Forbidden) => {
+                    let _ = reply.send(Err(ChatError::Forbidden));
+                }
+                (
+                    _,
+                    AfterCommit::Notice {
+                        mut push,
+                        to,
+                        reply,
+                    },
+                    WriteDone::Stored { id, .. },
+                ) => {
+                    push.msg_id = id.0;
+                    self.deliver_notice(&mut push, to);
+                    let _ = reply.send(Ok(id));
                 }
                 (
                     _,
@@ -336,12 +362,17 @@ fn answer_later(
 
 fn fail_all(batch: Vec<PendingOp>) {
     for p in batch {
-        let reply = match p.after {
-            AfterCommit::Message { reply, .. } => Some(reply),
-            AfterCommit::Assignment { reply, .. } => reply,
-        };
-        if let Some(reply) = reply {
-            let _ = reply.send(Err(ChatError::StorageUnavailable));
+        match p.after {
+            AfterCommit::Message { reply, .. }
+            | AfterCommit::Assignment {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(ChatError::StorageUnavailable));
+            }
+            AfterCommit::Notice { reply, .. } => {
+                let _ = reply.send(Err(ChatError::StorageUnavailable));
+            }
+            AfterCommit::Assignment { reply: None, .. } => {}
         }
     }
 }
@@ -420,6 +451,11 @@ impl Handler<ClientRequest> for ChatServer {
             Request::Sync(req) => self.sync(msg.uid, req, msg.reply),
             Request::SetOnline(r) => self.set_online(msg.uid, r.online, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
+            group @ (Request::GroupCreate(_)
+            | Request::GroupJoin(_)
+            | Request::GroupLeave(_)
+            | Request::GroupMembers(_)
+            | Request::GroupList) => self.group_action(msg.uid, group, msg.reply),
             other => self.answer_from_db(msg.uid, other, msg.reply),
         }
     }

@@ -25,6 +25,14 @@ impl Presenter {
         }
     }
 
+    /// The name and avatar system notices are shown under.
+    pub fn system_card(&self) -> (String, String) {
+        (
+            self.system_nickname.to_string(),
+            self.url(&self.system_avatar),
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         absolute_url(&self.media_base, path)
     }

@@ -105,21 +105,18 @@ impl ChatServer {
             return Err(ChatError::UnknownShop);
         }
         let sender = self.sender_profile(uid)?;
-        let message = NewMessage {
-            chat_id: ChatId::service(shop, consumer).0,
-            chat_type: chat_type::SERVICE,
-            msg_type: m.msg_type as i32,
-            msg: m.msg,
-            from_uid: uid.0,
-            to_uid: m.to_uid,
-            shop_id: shop.0,
-            group_id: 0,
-            consumer_uid: consumer.0,
-            from_service: role == Role::Agent,
+        let mut message = NewMessage::new(
+            chat_type::SERVICE,
+            ChatId::service(shop, consumer).0,
+            m.msg_type as i32,
+            m.msg,
+            uid.0,
+            m.to_uid,
             client_msg_id,
-            createtime: crate::auth::unix_now() as i64,
-            agent_uid: 0,
-        };
+        );
+        message.shop_id = shop.0;
+        message.consumer_uid = consumer.0;
+        message.from_service = role == Role::Agent;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
             router.do_send(RouteSend {

@@ -52,6 +52,16 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
     (conn, log)
 }
 
+/// Waits until every log has received something.
+async fn wait_for_pushes(logs: &[&Log]) {
+    let mut waited = Duration::ZERO;
+    while logs.iter().any(|l| l.lock().unwrap().is_empty()) {
+        assert!(waited < Duration::from_secs(5), "pushes did not arrive");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+}
+
 #[actix_rt::test]
 async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,15 +87,7 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
     let ack = answer.await.unwrap().unwrap();
     assert!(ack.contains("\"msg_id\""), "{ack}");
 
-    let mut waited = Duration::ZERO;
-    while [&sender_pc, &phone, &tab]
-        .iter()
-        .any(|l| l.lock().unwrap().is_empty())
-    {
-        assert!(waited < Duration::from_secs(5), "pushes did not arrive");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-        waited += Duration::from_millis(10);
-    }
+    wait_for_pushes(&[&sender_pc, &phone, &tab]).await;
     let first = phone.lock().unwrap()[0].clone();
     for log in [&sender_pc, &tab] {
         assert!(
@@ -97,4 +99,51 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
         sender_log.lock().unwrap().is_empty(),
         "the sending connection gets the ack, not the push"
     );
+}
+
+#[actix_rt::test]
+async fn a_group_push_is_serialized_once_for_every_member_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = crate::db::connect(&format!("sqlite://{}/g.db", dir.path().display()), 1).unwrap();
+    let db = DbExecutor::start(pool, 1);
+    let group = db
+        .send(crate::db::CreateGroup {
+            name: "g".into(),
+            owner: UserId(1),
+            members: (2..=6).map(UserId).collect(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let server = ChatServer::new(db, &Config::default()).start();
+    let (sender, _) = connect(&server, 1).await;
+    let mut logs = Vec::new();
+    for uid in 2..=6 {
+        logs.push(connect(&server, uid).await.1);
+        logs.push(connect(&server, uid).await.1);
+    }
+    let text = format!(
+        r#"{{"class":"chat","action":"sendMsg","content":{{"chat_type":2,"msg_type":1,"msg":"hi","to_uid":{}}}}}"#,
+        group.0
+    );
+    let Ok(Frame::Request(request)) = parse_frame(&text) else {
+        panic!("valid request")
+    };
+    let (reply, answer) = oneshot::channel();
+    server.do_send(ClientRequest {
+        conn: sender,
+        uid: UserId(1),
+        request,
+        reply,
+    });
+    assert!(answer.await.unwrap().unwrap().contains("msg_id"));
+    wait_for_pushes(&logs.iter().collect::<Vec<_>>()).await;
+    let first = logs[0].lock().unwrap()[0].clone();
+    assert!(first.contains("\"group_id\""));
+    for log in &logs {
+        assert!(
+            Arc::ptr_eq(&first, &log.lock().unwrap()[0]),
+            "one serialization shared by all ten connections"
+        );
+    }
 }

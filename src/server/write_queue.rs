@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::db::WriteOp;
 use crate::ids::{ConnId, UserId};
 use crate::protocol::ChatPush;
-use crate::server::ReplyTx;
+use crate::server::{NoticeTx, ReplyTx};
 
 /// Largest batch applied in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -22,6 +22,13 @@ pub enum AfterCommit {
         audience: Vec<UserId>,
         sender: ConnId,
         reply: ReplyTx,
+    },
+    /// A system notice: push it to `to` (with everyone's own chat_id when `to` is None:
+    /// a broadcast is stored once), then tell the admin API its id.
+    Notice {
+        push: Box<ChatPush>,
+        to: Option<UserId>,
+        reply: NoticeTx,
     },
     /// A conversation given to an agent: push it what it has not seen, then the notices
     /// (already serialized) to whom they concern, then answer whoever asked.

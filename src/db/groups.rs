@@ -1,0 +1,387 @@
+//! Groups (chat_type 2) and system notices (chat_type 3). Neither writes a row per
+//! reader when a message is stored: each reader keeps cursors (read up to, hidden up
+//! to, joined from) and unread counts are counted when asked.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::conn::{insert_returning_id, DbConn};
+use super::conversations::Mark;
+use super::models::{ConversationRow, ConversationView, NewMessage, Profile};
+use super::queries::ensure_user;
+use super::schema::{chat_groups, group_members, messages, notice_reads};
+use crate::ids::{ChatId, GroupId, UserId};
+use crate::protocol::chat_type;
+
+/// The most members a group may be created with in one call.
+pub const MAX_INITIAL_MEMBERS: usize = 2000;
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = chat_groups)]
+pub struct GroupRow {
+    pub id: i64,
+    pub name: String,
+    pub owner_uid: i64,
+    pub last_msg_id: i64,
+    pub last_msg: String,
+    pub last_uid: i64,
+    pub last_time: i64,
+    pub msg_type: i32,
+}
+
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
+#[diesel(table_name = group_members)]
+pub struct MemberRow {
+    pub group_id: i64,
+    pub uid: i64,
+    pub joined_from: i64,
+    pub read_upto: i64,
+    pub hidden_upto: i64,
+}
+
+/// A group as `group.list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GroupSummary {
+    pub group_id: i64,
+    pub name: String,
+    pub member_count: i64,
+}
+
+pub fn find_group(conn: &mut DbConn, group: GroupId) -> QueryResult<Option<GroupRow>> {
+    chat_groups::table
+        .find(group.0)
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn membership(conn: &mut DbConn, group: GroupId, uid: UserId) -> QueryResult<Option<MemberRow>> {
+    group_members::table
+        .find((group.0, uid.0))
+        .select(MemberRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn is_member(conn: &mut DbConn, group: GroupId, uid: UserId) -> QueryResult<bool> {
+    Ok(membership(conn, group, uid)?.is_some())
+}
+
+/// Adds `uid` to a group, seeing messages from now on; false if it already was a member.
+fn add_member(conn: &mut DbConn, group: &GroupRow, uid: UserId, now: i64) -> QueryResult<bool> {
+    ensure_user(conn, uid, now)?;
+    let inserted = conn.transaction(|c| {
+        diesel::insert_into(group_members::table)
+            .values((
+                group_members::group_id.eq(group.id),
+                group_members::uid.eq(uid.0),
+                group_members::joined_from.eq(group.last_msg_id),
+                group_members::read_upto.eq(group.last_msg_id),
+                group_members::hidden_upto.eq(0),
+                group_members::joined_at.eq(now),
+            ))
+            .execute(c)
+    });
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a group owned by `owner`, who is a member along with `members`.
+pub fn create_group(
+    conn: &mut DbConn,
+    name: &str,
+    owner: UserId,
+    members: &[UserId],
+    now: i64,
+) -> QueryResult<GroupId> {
+    conn.transaction(|conn| {
+        let id = insert_returning_id!(
+            &mut *conn,
+            chat_groups::table,
+            (
+                chat_groups::name.eq(name),
+                chat_groups::owner_uid.eq(owner.0),
+                chat_groups::created_at.eq(now),
+                chat_groups::last_msg.eq(""),
+            ),
+            chat_groups::id
+        )?;
+        let group = find_group(conn, GroupId(id))?.ok_or(DieselError::NotFound)?;
+        add_member(conn, &group, owner, now)?;
+        for m in members.iter().filter(|m| **m != owner) {
+            add_member(conn, &group, *m, now)?;
+        }
+        Ok(GroupId(id))
+    })
+}
+
+/// Adds a member; `None` if there is no such group, else whether it is new.
+pub fn join_group(
+    conn: &mut DbConn,
+    group: GroupId,
+    uid: UserId,
+    now: i64,
+) -> QueryResult<Option<bool>> {
+    conn.transaction(|conn| match find_group(conn, group)? {
+        Some(g) => add_member(conn, &g, uid, now).map(Some),
+        None => Ok(None),
+    })
+}
+
+/// Removes a member; false if it was not one.
+pub fn leave_group(conn: &mut DbConn, group: GroupId, uid: UserId) -> QueryResult<bool> {
+    let n = diesel::delete(group_members::table.find((group.0, uid.0))).execute(conn)?;
+    Ok(n > 0)
+}
+
+pub fn member_ids(conn: &mut DbConn, group: GroupId) -> QueryResult<Vec<UserId>> {
+    Ok(group_members::table
+        .filter(group_members::group_id.eq(group.0))
+        .order(group_members::uid.asc())
+        .select(group_members::uid)
+        .load::<i64>(conn)?
+        .into_iter()
+        .map(UserId)
+        .collect())
+}
+
+/// The members' profiles, if `uid` is one of them (members only).
+pub fn member_profiles(
+    conn: &mut DbConn,
+    group: GroupId,
+    uid: UserId,
+) -> QueryResult<Option<Vec<Profile>>> {
+    if !is_member(conn, group, uid)? {
+        return Ok(None);
+    }
+    let ids: Vec<i64> = member_ids(conn, group)?.into_iter().map(|u| u.0).collect();
+    let profiles = super::conversations::profiles_by_id(conn, &ids)?;
+    Ok(Some(
+        ids.into_iter()
+            .map(|id| {
+                profiles.get(&id).cloned().unwrap_or_else(|| Profile {
+                    uid: UserId(id),
+                    nickname: Profile::placeholder_nickname(UserId(id)),
+                    avatar: String::new(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// The groups `uid` belongs to, with their sizes.
+pub fn user_groups(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<GroupSummary>> {
+    let mine: Vec<i64> = group_members::table
+        .filter(group_members::uid.eq(uid.0))
+        .select(group_members::group_id)
+        .load(conn)?;
+    let rows: Vec<(i64, String)> = chat_groups::table
+        .filter(chat_groups::id.eq_any(&mine))
+        .order(chat_groups::id.asc())
+        .select((chat_groups::id, chat_groups::name))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, name)| {
+            let member_count = group_members::table
+                .filter(group_members::group_id.eq(id))
+                .count()
+                .get_result(conn)?;
+            Ok(GroupSummary {
+                group_id: id,
+                name,
+                member_count,
+            })
+        })
+        .collect()
+}
+
+/// Stores a group message if its sender is a member, keeping the group's last message;
+/// returns the id and the members to push it to, or `None` for a non-member.
+pub fn store_group_message(
+    conn: &mut DbConn,
+    m: &NewMessage,
+) -> QueryResult<Option<(i64, Vec<UserId>)>> {
+    let group = GroupId(m.group_id);
+    if !is_member(conn, group, UserId(m.from_uid))? {
+        return Ok(None);
+    }
+    let id = insert_returning_id!(&mut *conn, messages::table, m, messages::id)?;
+    diesel::update(chat_groups::table.find(group.0))
+        .set((
+            chat_groups::last_msg_id.eq(id),
+            chat_groups::last_msg.eq(&m.msg),
+            chat_groups::last_uid.eq(m.from_uid),
+            chat_groups::last_time.eq(m.createtime),
+            chat_groups::msg_type.eq(m.msg_type),
+        ))
+        .execute(conn)?;
+    Ok(Some((id, member_ids(conn, group)?)))
+}
+
+/// The groups of `uid` with a message it may see and has not hidden, as recent-chat
+/// rows (peer = the group), unread counted from its read cursor.
+pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<ConversationView>> {
+    let mine: Vec<MemberRow> = group_members::table
+        .filter(group_members::uid.eq(uid.0))
+        .select(MemberRow::as_select())
+        .load(conn)?;
+    let mut rows = Vec::new();
+    for member in mine {
+        let Some(g) = find_group(conn, GroupId(member.group_id))? else {
+            continue;
+        };
+        if g.last_msg_id <= member.joined_from.max(member.hidden_upto) {
+            continue;
+        }
+        let unread: i64 = messages::table
+            .filter(messages::chat_type.eq(chat_type::GROUP))
+            .filter(messages::group_id.eq(g.id))
+            .filter(messages::id.gt(member.read_upto.max(member.joined_from)))
+            .filter(messages::from_uid.ne(uid.0))
+            .count()
+            .get_result(conn)?;
+        rows.push(ConversationView {
+            row: ConversationRow {
+                id: g.id,
+                owner_uid: uid.0,
+                shop_id: 0,
+                chat_id: ChatId::group(GroupId(g.id)).0,
+                chat_type: chat_type::GROUP,
+                peer_id: g.id,
+                last_msg: g.last_msg,
+                last_uid: g.last_uid,
+                last_time: g.last_time,
+                msg_type: g.msg_type,
+                unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
+                hidden: false,
+            },
+            peer_name: g.name,
+            peer_avatar: String::new(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Notices `uid` may see: its own and those to everyone (`to_uid` 0).
+fn notices_for(
+    uid: UserId,
+) -> diesel::dsl::And<
+    diesel::dsl::Eq<messages::chat_type, i32>,
+    diesel::dsl::EqAny<messages::to_uid, [i64; 2]>,
+> {
+    messages::chat_type
+        .eq(chat_type::SYSTEM)
+        .and(messages::to_uid.eq_any([uid.0, 0]))
+}
+
+fn notice_cursors(conn: &mut DbConn, uid: UserId) -> QueryResult<(i64, i64)> {
+    Ok(notice_reads::table
+        .find(uid.0)
+        .select((notice_reads::read_upto, notice_reads::hidden_upto))
+        .first(conn)
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// `uid`'s system-notice conversation as a recent-chat row (named by the caller), if it
+/// has a notice it has not hidden.
+pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<ConversationView>> {
+    let (read_upto, hidden_upto) = notice_cursors(conn, uid)?;
+    let last: Option<(i64, String, i64, i32)> = messages::table
+        .filter(notices_for(uid))
+        .order(messages::id.desc())
+        .select((
+            messages::id,
+            messages::msg,
+            messages::createtime,
+            messages::msg_type,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((last_id, last_msg, last_time, msg_type)) = last.filter(|l| l.0 > hidden_upto) else {
+        return Ok(None);
+    };
+    let unread: i64 = messages::table
+        .filter(notices_for(uid))
+        .filter(messages::id.gt(read_upto))
+        .count()
+        .get_result(conn)?;
+    Ok(Some(ConversationView {
+        row: ConversationRow {
+            id: last_id,
+            owner_uid: uid.0,
+            shop_id: 0,
+            chat_id: ChatId::system(uid).0,
+            chat_type: chat_type::SYSTEM,
+            peer_id: 0,
+            last_msg,
+            last_uid: 0,
+            last_time,
+            msg_type,
+            unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
+            hidden: false,
+        },
+        peer_name: String::new(),
+        peer_avatar: String::new(),
+    }))
+}
+
+/// Moves `uid`'s read or hide cursor of a group to its newest message; false if not a member.
+pub fn mark_group(conn: &mut DbConn, group: GroupId, uid: UserId, mark: Mark) -> QueryResult<bool> {
+    let Some(g) = find_group(conn, group)? else {
+        return Ok(false);
+    };
+    let target = group_members::table.find((group.0, uid.0));
+    let n = match mark {
+        Mark::Read => diesel::update(target)
+            .set(group_members::read_upto.eq(g.last_msg_id))
+            .execute(conn)?,
+        Mark::Hidden => diesel::update(target)
+            .set(group_members::hidden_upto.eq(g.last_msg_id))
+            .execute(conn)?,
+    };
+    Ok(n > 0)
+}
+
+/// Moves `uid`'s read or hide cursor of its notices to the newest one.
+pub fn mark_notices(conn: &mut DbConn, uid: UserId, mark: Mark) -> QueryResult<()> {
+    let newest: i64 = messages::table
+        .filter(notices_for(uid))
+        .select(diesel::dsl::max(messages::id))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0);
+    conn.transaction(|conn| {
+        let (read, hidden) = notice_cursors(conn, uid)?;
+        let (read, hidden) = match mark {
+            Mark::Read => (newest, hidden),
+            Mark::Hidden => (read, newest),
+        };
+        let changed = diesel::update(notice_reads::table.find(uid.0))
+            .set((
+                notice_reads::read_upto.eq(read),
+                notice_reads::hidden_upto.eq(hidden),
+            ))
+            .execute(conn)?;
+        if changed == 0 {
+            diesel::insert_into(notice_reads::table)
+                .values((
+                    notice_reads::uid.eq(uid.0),
+                    notice_reads::read_upto.eq(read),
+                    notice_reads::hidden_upto.eq(hidden),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// `uid`'s groups and where its view of each starts, for `chat.sync`.
+pub fn sync_memberships(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<(i64, i64)>> {
+    group_members::table
+        .filter(group_members::uid.eq(uid.0))
+        .select((group_members::group_id, group_members::joined_from))
+        .load(conn)
+}

@@ -1,0 +1,165 @@
+//! ChatServer's side of groups and system notices. Group membership is read inside the
+//! storing transaction (so a member who has left gets nothing stored after), and
+//! notices go through the same write queue as every other message.
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::write_queue::{AfterCommit, PendingOp};
+use super::{answer_later, ChatServer, Notify, ReplyTx};
+use crate::chats::ask;
+use crate::db::{
+    CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups, WriteOp,
+};
+use crate::error::ChatError;
+use crate::ids::{ChatId, GroupId, MsgId, UserId};
+use crate::protocol::{self, chat_type, code, ChatPush, MemberRow, Request, SendMsg};
+
+impl ChatServer {
+    /// The message and push of a chat_type 2 send (`to_uid` is the group); whether the
+    /// sender may post there is decided when it is stored.
+    pub(super) fn group_send(
+        &self,
+        uid: UserId,
+        m: SendMsg,
+    ) -> Result<(NewMessage, ChatPush), ChatError> {
+        let client_msg_id = m.validate_common(self.max_msg_chars)?;
+        let group = GroupId(m.to_uid);
+        let sender = self.sender_profile(uid)?;
+        let mut message = NewMessage::new(
+            chat_type::GROUP,
+            ChatId::group(group).0,
+            m.msg_type as i32,
+            m.msg,
+            uid.0,
+            group.0,
+            client_msg_id,
+        );
+        message.group_id = group.0;
+        let push = self.presenter.push(&message, 0, &sender, None);
+        Ok((message, push))
+    }
+
+    /// group.create / join / leave / members / list: the database alone answers them.
+    pub(super) fn group_action(&self, uid: UserId, request: Request, reply: ReplyTx) {
+        let db = self.db.clone();
+        let presenter = self.presenter.clone();
+        answer_later(reply, async move {
+            match request {
+                Request::GroupCreate(g) => {
+                    let members = g.member_uids.into_iter().map(UserId).collect();
+                    let group = ask(db.send(CreateGroup {
+                        name: g.name,
+                        owner: uid,
+                        members,
+                    }))
+                    .await?;
+                    Ok(protocol::ok(&serde_json::json!({"group_id": group.0})))
+                }
+                Request::GroupJoin(g) => match ask(db.send(JoinGroup {
+                    group: GroupId(g.group_id),
+                    uid,
+                }))
+                .await?
+                {
+                    Some(_) => Ok(protocol::ok(&())),
+                    None => Err(ChatError::NotFound),
+                },
+                Request::GroupLeave(g) => match ask(db.send(LeaveGroup {
+                    group: GroupId(g.group_id),
+                    uid,
+                }))
+                .await?
+                {
+                    true => Ok(protocol::ok(&())),
+                    false => Err(ChatError::NotFound),
+                },
+                Request::GroupMembers(g) => {
+                    let members = ask(db.send(GroupMembers {
+                        group: GroupId(g.group_id),
+                        uid,
+                    }))
+                    .await?
+                    .ok_or(ChatError::Forbidden)?;
+                    let rows: Vec<MemberRow> = members
+                        .into_iter()
+                        .map(|p| MemberRow {
+                            id: p.uid.0,
+                            avatar: presenter.url(&p.avatar),
+                            nickname: p.nickname,
+                        })
+                        .collect();
+                    Ok(protocol::reply_with(
+                        code::GROUP_MEMBERS,
+                        &serde_json::json!({"rows": rows}),
+                    ))
+                }
+                Request::GroupList => {
+                    let rows = ask(db.send(UserGroups { uid })).await?;
+                    Ok(protocol::ok(&serde_json::json!({"rows": rows})))
+                }
+                _ => Err(ChatError::UnknownAction),
+            }
+        });
+    }
+
+    /// Pushes a stored notice: to one user, or to every connected user under its own
+    /// chat_id (`system_{uid}`), so a broadcast is serialized once per receiving user.
+    pub(super) fn deliver_notice(&self, push: &mut ChatPush, to: Option<UserId>) {
+        match to {
+            Some(uid) => self.deliver(uid, &protocol::push_text(push), None),
+            None => {
+                for uid in self.online.keys() {
+                    push.chat_id = ChatId::system(*uid).0;
+                    self.deliver(*uid, &protocol::push_text(push), None);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Notify> for ChatServer {
+    type Result = ResponseFuture<Result<Vec<MsgId>, ChatError>>;
+
+    fn handle(&mut self, msg: Notify, ctx: &mut Context<Self>) -> Self::Result {
+        let targets: Vec<Option<UserId>> = match msg.to {
+            Some(uids) => uids.into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let now = crate::auth::unix_now() as i64;
+        let system = crate::db::Profile {
+            uid: UserId(0),
+            nickname: String::new(),
+            avatar: String::new(),
+        };
+        let mut answers = Vec::with_capacity(targets.len());
+        for to in targets {
+            let uid = to.map_or(0, |u| u.0);
+            let mut message = NewMessage::new(
+                chat_type::SYSTEM,
+                ChatId::system(UserId(uid)).0,
+                msg.msg_type,
+                msg.msg.clone(),
+                0,
+                uid,
+                None,
+            );
+            message.createtime = now;
+            let push = Box::new(self.presenter.push(&message, 0, &system, None));
+            let (reply, answer) = oneshot::channel();
+            answers.push(answer);
+            self.queue.push(PendingOp {
+                op: WriteOp::Store(message),
+                after: AfterCommit::Notice { push, to, reply },
+            });
+        }
+        self.flush(ctx);
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(answers.len());
+            for a in answers {
+                ids.push(a.await.unwrap_or(Err(ChatError::StorageUnavailable))?);
+            }
+            Ok(ids)
+        })
+    }
+}
