@@ -97,6 +97,13 @@ pub enum WriteDone {
     },
     /// Not stored: the sender may not post there (not a member of the group).
     Forbidden,
+    /// Not stored again: the sender already sent this client_msg_id; the original's
+    /// id, conversation and time, for the same ack.
+    Duplicate {
+        id: MsgId,
+        chat_id: String,
+        createtime: i64,
+    },
     /// The messages the conversation waited with, which the new agent has not seen.
     Assigned(Vec<MessageWithSender>),
 }
@@ -107,30 +114,57 @@ pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<Wri
     conn.transaction(|conn| {
         batch
             .iter()
-            .map(|op| match op {
-                WriteOp::Store(m) if m.chat_type == crate::protocol::chat_type::GROUP => {
-                    Ok(match super::groups::store_group_message(conn, m)? {
-                        Some((id, members)) => WriteDone::Stored {
+            .map(|op| {
+                if let WriteOp::Store(m) = op {
+                    if let Some((id, chat_id, createtime)) = earlier_send(conn, m)? {
+                        return Ok(WriteDone::Duplicate {
                             id: MsgId(id),
-                            members: Some(members),
-                        },
-                        None => WriteDone::Forbidden,
-                    })
+                            chat_id,
+                            createtime,
+                        });
+                    }
                 }
-                WriteOp::Store(m) => Ok(WriteDone::Stored {
-                    id: store_one(conn, m)?,
-                    members: None,
-                }),
-                WriteOp::Assign {
-                    shop,
-                    consumer,
-                    agent,
-                } => {
-                    super::service::assign(conn, *shop, *consumer, *agent).map(WriteDone::Assigned)
-                }
+                apply_one(conn, op)
             })
             .collect()
     })
+}
+
+fn apply_one(conn: &mut DbConn, op: &WriteOp) -> QueryResult<WriteDone> {
+    match op {
+        WriteOp::Store(m) if m.chat_type == crate::protocol::chat_type::GROUP => {
+            Ok(match super::groups::store_group_message(conn, m)? {
+                Some((id, members)) => WriteDone::Stored {
+                    id: MsgId(id),
+                    members: Some(members),
+                },
+                None => WriteDone::Forbidden,
+            })
+        }
+        WriteOp::Store(m) => Ok(WriteDone::Stored {
+            id: store_one(conn, m)?,
+            members: None,
+        }),
+        WriteOp::Assign {
+            shop,
+            consumer,
+            agent,
+        } => super::service::assign(conn, *shop, *consumer, *agent).map(WriteDone::Assigned),
+    }
+}
+
+/// The message its sender already stored under `m`'s client_msg_id, if any. The unique
+/// index keeps them for good, so a retry is recognised however late it comes.
+fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, String, i64)>> {
+    let Some(client_id) = &m.client_msg_id else {
+        return Ok(None);
+    };
+    messages::table
+        .filter(messages::from_uid.eq(m.from_uid))
+        .filter(messages::client_msg_id.eq(client_id))
+        .select((messages::id, messages::chat_id, messages::createtime))
+        .first(conn)
+        .optional()
 }
 
 /// Stores messages in one transaction; ids come back in batch order.

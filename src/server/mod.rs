@@ -246,6 +246,24 @@ impl ChatServer {
                     // A sender that hung up before its ack loses only the ack: the message is stored.
                     let _ = reply.send(Ok(protocol::ok(&ack)));
                 }
+                (
+                    WriteOp::Store(message),
+                    AfterCommit::Message { reply, .. },
+                    WriteDone::Duplicate {
+                        id,
+                        chat_id,
+                        createtime,
+                    },
+                ) => {
+                    // A retry: the original's ack again, and no second push.
+                    let ack = SendAck {
+                        msg_id: id.0,
+                        chat_id,
+                        createtime,
+                        client_msg_id: message.client_msg_id,
+                    };
+                    let _ = reply.send(Ok(protocol::ok(&ack)));
+                }
                 (_, AfterCommit::Message { reply, .. }, WriteDone::Forbidden) => {
                     let _ = reply.send(Err(ChatError::Forbidden));
                 }
