@@ -91,8 +91,10 @@ pub struct MediaConfig {
 pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     pub max_msg_chars: usize,
+    /// Requests a connection may make per second, after a burst of `burst`; 0 = unlimited.
     pub msgs_per_sec: u32,
     pub burst: u32,
+    /// Live connections per user; the oldest is closed past this. 0 = unlimited.
     pub max_conns_per_user: usize,
 }
 

@@ -26,6 +26,8 @@ pub enum ChatError {
     NotFound,
     #[error("that agent is not routable")]
     AgentUnavailable,
+    #[error("too many messages")]
+    RateLimited,
     #[error("storage unavailable")]
     StorageUnavailable,
     #[error("server is shutting down")]
@@ -56,6 +58,7 @@ impl ChatError {
             ChatError::UnknownShop => ("no such shop", "unknown_shop"),
             ChatError::NotFound => ("not found", "not_found"),
             ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
+            ChatError::RateLimited => ("too many messages, slow down", "rate_limited"),
             ChatError::StorageUnavailable => {
                 ("storage unavailable, try again", "storage_unavailable")
             }

@@ -25,6 +25,18 @@ const MAILBOX_CAPACITY: usize = 4096;
 const MAX_IN_FLIGHT: usize = 4096;
 
 /// What a session needs to start.
+/// A connection's request budget (token bucket).
+type Limiter = governor::DefaultDirectRateLimiter;
+
+/// The limiter for `limits.msgs_per_sec` and `limits.burst`; none when the rate is 0.
+pub fn limiter(per_sec: u32, burst: u32) -> Option<Limiter> {
+    let rate = std::num::NonZeroU32::new(per_sec)?;
+    let burst = std::num::NonZeroU32::new(burst.max(1)).unwrap_or(rate);
+    Some(governor::RateLimiter::direct(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
+}
+
 pub struct SessionParams {
     pub uid: UserId,
     pub profile: Profile,
@@ -33,6 +45,8 @@ pub struct SessionParams {
     pub server: Addr<ChatServer>,
     pub client_timeout: Duration,
     pub max_frame_bytes: usize,
+    pub msgs_per_sec: u32,
+    pub burst: u32,
 }
 
 /// Completes the upgrade of `req` and starts a session on it.
@@ -53,6 +67,7 @@ pub fn upgrade(
         max_frame_bytes: max_frame,
         replies: ReplyQueue::default(),
         fragments: None,
+        limiter: limiter(params.msgs_per_sec, params.burst),
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(max_frame)
@@ -107,6 +122,7 @@ pub struct WsSession {
     replies: ReplyQueue,
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, Vec<u8>)>,
+    limiter: Option<Limiter>,
 }
 
 impl WsSession {
@@ -137,6 +153,10 @@ impl WsSession {
             Err(e) => {
                 log::debug!("conn {} uid {}: refused frame: {e}", self.conn, self.uid);
                 self.reply_now(protocol::error_reply(&e), ctx);
+            }
+            Ok(Frame::Request(_)) if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) => {
+                log::debug!("conn {} uid {}: rate limited", self.conn, self.uid);
+                self.reply_now(protocol::error_reply(&ChatError::RateLimited), ctx);
             }
             Ok(Frame::Request(request)) => {
                 if self.replies.waiting() >= MAX_IN_FLIGHT {

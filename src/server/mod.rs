@@ -50,6 +50,8 @@ pub struct ChatServer {
     db: Addr<DbExecutor>,
     presenter: Presenter,
     max_msg_chars: usize,
+    /// Live connections per user; 0 = unlimited.
+    max_conns_per_user: usize,
     online: HashMap<UserId, Online>,
     routers: HashMap<ShopId, Addr<ShopRouter>>,
     /// Every shop that exists; `None` if they could not be loaded (then none is refused).
@@ -65,6 +67,7 @@ impl ChatServer {
             db,
             presenter: Presenter::new(config),
             max_msg_chars: config.limits.max_msg_chars,
+            max_conns_per_user: config.limits.max_conns_per_user,
             online: HashMap::new(),
             routers: HashMap::new(),
             known_shops: None,
@@ -437,6 +440,19 @@ impl Handler<Connect> for ChatServer {
             deliver: msg.deliver,
             close: msg.close,
         });
+        if self.max_conns_per_user > 0 && online.conns.len() > self.max_conns_per_user {
+            // The oldest goes: the newest is the device the user is holding.
+            let oldest = online.conns.remove(0);
+            log::info!(
+                "conn {} uid {}: closed, over limits.max_conns_per_user",
+                oldest.conn,
+                msg.uid
+            );
+            oldest.close.do_send(Close {
+                code: 1008,
+                reason: "too many connections for this user",
+            });
+        }
         self.report_presence(msg.uid, ctx);
     }
 }

@@ -38,6 +38,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.server.shutdown_timeout_secs = 5;
     c.database.url = format!("sqlite://{}/shopchat.db", dir.display());
     c.database.pool_size = 2;
+    // Tests that are not about the rate limit send faster than a person types.
+    c.limits.msgs_per_sec = 0;
     c.media.base_url = "http://media.test".into();
     c.media.upload_dir = dir.join("uploads").display().to_string();
     c
