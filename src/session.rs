@@ -17,8 +17,9 @@ use crate::ids::{ConnId, ShopId, UserId};
 use crate::protocol::{self, Frame};
 use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconnect};
 
-/// How many pushes may wait in a session's mailbox before more are dropped.
-const MAILBOX_CAPACITY: usize = 4096;
+/// Pushes that may wait for a connection that is not reading; past this it is
+/// disconnected (1008). With the socket's buffers this bounds a slow reader's memory.
+const MAILBOX_CAPACITY: usize = 1024;
 
 /// Requests of one connection that may await their replies at once; a client past this
 /// is not reading its replies, and is disconnected rather than queued without bound.

@@ -105,15 +105,14 @@ impl ChatServer {
 
     /// Pushes a stored notice: to one user, or to every connected user under its own
     /// chat_id (`system_{uid}`), so a broadcast is serialized once per receiving user.
-    pub(super) fn deliver_notice(&self, push: &mut ChatPush, to: Option<UserId>) {
-        match to {
-            Some(uid) => self.deliver(uid, &protocol::push_text(push), None),
-            None => {
-                for uid in self.online.keys() {
-                    push.chat_id = ChatId::system(*uid).0;
-                    self.deliver(*uid, &protocol::push_text(push), None);
-                }
-            }
+    pub(super) fn deliver_notice(&mut self, push: &mut ChatPush, to: Option<UserId>) {
+        let receivers: Vec<UserId> = match to {
+            Some(uid) => vec![uid],
+            None => self.online.keys().copied().collect(),
+        };
+        for uid in receivers {
+            push.chat_id = ChatId::system(uid).0;
+            self.deliver(uid, &protocol::push_text(push), None);
         }
     }
 }

@@ -77,19 +77,53 @@ impl ChatServer {
         }
     }
 
-    /// Writes `text` to every connection of `uid` but `except`, never waiting on one:
-    /// a full or closed mailbox loses this push and the client catches up with chat.sync.
-    fn deliver(&self, uid: UserId, text: &Arc<str>, except: Option<ConnId>) {
+    /// Writes `text` to every connection of `uid` but `except`, never waiting on one. A
+    /// connection whose queue is full is not reading: it is dropped from the registry
+    /// and closed with 1008 (the close waits behind what it has not read), and its
+    /// client catches up with chat.sync after reconnecting.
+    fn deliver(&mut self, uid: UserId, text: &Arc<str>, except: Option<ConnId>) {
+        let Some(online) = self.online.get_mut(&uid) else {
+            return;
+        };
+        let mut dropped = false;
+        online.conns.retain(|c| {
+            if Some(c.conn) == except {
+                return true;
+            }
+            match c.deliver.try_send(Deliver(text.clone())) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!(
+                        "conn {} uid {uid}: not keeping up ({e}), disconnecting it",
+                        c.conn
+                    );
+                    c.close.do_send(Close {
+                        code: 1008,
+                        reason: "not reading fast enough; reconnect and sync",
+                    });
+                    dropped = true;
+                    false
+                }
+            }
+        });
+        if dropped {
+            self.after_conn_loss(uid);
+        }
+    }
+
+    /// Keeps the registry and the shop routers right after `uid` lost connections.
+    fn after_conn_loss(&mut self, uid: UserId) {
         let Some(online) = self.online.get(&uid) else {
             return;
         };
-        for c in online.conns.iter().filter(|c| Some(c.conn) != except) {
-            if let Err(e) = c.deliver.try_send(Deliver(text.clone())) {
-                log::warn!(
-                    "conn {} uid {uid}: push dropped ({e}); client will catch up with chat.sync",
-                    c.conn
-                );
+        if let Some(shop) = online.agent_shop {
+            let conns = online.conns.len();
+            if let Some(router) = self.routers.get(&shop) {
+                router.do_send(crate::router::AgentPresence { uid, conns });
             }
+        }
+        if online.conns.is_empty() {
+            self.online.remove(&uid);
         }
     }
 

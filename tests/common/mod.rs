@@ -382,3 +382,123 @@ impl Client {
         }
     }
 }
+
+/// The real `shopchat` binary as a child process in its own folder, configured by a
+/// copy of config.dev.toml plus `SHOPCHAT__…` overrides, on an ephemeral port.
+pub struct ChildServer {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    /// The secret its tokens are signed with (the dev config's).
+    pub auth: Authenticator,
+}
+
+impl ChildServer {
+    /// Starts the binary in `dir` (created if needed) with these environment overrides.
+    pub fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> ChildServer {
+        use std::io::{BufRead, BufReader};
+        std::fs::create_dir_all(dir).expect("server folder should be creatable");
+        let dev = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.dev.toml"),
+        )
+        .expect("config.dev.toml is in the repo");
+        std::fs::write(dir.join("config.dev.toml"), dev).expect("config should be writable");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shopchat"));
+        cmd.current_dir(dir)
+            .env("SHOPCHAT__SERVER__PORT", "0")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            // The "listening on" line is what tells us the port: keep it whatever the level.
+            let v = if *k == "RUST_LOG" {
+                format!("{v},shopchat::app=info")
+            } else {
+                v.to_string()
+            };
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("server binary should start");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Drain the log for the child's whole life, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let echo = std::env::var("SHOPCHAT_TEST_ECHO").is_ok_and(|v| v == "1");
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[server] {line}");
+                }
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(
+                            rest.split_whitespace()
+                                .next()
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server should say where it listens within 30 s");
+        ChildServer {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            auth: Authenticator::new(&shopchat::config::AuthConfig::default()),
+        }
+    }
+
+    pub fn ws_url(&self, uid: i64) -> String {
+        format!("ws://{}/?token={}", self.addr, self.auth.mint(UserId(uid)))
+    }
+
+    pub async fn connect(&self, uid: i64) -> Client {
+        Client::connect(&self.ws_url(uid)).await
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process is alive");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS is reported")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill should run")
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits for the process to exit (at most `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child can be waited on") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
