@@ -66,6 +66,8 @@ pub async fn run(
 
     shutdown.await;
     log::info!("shutting down");
+    // Accept nothing new while stored work finishes and sockets close.
+    handle.pause().await;
     let drained = tokio::time::timeout(
         Duration::from_secs(config.server.shutdown_timeout_secs),
         server.send(Shutdown),

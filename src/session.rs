@@ -21,6 +21,9 @@ use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconne
 /// disconnected (1008). With the socket's buffers this bounds a slow reader's memory.
 const MAILBOX_CAPACITY: usize = 1024;
 
+/// How long a session told to close waits for the replies it still owes.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// Requests of one connection that may await their replies at once; a client past this
 /// is not reading its replies, and is disconnected rather than queued without bound.
 const MAX_IN_FLIGHT: usize = 4096;
@@ -69,6 +72,7 @@ pub fn upgrade(
         replies: ReplyQueue::default(),
         fragments: None,
         limiter: limiter(params.msgs_per_sec, params.burst),
+        closing: None,
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(max_frame)
@@ -124,6 +128,8 @@ pub struct WsSession {
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, Vec<u8>)>,
     limiter: Option<Limiter>,
+    /// Set when the server asked to close: the close goes out once every reply owed has.
+    closing: Option<(CloseCode, &'static str)>,
 }
 
 impl WsSession {
@@ -137,9 +143,15 @@ impl WsSession {
         while let Some(text) = self.replies.pop_ready() {
             ctx.text(text);
         }
+        if let Some((code, why)) = self.closing {
+            if self.replies.waiting() == 0 {
+                self.close(ctx, code, why);
+            }
+        }
     }
 
-    fn close(&self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
+        self.closing = None;
         log::debug!("conn {} uid {}: closing ({why})", self.conn, self.uid);
         ctx.close(Some(CloseReason {
             code,
@@ -151,6 +163,9 @@ impl WsSession {
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match protocol::parse_frame(text) {
             Ok(Frame::Heartbeat) => self.reply_now(protocol::PONG.to_string(), ctx),
+            Ok(Frame::Request(_)) if self.closing.is_some() => {
+                self.reply_now(protocol::error_reply(&ChatError::ShuttingDown), ctx);
+            }
             Err(e) => {
                 log::debug!("conn {} uid {}: refused frame: {e}", self.conn, self.uid);
                 self.reply_now(protocol::error_reply(&e), ctx);
@@ -316,7 +331,15 @@ impl Handler<Close> for WsSession {
     type Result = ();
 
     fn handle(&mut self, msg: Close, ctx: &mut Self::Context) {
-        self.close(ctx, CloseCode::from(msg.code), msg.reason);
+        // Acks for stored messages may still be on their way here: an ack promised is
+        // an ack written, so the close waits for them (briefly, should one never come).
+        self.closing = Some((CloseCode::from(msg.code), msg.reason));
+        self.flush_replies(ctx);
+        ctx.run_later(CLOSE_GRACE, |act, ctx| {
+            if let Some((code, why)) = act.closing {
+                act.close(ctx, code, why);
+            }
+        });
     }
 }
 
