@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::{self, DbError, DbExecutor};
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::server::push::Presenter;
 use crate::server::{ChatServer, Shutdown};
 
@@ -35,13 +36,15 @@ pub async fn run(
     let config = Arc::new(config);
     let pool = db::connect(&config.database.url, config.database.pool_size)?;
     let db = DbExecutor::start(pool, config.database.pool_size as usize);
-    let server = ChatServer::new(db.clone(), &config).start();
+    let metrics = Arc::new(Metrics::new());
+    let server = ChatServer::new(db.clone(), &config, metrics.clone()).start();
     let state = web::Data::new(AppState {
         config: config.clone(),
         auth: Authenticator::new(&config.auth),
         server: server.clone(),
         db,
         presenter: Presenter::new(&config),
+        metrics,
     });
     let addr = listener.local_addr()?;
     let mut http = HttpServer::new(move || {

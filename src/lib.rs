@@ -5,6 +5,7 @@
 //! - [`ids`]: typed ids (`UserId`, `ShopId`, `GroupId`, `ConnId`, `MsgId`, `ChatId`).
 //! - [`config`]: the config contract (file, `SHOPCHAT__SECTION__KEY` overrides, checks).
 //! - [`auth`]: HS256 tokens shared with the e-commerce platform.
+//! - [`metrics`]: the Prometheus metrics of one server.
 //! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
 //! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
 //! - [`error`]: what a client can be told, mapped to wire codes in one place.
@@ -23,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod server;

@@ -3,6 +3,7 @@
 //! It knows nothing of routing. This is the only module that uses actix-web-actors.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::db::Profile;
 use crate::error::ChatError;
 use crate::ids::{ConnId, ShopId, UserId};
+use crate::metrics::Metrics;
 use crate::protocol::{self, Frame};
 use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconnect};
 
@@ -51,6 +53,7 @@ pub struct SessionParams {
     pub max_frame_bytes: usize,
     pub msgs_per_sec: u32,
     pub burst: u32,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Completes the upgrade of `req` and starts a session on it.
@@ -73,6 +76,7 @@ pub fn upgrade(
         fragments: None,
         limiter: limiter(params.msgs_per_sec, params.burst),
         closing: None,
+        metrics: params.metrics,
     };
     ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(max_frame)
@@ -130,6 +134,7 @@ pub struct WsSession {
     limiter: Option<Limiter>,
     /// Set when the server asked to close: the close goes out once every reply owed has.
     closing: Option<(CloseCode, &'static str)>,
+    metrics: Arc<Metrics>,
 }
 
 impl WsSession {
@@ -168,14 +173,17 @@ impl WsSession {
             }
             Err(e) => {
                 log::debug!("conn {} uid {}: refused frame: {e}", self.conn, self.uid);
+                self.metrics.reject(e.wire().1);
                 self.reply_now(protocol::error_reply(&e), ctx);
             }
             Ok(Frame::Request(_)) if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) => {
                 log::debug!("conn {} uid {}: rate limited", self.conn, self.uid);
+                self.metrics.reject("rate_limited");
                 self.reply_now(protocol::error_reply(&ChatError::RateLimited), ctx);
             }
             Ok(Frame::Request(request)) => {
                 if self.replies.waiting() >= MAX_IN_FLIGHT {
+                    self.metrics.reject("too_many_in_flight");
                     return self.close(ctx, CloseCode::Policy, "too many requests in flight");
                 }
                 let seq = self.replies.reserve();
@@ -204,6 +212,7 @@ impl WsSession {
     }
 
     fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.metrics.reject("binary_frame");
         self.reply_now(protocol::error_reply(&ChatError::BinaryFrame), ctx);
     }
 
@@ -231,6 +240,7 @@ impl WsSession {
             .as_ref()
             .is_some_and(|(_, b)| b.len() > self.max_frame_bytes)
         {
+            self.metrics.reject("too_large");
             return self.close(ctx, CloseCode::Size, "message too large");
         }
         if !last {
@@ -251,6 +261,7 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.metrics.connections.inc();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         let tick =
             (self.client_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
@@ -284,6 +295,7 @@ impl Actor for WsSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.metrics.connections.dec();
         self.server.do_send(Disconnect {
             conn: self.conn,
             uid: self.uid,
@@ -305,10 +317,14 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Err(ProtocolError::Overflow) => self.close(ctx, CloseCode::Size, "frame too large"),
+            Err(ProtocolError::Overflow) => {
+                self.metrics.reject("too_large");
+                self.close(ctx, CloseCode::Size, "frame too large");
+            }
             // actix-web-actors reports a text frame that is not UTF-8 as an I/O error
             // carrying the Utf8Error text; RFC 6455 answers it with 1007.
             Err(ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
+                self.metrics.reject("invalid_utf8");
                 self.close(ctx, CloseCode::Invalid, "text is not UTF-8")
             }
             Err(e) => {

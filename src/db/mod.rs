@@ -267,3 +267,8 @@ db_command! {
     GroupView { group: GroupId, uid: UserId } -> Option<i64>
         => |c, m| groups::sync_memberships(c, m.uid).map(|v| v.into_iter().find(|(g, _)| *g == m.group.0).map(|(_, from)| from))
 }
+
+db_command! {
+    /// For `GET /healthz`: a read of a real table, so a broken schema or file fails it.
+    Ping {} -> () => |c, _m| queries::ping(c)
+}

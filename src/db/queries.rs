@@ -13,6 +13,16 @@ use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileR
 use super::schema::{agents, messages, shops, users};
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
+/// Succeeds when the database can be read.
+pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+    users::table
+        .select(users::id)
+        .filter(users::id.eq(0))
+        .first::<i64>(conn)
+        .optional()
+        .map(|_| ())
+}
+
 pub fn find_profile(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<Profile>> {
     users::table
         .find(uid.0)

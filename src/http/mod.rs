@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::DbExecutor;
+use crate::metrics::Metrics;
 use crate::server::push::Presenter;
 use crate::server::ChatServer;
 
@@ -31,6 +32,7 @@ pub struct AppState {
     pub server: Addr<ChatServer>,
     pub db: Addr<DbExecutor>,
     pub presenter: Presenter,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The CORS headers of PROTOCOL.md §8, on every response (the H5 client is on another origin).
@@ -62,6 +64,24 @@ pub async fn preflight(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// 200 only when the database answers a real query, in time.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let ping = state.db.send(crate::db::Ping {});
+    match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+        Ok(Ok(Ok(()))) => HttpResponse::Ok().json(json!({"status": "ok"})),
+        other => {
+            log::warn!("healthz: database not answering: {other:?}");
+            HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
+        }
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
 /// Mounts every route on `cfg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(|err, _| {
@@ -77,6 +97,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }))
     .route("/", web::get().to(ws::entry))
     .route("/ws", web::get().to(ws::entry))
+    .route("/healthz", web::get().to(healthz))
+    .route("/metrics", web::get().to(metrics))
     .configure(admin::routes)
     .configure(login::routes)
     .configure(user::routes)

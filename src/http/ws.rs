@@ -61,6 +61,7 @@ pub async fn entry(
             max_frame_bytes: state.config.limits.max_frame_bytes,
             msgs_per_sec: state.config.limits.msgs_per_sec,
             burst: state.config.limits.burst,
+            metrics: state.metrics.clone(),
         },
     )
 }

@@ -10,6 +10,7 @@ pub mod write_queue;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -24,6 +25,7 @@ use crate::db::{
 };
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
+use crate::metrics::Metrics;
 use crate::protocol::{
     self, chat_type, code, ChatPush, Request, SendAck, SendMsg, SyncPage, SyncRequest,
 };
@@ -48,6 +50,7 @@ struct Online {
 
 pub struct ChatServer {
     db: Addr<DbExecutor>,
+    metrics: Arc<Metrics>,
     presenter: Presenter,
     max_msg_chars: usize,
     /// Live connections per user; 0 = unlimited.
@@ -62,9 +65,10 @@ pub struct ChatServer {
 }
 
 impl ChatServer {
-    pub fn new(db: Addr<DbExecutor>, config: &Config) -> ChatServer {
+    pub fn new(db: Addr<DbExecutor>, config: &Config, metrics: Arc<Metrics>) -> ChatServer {
         ChatServer {
             db,
+            metrics,
             presenter: Presenter::new(config),
             max_msg_chars: config.limits.max_msg_chars,
             max_conns_per_user: config.limits.max_conns_per_user,
@@ -214,9 +218,11 @@ impl ChatServer {
     /// Applies the next batch if none is being applied; on commit, acts on each write in order.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let Some(batch) = self.queue.take_batch() else {
+            self.metrics.db_queue.set(self.queue.depth() as i64);
             return;
         };
-        let ops: Vec<WriteOp> = batch.iter().map(|p| p.op.clone()).collect();
+        self.metrics.db_queue.set(self.queue.depth() as i64);
+        let ops: Vec<WriteOp> = batch.iter().map(|(_, p)| p.op.clone()).collect();
         self.db
             .send(ApplyWrites { batch: ops })
             .into_actor(self)
@@ -231,9 +237,10 @@ impl ChatServer {
 
     fn finish_batch(
         &mut self,
-        batch: Vec<PendingOp>,
+        batch: Vec<(Instant, PendingOp)>,
         res: Result<Result<Vec<WriteDone>, DbError>, MailboxError>,
     ) {
+        let (queued, batch): (Vec<Instant>, Vec<PendingOp>) = batch.into_iter().unzip();
         let done = match res {
             Ok(Ok(done)) if done.len() == batch.len() => done,
             Ok(Ok(done)) => {
@@ -256,7 +263,13 @@ impl ChatServer {
                 return fail_all(batch);
             }
         };
-        for (p, result) in batch.into_iter().zip(done) {
+        for ((p, result), queued_at) in batch.into_iter().zip(done).zip(queued) {
+            if let (WriteOp::Store(m), WriteDone::Stored { .. }) = (&p.op, &result) {
+                self.metrics
+                    .stored
+                    .with_label_values(&[&m.chat_type.to_string()])
+                    .inc();
+            }
             match (p.op, p.after, result) {
                 (
                     WriteOp::Store(message),
@@ -274,6 +287,9 @@ impl ChatServer {
                     for uid in members.as_ref().unwrap_or(&audience) {
                         self.deliver(*uid, &text, Some(sender));
                     }
+                    self.metrics
+                        .push_latency
+                        .observe(queued_at.elapsed().as_secs_f64());
                     let ack = SendAck {
                         msg_id: id.0,
                         chat_id: message.chat_id,

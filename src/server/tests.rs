@@ -66,7 +66,12 @@ async fn wait_for_pushes(logs: &[&Log]) {
 async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
-    let server = ChatServer::new(DbExecutor::start(pool, 1), &Config::default()).start();
+    let server = ChatServer::new(
+        DbExecutor::start(pool, 1),
+        &Config::default(),
+        Arc::new(crate::metrics::Metrics::new()),
+    )
+    .start();
     let (sender, sender_log) = connect(&server, 1).await;
     let (_, sender_pc) = connect(&server, 1).await;
     let (_, phone) = connect(&server, 2).await;
@@ -115,7 +120,12 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
         .await
         .unwrap()
         .unwrap();
-    let server = ChatServer::new(db, &Config::default()).start();
+    let server = ChatServer::new(
+        db,
+        &Config::default(),
+        Arc::new(crate::metrics::Metrics::new()),
+    )
+    .start();
     let (sender, _) = connect(&server, 1).await;
     let mut logs = Vec::new();
     for uid in 2..=6 {

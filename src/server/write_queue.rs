@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::db::WriteOp;
 use crate::ids::{ConnId, UserId};
@@ -47,31 +48,39 @@ pub struct PendingOp {
 
 #[derive(Default)]
 pub struct WriteQueue {
-    pending: VecDeque<PendingOp>,
-    in_flight: bool,
+    /// Each write with when it was queued (for the push latency metric).
+    pending: VecDeque<(Instant, PendingOp)>,
+    /// Writes in the batch being applied; 0 when none is.
+    in_flight: usize,
 }
 
 impl WriteQueue {
     pub fn push(&mut self, p: PendingOp) {
-        self.pending.push_back(p);
+        self.pending.push_back((Instant::now(), p));
     }
 
-    /// The next batch to apply, unless one is already being applied or nothing waits.
-    pub fn take_batch(&mut self) -> Option<Vec<PendingOp>> {
-        if self.in_flight || self.pending.is_empty() {
+    /// The next batch to apply (with when each write was queued), unless one is already
+    /// being applied or nothing waits.
+    pub fn take_batch(&mut self) -> Option<Vec<(Instant, PendingOp)>> {
+        if self.in_flight > 0 || self.pending.is_empty() {
             return None;
         }
-        self.in_flight = true;
         let n = self.pending.len().min(MAX_BATCH);
+        self.in_flight = n;
         Some(self.pending.drain(..n).collect())
     }
 
     pub fn batch_done(&mut self) {
-        self.in_flight = false;
+        self.in_flight = 0;
+    }
+
+    /// Writes waiting or being applied.
+    pub fn depth(&self) -> usize {
+        self.pending.len() + self.in_flight
     }
 
     /// Nothing waiting and nothing being applied.
     pub fn is_idle(&self) -> bool {
-        !self.in_flight && self.pending.is_empty()
+        self.depth() == 0
     }
 }

@@ -1,0 +1,96 @@
+//! Operational metrics, exported at `GET /metrics` in the Prometheus text format. One
+//! set per server (not a global registry), so servers embedded side by side — or the
+//! test suite's — each count their own.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Live WebSocket connections.
+    pub connections: IntGauge,
+    /// Messages stored, by chat_type.
+    pub stored: IntCounterVec,
+    /// From a message entering the write queue to its push being handed to its receivers.
+    pub push_latency: Histogram,
+    /// Writes waiting for, or being applied by, the DbExecutor.
+    pub db_queue: IntGauge,
+    /// Client frames refused, by reason (the error word, or the close reason).
+    pub rejected: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let connections = IntGauge::new("shopchat_connections", "Live WebSocket connections")
+            .expect("metric definitions should be valid");
+        let stored = IntCounterVec::new(
+            Opts::new(
+                "shopchat_messages_stored_total",
+                "Messages stored, by chat_type",
+            ),
+            &["chat_type"],
+        )
+        .expect("metric definitions should be valid");
+        let push_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "shopchat_push_latency_seconds",
+                "Time from a message entering the write queue to its push leaving for its receivers",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("metric definitions should be valid");
+        let db_queue = IntGauge::new(
+            "shopchat_db_queue_depth",
+            "Writes waiting for or being applied by the DbExecutor",
+        )
+        .expect("metric definitions should be valid");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "shopchat_rejected_frames_total",
+                "Client frames refused, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("metric definitions should be valid");
+        let registry = Registry::new();
+        for c in [
+            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stored.clone()),
+            Box::new(push_latency.clone()),
+            Box::new(db_queue.clone()),
+            Box::new(rejected.clone()),
+        ] {
+            registry
+                .register(c)
+                .expect("each metric is registered once");
+        }
+        Metrics {
+            registry,
+            connections,
+            stored,
+            push_latency,
+            db_queue,
+            rejected,
+        }
+    }
+
+    pub fn reject(&self, reason: &str) {
+        self.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding metrics into memory should not fail");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
