@@ -335,3 +335,76 @@ fn group_actions_parse_and_validate() {
         );
     }
 }
+
+mod fuzz {
+    //! Property tests: whatever a client sends, parsing answers and never panics.
+    use super::super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            "[0-9]{1,30}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::hash_map("[a-z_]{1,12}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const FIELDS: [&str; 8] = [
+        "chat_type",
+        "msg_type",
+        "msg",
+        "to_uid",
+        "chat_id",
+        "shop_id",
+        "role_type",
+        "client_msg_id",
+    ];
+
+    proptest! {
+        #[test]
+        fn any_text_is_answered_without_panicking(text in ".{0,300}") {
+            let _ = parse_frame(&text);
+        }
+
+        #[test]
+        fn any_json_is_a_request_or_a_clear_error(v in json_value()) {
+            match parse_frame(&v.to_string()) {
+                Ok(Frame::Request(_)) | Ok(Frame::Heartbeat) => {}
+                Err(e) => prop_assert!(!e.wire().0.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_content_for_any_action_is_handled(
+            class in prop_oneof![Just("chat".to_string()), Just("Chat".to_string()), Just("user".to_string()), Just("service".to_string()), Just("group".to_string()), ".{0,8}"],
+            action in prop_oneof![Just("sendMsg".to_string()), Just("sync".to_string()), Just("setChatRead".to_string()), Just("delChat".to_string()), Just("recentChat".to_string()),
+                                   Just("setOnline".to_string()), Just("transfer".to_string()), Just("create".to_string()), Just("join".to_string()), Just("members".to_string()), ".{0,10}"],
+            content in json_value(),
+        ) {
+            let frame = serde_json::json!({"class": class, "action": action, "content": content}).to_string();
+            let _ = parse_frame(&frame);
+        }
+
+        #[test]
+        fn send_fields_of_any_type_never_panic_validation(values in prop::collection::vec(json_value(), FIELDS.len())) {
+            let content: serde_json::Map<String, serde_json::Value> = FIELDS.iter().map(|f| f.to_string()).zip(values).collect();
+            let frame = serde_json::json!({"class": "chat", "action": "sendMsg", "content": content}).to_string();
+            if let Ok(Frame::Request(Request::SendMsg(m))) = parse_frame(&frame) {
+                let _ = m.validate_common(4000);
+                let _ = m.role();
+            }
+        }
+    }
+}
