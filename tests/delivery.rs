@@ -117,7 +117,8 @@ async fn storage_failures_ack_nothing_push_nothing_and_heal_by_themselves() {
     assert_eq!(a.send_direct(2, "before").await["code"], 1);
     b.push().await;
 
-    sql(&srv, "CREATE TRIGGER refuse_writes BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;");
+    let (refuse, allow) = common::refuse_inserts_sql();
+    sql(&srv, refuse);
     assert_storage_unavailable(&mut a, 2).await;
     for i in 0..20 {
         a.send_json(with_id(2, "burst", &format!("b{i}"))).await;
@@ -134,7 +135,7 @@ async fn storage_failures_ack_nothing_push_nothing_and_heal_by_themselves() {
     );
     assert_eq!(a.sync(0, 10).await["code"], 201, "reads still work");
 
-    sql(&srv, "DROP TRIGGER refuse_writes;");
+    sql(&srv, allow);
     let ack = a.send_direct(2, "after").await;
     assert_eq!(ack["code"], 1, "recovered without a restart: {ack}");
     assert_eq!(b.push().await["result"]["msg"], "after");

@@ -30,13 +30,111 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// A config for tests: a SQLite file in `dir`, one worker, everything else default.
+/// Which database the in-process suite runs on: `SHOPCHAT_TEST_BACKEND` = `sqlite`
+/// (default), `mysql` or `postgres`; the last two need the cargo feature of that name and
+/// `SHOPCHAT_TEST_MYSQL_URL` / `SHOPCHAT_TEST_POSTGRES_URL` (any database on that server:
+/// each test server gets a throwaway database of its own next to it).
+pub fn backend() -> String {
+    std::env::var("SHOPCHAT_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// SQL that makes every insert into `messages` fail (a real database error for the
+/// server), and the SQL that undoes it, in the current backend's dialect.
+pub fn refuse_inserts_sql() -> (&'static str, &'static str) {
+    match backend().as_str() {
+        "mysql" => (
+            "CREATE TRIGGER refuse_writes BEFORE INSERT ON messages FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'disk on fire'",
+            "DROP TRIGGER refuse_writes",
+        ),
+        "postgres" => (
+            "CREATE FUNCTION refuse_writes() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_writes BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_writes();",
+            "DROP TRIGGER refuse_writes ON messages; DROP FUNCTION refuse_writes();",
+        ),
+        _ => (
+            "CREATE TRIGGER refuse_writes BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+            "DROP TRIGGER refuse_writes;",
+        ),
+    }
+}
+
+fn env_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("SHOPCHAT_TEST_BACKEND={} needs {var}", backend()))
+}
+
+/// `base` with its database name replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (without_query, query) = base
+        .split_once('?')
+        .map_or((base, None), |(u, q)| (u, Some(q)));
+    let scheme_end = without_query.find("://").map_or(0, |i| i + 3);
+    let root = match without_query[scheme_end..].find('/') {
+        Some(i) => &without_query[..scheme_end + i],
+        None => without_query,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A database name no other test server of any running suite uses.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+fn throwaway_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "shopchat_t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// A fresh database for one test server, on the configured backend.
+fn database_url(dir: &std::path::Path) -> String {
+    match backend().as_str() {
+        "sqlite" => format!("sqlite://{}/shopchat.db", dir.display()),
+        #[cfg(feature = "mysql")]
+        "mysql" => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let name = throwaway_name();
+            let base = env_url("SHOPCHAT_TEST_MYSQL_URL");
+            let mut c = diesel::MysqlConnection::establish(&base)
+                .expect("the MySQL server should accept connections");
+            c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4"
+            ))
+            .expect("a throwaway database should be creatable");
+            with_database(&base, &name)
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let name = throwaway_name();
+            let base = env_url("SHOPCHAT_TEST_POSTGRES_URL");
+            let mut c = diesel::PgConnection::establish(&base)
+                .expect("the PostgreSQL server should accept connections");
+            // One statement each: PostgreSQL runs a batch as a transaction, which these refuse.
+            c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+                .expect("a stale database should be droppable");
+            c.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("a throwaway database should be creatable");
+            with_database(&base, &name)
+        }
+        other => panic!(
+            "SHOPCHAT_TEST_BACKEND={other} is not sqlite, or this build lacks its cargo feature"
+        ),
+    }
+}
+
+/// A config for tests: a fresh database (see `backend`), one worker, everything else default.
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
     c.server.port = 0;
     c.server.workers = 1;
     c.server.shutdown_timeout_secs = 5;
-    c.database.url = format!("sqlite://{}/shopchat.db", dir.display());
+    c.database.url = database_url(dir);
     c.database.pool_size = 2;
     // Tests that are not about the rate limit send faster than a person types.
     c.limits.msgs_per_sec = 0;
