@@ -179,7 +179,7 @@ async fn put_user(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let uid = UserId(positive(parse_id(&path)?)?);
+    let uid = UserId(path_id(&path)?);
     let b: UserBody = body(&bytes)?;
     check_name(b.nickname.as_ref(), true)?;
     check_url(b.avatar.as_ref(), "avatar")?;
@@ -208,7 +208,7 @@ async fn put_shop(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = ShopId(positive(parse_id(&path)?)?);
+    let shop = ShopId(path_id(&path)?);
     let b: ShopBody = body(&bytes)?;
     check_name(b.name.as_ref(), true)?;
     check_url(b.logo.as_ref(), "logo")?;
@@ -228,16 +228,14 @@ async fn put_shop(
     ))
 }
 
-/// A path id: actix's own parse error would answer in its own format.
-fn parse_id(s: &str) -> Result<i64, AdminError> {
-    s.parse().map_err(|_| bad(format!("{s:?} is not an id")))
+/// A positive id from the path (parsed here: actix's own error would answer in its own format).
+fn path_id(s: &str) -> Result<i64, AdminError> {
+    positive(s.parse().map_err(|_| bad(format!("{s:?} is not an id")))?)
 }
 
-fn shop_and_agent(path: &(String, String)) -> Result<(ShopId, UserId), AdminError> {
-    Ok((
-        ShopId(positive(parse_id(&path.0)?)?),
-        UserId(positive(parse_id(&path.1)?)?),
-    ))
+/// The two ids of `/admin/{shops|groups}/{id}/{agents|members}/{uid}`.
+fn path_ids(path: &(String, String)) -> Result<(i64, UserId), AdminError> {
+    Ok((path_id(&path.0)?, UserId(path_id(&path.1)?)))
 }
 
 #[derive(Deserialize)]
@@ -251,7 +249,8 @@ async fn put_agent(
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = shop_and_agent(&path)?;
+    let (shop, uid) = path_ids(&path)?;
+    let shop = ShopId(shop);
     let b: AgentBody = body(&bytes)?;
     check_name(b.name.as_ref(), false)?;
     let before = ask(st.db.send(AttachAgent {
@@ -274,7 +273,8 @@ async fn delete_agent(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = shop_and_agent(&path)?;
+    let (shop, uid) = path_ids(&path)?;
+    let shop = ShopId(shop);
     if !ask(st.db.send(DetachAgent { shop, uid })).await? {
         return Err(AdminError::NotFound("no such agent in this shop"));
     }
@@ -298,7 +298,8 @@ async fn set_online(
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = shop_and_agent(&path)?;
+    let (shop, uid) = path_ids(&path)?;
+    let shop = ShopId(shop);
     let OnlineBody { online } = body(&bytes)?;
     if !ask(st.db.send(SetAgentOnline { shop, uid, online })).await? {
         return Err(AdminError::NotFound("no such agent in this shop"));
@@ -314,7 +315,7 @@ async fn list_agents(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = ShopId(positive(parse_id(&path)?)?);
+    let shop = ShopId(path_id(&path)?);
     let agents = st
         .server
         .send(ShopAgents { shop })
@@ -359,19 +360,13 @@ async fn create_group(
     Ok(ok(json!({"group_id": group.0})))
 }
 
-fn group_and_member(path: &(String, String)) -> Result<(GroupId, UserId), AdminError> {
-    Ok((
-        GroupId(positive(parse_id(&path.0)?)?),
-        UserId(positive(parse_id(&path.1)?)?),
-    ))
-}
-
 async fn add_member(
     _: Admin,
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (group, uid) = group_and_member(&path)?;
+    let (group, uid) = path_ids(&path)?;
+    let group = GroupId(group);
     let added = ask(st.db.send(JoinGroup { group, uid }))
         .await?
         .ok_or(AdminError::NotFound("no such group"))?;
@@ -385,7 +380,8 @@ async fn remove_member(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (group, uid) = group_and_member(&path)?;
+    let (group, uid) = path_ids(&path)?;
+    let group = GroupId(group);
     if !ask(st.db.send(LeaveGroup { group, uid })).await? {
         return Err(AdminError::NotFound("no such member in this group"));
     }

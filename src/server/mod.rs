@@ -265,10 +265,7 @@ impl ChatServer {
         };
         for ((p, result), queued_at) in batch.into_iter().zip(done).zip(queued) {
             if let (WriteOp::Store(m), WriteDone::Stored { .. }) = (&p.op, &result) {
-                self.metrics
-                    .stored
-                    .with_label_values(&[&m.chat_type.to_string()])
-                    .inc();
+                self.metrics.count_stored(m.chat_type);
             }
             match (p.op, p.after, result) {
                 (
