@@ -273,15 +273,7 @@ impl ShopRouter {
             }
         };
         let push = self.presenter.push(&message, 0, &shown_sender, Some(&shop));
-        ops.push(PendingOp {
-            op: WriteOp::Store(message),
-            after: AfterCommit::Message {
-                push: Box::new(push),
-                audience,
-                sender: conn,
-                reply,
-            },
-        });
+        ops.push(PendingOp::message(message, push, audience, conn, reply));
         Ok(ops)
     }
 

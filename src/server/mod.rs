@@ -115,7 +115,8 @@ impl ChatServer {
         }
     }
 
-    /// Keeps the registry and the shop routers right after `uid` lost connections.
+    /// Keeps the registry and the shop routers right after `uid` lost connections. Only
+    /// a running router is told: one started later reads presence from the registry.
     fn after_conn_loss(&mut self, uid: UserId) {
         let Some(online) = self.online.get(&uid) else {
             return;
@@ -141,46 +142,30 @@ impl ChatServer {
         reply: ReplyTx,
         ctx: &mut Context<Self>,
     ) {
-        let refusal = match i32::try_from(m.chat_type).unwrap_or(-1) {
-            _ if self.shutting_down => ChatError::ShuttingDown,
-            chat_type::DIRECT => match self.direct_send(uid, m) {
-                Ok((message, push, audience)) => {
-                    self.queue.push(PendingOp {
-                        op: WriteOp::Store(message),
-                        after: AfterCommit::Message {
-                            push: Box::new(push),
-                            audience,
-                            sender: conn,
-                            reply,
-                        },
-                    });
-                    return self.flush(ctx);
-                }
-                Err(e) => e,
-            },
+        let ready = match i32::try_from(m.chat_type).unwrap_or(-1) {
+            _ if self.shutting_down => Err(ChatError::ShuttingDown),
+            chat_type::DIRECT => self.direct_send(uid, m),
+            // The audience of a group message is its membership, read when it is stored.
+            chat_type::GROUP => self
+                .group_send(uid, m)
+                .map(|(message, push)| (message, push, Vec::new())),
             chat_type::SERVICE => match self.service_send(conn, uid, m, ctx) {
                 Ok(route) => return route(reply),
-                Err(e) => e,
+                Err(e) => Err(e),
             },
-            chat_type::SYSTEM => ChatError::SystemReserved,
-            chat_type::GROUP => match self.group_send(uid, m) {
-                Ok((message, push)) => {
-                    self.queue.push(PendingOp {
-                        op: WriteOp::Store(message),
-                        after: AfterCommit::Message {
-                            push: Box::new(push),
-                            audience: Vec::new(),
-                            sender: conn,
-                            reply,
-                        },
-                    });
-                    return self.flush(ctx);
-                }
-                Err(e) => e,
-            },
-            _ => ChatError::bad("chat_type must be 1, 2 or 4"),
+            chat_type::SYSTEM => Err(ChatError::SystemReserved),
+            _ => Err(ChatError::bad("chat_type must be 1, 2 or 4")),
         };
-        let _ = reply.send(Err(refusal));
+        match ready {
+            Ok((message, push, audience)) => {
+                self.queue
+                    .push(PendingOp::message(message, push, audience, conn, reply));
+                self.flush(ctx);
+            }
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+            }
+        }
     }
 
     fn sender_profile(&self, uid: UserId) -> Result<Profile, ChatError> {
@@ -222,7 +207,12 @@ impl ChatServer {
             return;
         };
         self.metrics.db_queue.set(self.queue.depth() as i64);
-        let ops: Vec<WriteOp> = batch.iter().map(|(_, p)| p.op.clone()).collect();
+        // The writes go to the DbExecutor as they are; what happens after commit needs
+        // only the rest (a push carries the ack's chat_id, time and client_msg_id).
+        let (ops, batch): (Vec<WriteOp>, Vec<(Instant, AfterCommit)>) = batch
+            .into_iter()
+            .map(|(queued, p)| (p.op, (queued, p.after)))
+            .unzip();
         self.db
             .send(ApplyWrites { batch: ops })
             .into_actor(self)
@@ -237,10 +227,10 @@ impl ChatServer {
 
     fn finish_batch(
         &mut self,
-        batch: Vec<(Instant, PendingOp)>,
+        batch: Vec<(Instant, AfterCommit)>,
         res: Result<Result<Vec<WriteDone>, DbError>, MailboxError>,
     ) {
-        let (queued, batch): (Vec<Instant>, Vec<PendingOp>) = batch.into_iter().unzip();
+        let (queued, batch): (Vec<Instant>, Vec<AfterCommit>) = batch.into_iter().unzip();
         let done = match res {
             Ok(Ok(done)) if done.len() == batch.len() => done,
             Ok(Ok(done)) => {
@@ -263,13 +253,9 @@ impl ChatServer {
                 return fail_all(batch);
             }
         };
-        for ((p, result), queued_at) in batch.into_iter().zip(done).zip(queued) {
-            if let (WriteOp::Store(m), WriteDone::Stored { .. }) = (&p.op, &result) {
-                self.metrics.count_stored(m.chat_type);
-            }
-            match (p.op, p.after, result) {
+        for ((after, result), queued_at) in batch.into_iter().zip(done).zip(queued) {
+            match (after, result) {
                 (
-                    WriteOp::Store(message),
                     AfterCommit::Message {
                         mut push,
                         audience,
@@ -278,6 +264,7 @@ impl ChatServer {
                     },
                     WriteDone::Stored { id, members },
                 ) => {
+                    self.metrics.count_stored(push.chat_type);
                     push.msg_id = id.0;
                     let text = protocol::push_text(&push);
                     // A group's audience is its membership at commit time.
@@ -289,16 +276,15 @@ impl ChatServer {
                         .observe(queued_at.elapsed().as_secs_f64());
                     let ack = SendAck {
                         msg_id: id.0,
-                        chat_id: message.chat_id,
-                        createtime: message.createtime,
-                        client_msg_id: message.client_msg_id,
+                        chat_id: push.chat_id,
+                        createtime: push.createtime,
+                        client_msg_id: push.client_msg_id,
                     };
                     // A sender that hung up before its ack loses only the ack: the message is stored.
                     let _ = reply.send(Ok(protocol::ok(&ack)));
                 }
                 (
-                    WriteOp::Store(message),
-                    AfterCommit::Message { reply, .. },
+                    AfterCommit::Message { push, reply, .. },
                     WriteDone::Duplicate {
                         id,
                         chat_id,
@@ -310,15 +296,14 @@ impl ChatServer {
                         msg_id: id.0,
                         chat_id,
                         createtime,
-                        client_msg_id: message.client_msg_id,
+                        client_msg_id: push.client_msg_id,
                     };
                     let _ = reply.send(Ok(protocol::ok(&ack)));
                 }
-                (_, AfterCommit::Message { reply, .. }, WriteDone::Forbidden) => {
+                (AfterCommit::Message { reply, .. }, WriteDone::Forbidden) => {
                     let _ = reply.send(Err(ChatError::Forbidden));
                 }
                 (
-                    _,
                     AfterCommit::Notice {
                         mut push,
                         to,
@@ -326,12 +311,12 @@ impl ChatServer {
                     },
                     WriteDone::Stored { id, .. },
                 ) => {
+                    self.metrics.count_stored(push.chat_type);
                     push.msg_id = id.0;
                     self.deliver_notice(&mut push, to);
                     let _ = reply.send(Ok(id));
                 }
                 (
-                    _,
                     AfterCommit::Assignment {
                         agent,
                         notices,
@@ -428,9 +413,9 @@ fn answer_later(
     });
 }
 
-fn fail_all(batch: Vec<PendingOp>) {
-    for p in batch {
-        match p.after {
+fn fail_all(batch: Vec<AfterCommit>) {
+    for after in batch {
+        match after {
             AfterCommit::Message { reply, .. }
             | AfterCommit::Assignment {
                 reply: Some(reply), ..
@@ -507,19 +492,12 @@ impl Handler<Connect> for ChatServer {
 impl Handler<Disconnect> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, msg: Disconnect, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
         log::debug!("conn {} uid {}: disconnected", msg.conn, msg.uid);
         if let Some(online) = self.online.get_mut(&msg.uid) {
             online.conns.retain(|c| c.conn != msg.conn);
         }
-        self.report_presence(msg.uid, ctx);
-        if self
-            .online
-            .get(&msg.uid)
-            .is_some_and(|o| o.conns.is_empty())
-        {
-            self.online.remove(&msg.uid);
-        }
+        self.after_conn_loss(msg.uid);
     }
 }
 

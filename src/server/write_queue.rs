@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::db::WriteOp;
+use crate::db::{NewMessage, WriteOp};
 use crate::ids::{ConnId, UserId};
 use crate::protocol::ChatPush;
 use crate::server::{NoticeTx, ReplyTx};
@@ -44,6 +44,28 @@ pub enum AfterCommit {
 pub struct PendingOp {
     pub op: WriteOp,
     pub after: AfterCommit,
+}
+
+impl PendingOp {
+    /// Store `message`; after commit push `push` to `audience` (all but `sender`'s
+    /// connection; a group's members are read at commit) and ack on `reply`.
+    pub fn message(
+        message: NewMessage,
+        push: ChatPush,
+        audience: Vec<UserId>,
+        sender: ConnId,
+        reply: ReplyTx,
+    ) -> PendingOp {
+        PendingOp {
+            op: WriteOp::Store(message),
+            after: AfterCommit::Message {
+                push: Box::new(push),
+                audience,
+                sender,
+                reply,
+            },
+        }
+    }
 }
 
 #[derive(Default)]
