@@ -10,6 +10,7 @@ use actix::Actor;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::Authenticator;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::{self, DbError, DbExecutor};
 use crate::http::{self, AppState};
@@ -23,6 +24,10 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Config(crate::config::ConfigError),
 }
 
 /// Serves on `listener` until `shutdown` resolves: then stops accepting, lets stored
@@ -34,10 +39,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let config = Arc::new(config);
-    let pool = db::connect(&config.database.url, config.database.pool_size)?;
+    let database_url = config
+        .database
+        .url_with_password()
+        .map_err(StartError::Config)?;
+    let pool = db::connect(&database_url, config.database.pool_size)?;
     let db = DbExecutor::start(pool, config.database.pool_size as usize);
     let metrics = Arc::new(Metrics::new());
-    let server = ChatServer::new(db.clone(), &config, metrics.clone()).start();
+    let cluster = match config.redis.url.as_str() {
+        "" => None,
+        _ => Some(Cluster::start(&config.redis)?),
+    };
+    let server = ChatServer::new(db.clone(), &config, metrics.clone(), cluster.clone()).start();
     let state = web::Data::new(AppState {
         config: config.clone(),
         auth: Authenticator::new(&config.auth),
@@ -79,6 +92,10 @@ pub async fn run(
     if drained.is_err() {
         log::warn!("shutdown: stored work did not finish within server.shutdown_timeout_secs");
     }
+    if let Some(cluster) = &cluster {
+        // The other nodes stop counting this one's users now rather than at expiry.
+        cluster.withdraw().await;
+    }
     handle.stop(true).await;
     match serving.await {
         Ok(res) => res?,
@@ -89,7 +106,7 @@ pub async fn run(
 }
 
 /// The URL without its password, for logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
             Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),

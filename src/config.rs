@@ -48,8 +48,18 @@ pub struct ServerConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
+    /// Without its password: that goes in `password` (from the environment).
     pub url: String,
+    /// Put into `url` at start-up; empty: none (or the one `url` holds).
+    pub password: String,
     pub pool_size: u32,
+}
+
+impl DatabaseConfig {
+    /// The URL to connect with, `password` included.
+    pub fn url_with_password(&self) -> Result<String, ConfigError> {
+        with_password(&self.url, &self.password, "database")
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -72,9 +82,14 @@ pub struct AdminConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct RedisConfig {
-    /// Empty: single node.
+    /// Empty: single node. Without its password: that goes in `password`.
     pub url: String,
+    /// Put into `url` at start-up; empty: none (or the one `url` holds).
+    pub password: String,
     pub key_prefix: String,
+    /// How long a node's presence entries outlive its last refresh (it refreshes them
+    /// every third of this): the most a dead node's users can look online.
+    pub presence_ttl_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -121,6 +136,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://data/shopchat.db".into(),
+            password: String::new(),
             pool_size: 4,
         }
     }
@@ -145,11 +161,56 @@ impl Default for AdminConfig {
     }
 }
 
+impl RedisConfig {
+    /// The URL to connect with, `password` included.
+    pub fn url_with_password(&self) -> Result<String, ConfigError> {
+        with_password(&self.url, &self.password, "redis")
+    }
+}
+
+/// What a password must escape in a URL: all but RFC 3986's unreserved characters.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `url` with `password` (percent-encoded) as the password of its user, so that a
+/// config file can hold the URL while the secret comes from the environment.
+fn with_password(url: &str, password: &str, section: &str) -> Result<String, ConfigError> {
+    if password.is_empty() {
+        return Ok(url.to_string());
+    }
+    let invalid = |m: &str| Err(ConfigError::Invalid(format!("{section}.url {m}")));
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return invalid("has no scheme");
+    };
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let authority = &url[start..end];
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            return invalid(&format!(
+                "holds a password and {section}.password is set too; keep one"
+            ))
+        }
+        Some((user, host)) => (user, host),
+        None => ("", authority),
+    };
+    let encoded = percent_encoding::utf8_percent_encode(password, USERINFO);
+    Ok(format!(
+        "{}{user}:{encoded}@{host}{}",
+        &url[..start],
+        &url[end..]
+    ))
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: String::new(),
+            password: String::new(),
             key_prefix: "shopchat:".into(),
+            presence_ttl_secs: 30,
         }
     }
 }
@@ -259,6 +320,8 @@ impl Config {
         {
             return invalid("database.url must start with sqlite://, mysql:// or postgres://");
         }
+        self.database.url_with_password()?;
+        self.redis.url_with_password()?;
         if self.database.pool_size == 0 {
             return invalid("database.pool_size must be at least 1");
         }
@@ -267,6 +330,16 @@ impl Config {
         }
         if self.limits.max_msg_chars == 0 {
             return invalid("limits.max_msg_chars must be at least 1");
+        }
+        if !self.redis.url.is_empty()
+            && !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| self.redis.url.starts_with(s))
+        {
+            return invalid("redis.url must be empty or start with redis://");
+        }
+        if self.redis.presence_ttl_secs < 3 {
+            return invalid("redis.presence_ttl_secs must be at least 3");
         }
         if self.server.client_timeout_secs == 0 {
             return invalid("server.client_timeout_secs must be at least 1");
@@ -292,6 +365,64 @@ mod tests {
         let mut c = Config::default();
         c.auth.jwt_secret.clear();
         assert!(c.validate(false).is_err());
+    }
+
+    #[test]
+    fn passwords_from_the_environment_go_into_the_urls() {
+        let mut c = Config::default();
+        c.database.url = "mysql://shopchat@db:3306/shopchat".into();
+        c.database.password = "p@ss:w/rd".into();
+        assert_eq!(
+            c.database.url_with_password().unwrap(),
+            "mysql://shopchat:p%40ss%3Aw%2Frd@db:3306/shopchat"
+        );
+        c.redis.url = "redis://10.0.0.5:6379/0".into();
+        c.redis.password = "s3cret".into();
+        assert_eq!(
+            c.redis.url_with_password().unwrap(),
+            "redis://:s3cret@10.0.0.5:6379/0"
+        );
+        c.redis.password.clear();
+        assert_eq!(
+            c.redis.url_with_password().unwrap(),
+            "redis://10.0.0.5:6379/0"
+        );
+        c.database.url = "mysql://u:inline@db/x".into();
+        let err = c.database.url_with_password().unwrap_err().to_string();
+        assert!(err.contains("keep one"), "{err}");
+    }
+
+    #[test]
+    fn shipped_produce_config_is_mysql_and_redis_with_no_secret_in_it() {
+        let text = include_str!("../config.produce.toml");
+        let mut c: Config = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("config.produce.toml parses");
+        assert!(c.database.url.starts_with("mysql://"), "{}", c.database.url);
+        assert!(c.redis.url.starts_with("redis://"), "{}", c.redis.url);
+        for secret in [
+            &c.database.password,
+            &c.redis.password,
+            &c.auth.jwt_secret,
+            &c.admin.token,
+        ] {
+            assert!(
+                secret.is_empty(),
+                "a secret in config.produce.toml: {secret}"
+            );
+        }
+        assert!(
+            c.validate(true).is_err(),
+            "starts only once the environment gives the secrets"
+        );
+        // What the environment supplies on a node.
+        c.auth.jwt_secret = "platform-secret".into();
+        c.admin.token = "admin-token".into();
+        c.database.password = "db-pw".into();
+        c.validate(true).expect("valid once the secrets are set");
+        assert!(c.database.url_with_password().unwrap().contains(":db-pw@"));
     }
 
     #[test]

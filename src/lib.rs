@@ -11,6 +11,7 @@
 //! - [`error`]: what a client can be told, mapped to wire codes in one place.
 //! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database.
 //! - [`server`]: `ChatServer`, the registry of connections and the write queue.
+//! - [`cluster`]: cluster mode over Redis: shared presence, one pub/sub channel per node.
 //! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
 //! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
 //! - [`http`]: routes: WebSocket upgrade, admin API.
@@ -19,6 +20,7 @@
 pub mod app;
 pub mod auth;
 pub mod chats;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

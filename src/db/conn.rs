@@ -137,15 +137,38 @@ pub fn connect(url: &str, pool_size: u32) -> Result<Pool, DbError> {
     Ok(pool)
 }
 
+/// Runs the pending migrations. Nodes of a cluster may start together on a fresh
+/// database: MySQL and PostgreSQL migrate under a named lock, one node at a time, and
+/// SQLite (whose migrations are transactions) tries again once if another process won.
 fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
-    let result = match conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+    let failed = |e: &dyn std::fmt::Display| DbError::Migration(e.to_string());
+    match conn {
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .or_else(|_| c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()))
+            .map_err(|e| failed(&e)),
         #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ()),
+        DbConn::Mysql(c) => {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("DO GET_LOCK('shopchat_migrations', 120)")
+                .map_err(|e| failed(&e))?;
+            let result = c.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ());
+            let _ = c.batch_execute("DO RELEASE_LOCK('shopchat_migrations')");
+            result.map_err(|e| failed(&e))
+        }
         #[cfg(feature = "postgres")]
-        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
-    };
-    result.map_err(|e| DbError::Migration(e.to_string()))
+        DbConn::Pg(c) => {
+            use diesel::connection::SimpleConnection;
+            // Any fixed key will do; this one is "shopcha" in ASCII.
+            const LOCK: i64 = 0x0073_686f_7063_6861;
+            c.batch_execute(&format!("SELECT pg_advisory_lock({LOCK})"))
+                .map_err(|e| failed(&e))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({LOCK})"));
+            result.map_err(|e| failed(&e))
+        }
+    }
 }
 
 /// Inserts `$values` into `$table` and evaluates to the new row's `$id` as

@@ -15,10 +15,10 @@ use actix::{Actor, Addr, Handler, Message as ActixMessage, SyncArbiter, SyncCont
 pub use conn::{connect, DbConn, Pool};
 pub use conversations::{Mark, Side};
 pub use models::{
-    AgentRow, ConversationView, MessageWithSender, NewMessage, Profile, ShopRow, ShopState,
-    UserCard,
+    AgentRow, ConversationView, MessageWithSender, NewMessage, Profile, RoutingView,
+    ServiceChatRow, ShopRow, ShopState, UserCard,
 };
-pub use queries::{RecordScope, WriteDone, WriteOp};
+pub use queries::{RecordScope, RoutingQuery, WriteDone, WriteOp};
 
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 

@@ -179,6 +179,17 @@ pub struct ServiceChatRow {
     pub last_time: i64,
 }
 
+/// A shop's routing state as the database has it (cluster mode).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoutingView {
+    /// The conversation asked about, if it exists.
+    pub conv: Option<ServiceChatRow>,
+    /// Open conversations per agent.
+    pub loads: Vec<(UserId, usize)>,
+    /// Conversations waiting for an agent, oldest first (if asked).
+    pub waiting: Vec<ServiceChatRow>,
+}
+
 /// Everything a ShopRouter starts from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShopState {

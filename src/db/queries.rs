@@ -9,7 +9,9 @@ use diesel::sql_types::Bool;
 use super::conn::{insert_returning_id, DbConn, MultiBackend};
 use std::collections::HashMap;
 
-use super::models::{MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, ShopRow};
+use super::models::{
+    MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, RoutingView, ShopRow,
+};
 use super::schema::{agents, messages, shops, users};
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
@@ -89,12 +91,28 @@ pub fn upsert_user(
 pub enum WriteOp {
     /// Store a message and update the conversation rows it changes.
     Store(NewMessage),
-    /// Give a customer-service conversation to an agent.
+    /// Give a customer-service conversation to an agent; with `only_if_waiting`, only
+    /// if it still waits (another node may have handed it out since).
     Assign {
         shop: ShopId,
         consumer: UserId,
         agent: UserId,
+        only_if_waiting: bool,
     },
+    /// Read a shop's routing state (cluster mode), after every write queued before it.
+    ReadRouting(RoutingQuery),
+}
+
+/// What a ShopRouter in cluster mode reads before it decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoutingQuery {
+    pub shop: ShopId,
+    /// The conversation about to be routed, if any.
+    pub consumer: Option<UserId>,
+    /// Whether to list the conversations waiting for an agent.
+    pub waiting: bool,
+    /// Conversations quiet since before this unix time do not count toward load.
+    pub open_since: i64,
 }
 
 /// The result of one `WriteOp`.
@@ -116,6 +134,7 @@ pub enum WriteDone {
     },
     /// The messages the conversation waited with, which the new agent has not seen.
     Assigned(Vec<MessageWithSender>),
+    Routing(RoutingView),
 }
 
 /// Applies a batch in one transaction (group commit); results come back in batch order.
@@ -159,7 +178,10 @@ fn apply_one(conn: &mut DbConn, op: &WriteOp) -> QueryResult<WriteDone> {
             shop,
             consumer,
             agent,
-        } => super::service::assign(conn, *shop, *consumer, *agent).map(WriteDone::Assigned),
+            only_if_waiting,
+        } => super::service::assign(conn, *shop, *consumer, *agent, *only_if_waiting)
+            .map(WriteDone::Assigned),
+        WriteOp::ReadRouting(q) => super::service::routing_view(conn, q).map(WriteDone::Routing),
     }
 }
 

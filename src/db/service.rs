@@ -7,9 +7,11 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::conn::DbConn;
 use super::conversations::profiles_by_id;
 use super::models::{
-    AgentRow, MessageWithSender, NewMessage, Profile, ServiceChatRow, ShopRow, ShopState,
+    AgentRow, MessageWithSender, NewMessage, Profile, RoutingView, ServiceChatRow, ShopRow,
+    ShopState,
 };
 use super::queries::ensure_user;
+use super::queries::RoutingQuery;
 use super::schema::{agents, messages, service_chats, shops};
 use crate::ids::{ShopId, UserId};
 use crate::protocol::chat_type;
@@ -242,27 +244,80 @@ pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
     Ok(())
 }
 
-/// Gives a conversation to `agent`; returns what it had waited with (the messages
-/// since it started waiting), which the agent has not seen.
+/// What a ShopRouter in cluster mode decides from: the conversation to route, each
+/// agent's open conversations, and (if asked) the waiting conversations, oldest first.
+pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingView> {
+    let conv = match q.consumer {
+        Some(c) => find_chat(conn, q.shop.0, c.0)?,
+        None => None,
+    };
+    let loads = service_chats::table
+        .filter(service_chats::shop_id.eq(q.shop.0))
+        .filter(service_chats::agent_uid.gt(0))
+        .filter(service_chats::last_time.ge(q.open_since))
+        .group_by(service_chats::agent_uid)
+        .select((service_chats::agent_uid, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?;
+    let waiting = if q.waiting {
+        service_chats::table
+            .filter(service_chats::shop_id.eq(q.shop.0))
+            .filter(service_chats::waiting_from.gt(0))
+            .order(service_chats::waiting_from.asc())
+            .limit(MAX_WAITING_READ)
+            .select(ServiceChatRow::as_select())
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    Ok(RoutingView {
+        conv,
+        loads: loads
+            .into_iter()
+            .map(|(a, n)| (UserId(a), n as usize))
+            .collect(),
+        waiting,
+    })
+}
+
+/// The most waiting conversations one routing read hands out.
+const MAX_WAITING_READ: i64 = 1000;
+
+/// Gives a conversation to `agent` (with `only_if_waiting`, only if it still waits);
+/// returns what it had waited with (the messages since it started waiting), which the
+/// agent has not seen.
 pub fn assign(
     conn: &mut DbConn,
     shop: ShopId,
     consumer: UserId,
     agent: UserId,
+    only_if_waiting: bool,
 ) -> QueryResult<Vec<MessageWithSender>> {
     let Some(row) = find_chat(conn, shop.0, consumer.0)? else {
         return Ok(Vec::new());
     };
-    diesel::update(
-        service_chats::table
-            .filter(service_chats::shop_id.eq(shop.0))
-            .filter(service_chats::consumer_uid.eq(consumer.0)),
-    )
-    .set((
+    if only_if_waiting && row.waiting_from == 0 {
+        return Ok(Vec::new());
+    }
+    let target = service_chats::table
+        .filter(service_chats::shop_id.eq(shop.0))
+        .filter(service_chats::consumer_uid.eq(consumer.0));
+    let set = (
         service_chats::agent_uid.eq(agent.0),
         service_chats::waiting_from.eq(0),
-    ))
-    .execute(conn)?;
+    );
+    if only_if_waiting {
+        // Compare and set: of two nodes handing out the same waiting conversation at
+        // once, the second finds it no longer waiting (its UPDATE waits for the first's
+        // row lock, then matches nothing) and pushes nothing.
+        let won = diesel::update(target.filter(service_chats::waiting_from.eq(row.waiting_from)))
+            .set(set)
+            .execute(conn)?;
+        if won == 0 {
+            return Ok(Vec::new());
+        }
+    } else {
+        diesel::update(target).set(set).execute(conn)?;
+    }
     if row.waiting_from == 0 {
         return Ok(Vec::new());
     }

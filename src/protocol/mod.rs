@@ -415,7 +415,7 @@ pub struct SendAck {
 }
 
 /// A chat message as receivers see it (PROTOCOL.md §4 push table); also the row shape of `chat.sync`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatPush {
     pub nickname: String,
     pub avatar: String,

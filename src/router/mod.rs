@@ -7,16 +7,21 @@
 pub mod choice;
 pub mod messages;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use tokio::sync::oneshot;
 
 pub use messages::*;
 
-use crate::db::{DbExecutor, LoadShop, Profile, ShopRow, ShopState, WriteOp};
+use crate::cluster::Cluster;
+use crate::db::{
+    DbExecutor, LoadShop, Profile, RoutingQuery, RoutingView, ServiceChatRow, ShopRow, ShopState,
+    WriteOp,
+};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::{self, code, Role, ServiceEvent};
@@ -54,6 +59,28 @@ struct Conv {
     last_time: i64,
 }
 
+/// What the other nodes know, read just before each decision in cluster mode.
+#[derive(Default)]
+struct Shared {
+    /// Agents routable on other nodes (Redis).
+    routable: HashSet<UserId>,
+    /// Agents with a live connection on any node (Redis; read for reports only).
+    connected: HashSet<UserId>,
+    /// Open conversations per agent (the database).
+    loads: HashMap<UserId, usize>,
+}
+
+/// What a decision needs read first, in cluster mode.
+#[derive(Clone, Copy, Default)]
+struct Want {
+    /// The conversation about to be routed.
+    consumer: Option<UserId>,
+    /// The conversations waiting for an agent.
+    waiting: bool,
+    /// Which agents are connected anywhere.
+    connected: bool,
+}
+
 pub struct ShopRouter {
     shop: ShopId,
     /// None until loaded, and while the shop does not exist.
@@ -67,6 +94,10 @@ pub struct ShopRouter {
     db: Addr<DbExecutor>,
     presenter: Presenter,
     rng: StdRng,
+    /// Cluster mode: routable agents are shared through Redis and assignments are read
+    /// from the database before each decision (other nodes may have changed them).
+    cluster: Option<Cluster>,
+    shared: Shared,
 }
 
 impl ShopRouter {
@@ -75,6 +106,7 @@ impl ShopRouter {
         server: Addr<ChatServer>,
         db: Addr<DbExecutor>,
         presenter: Presenter,
+        cluster: Option<Cluster>,
     ) -> ShopRouter {
         ShopRouter {
             shop,
@@ -87,6 +119,110 @@ impl ShopRouter {
             db,
             presenter,
             rng: StdRng::from_entropy(),
+            cluster,
+            shared: Shared::default(),
+        }
+    }
+
+    /// Runs `then` once what other nodes may have changed is read (cluster mode; the
+    /// mailbox waits meanwhile, so decisions keep their arrival order), or at once on a
+    /// single node. The database read goes through the write queue, so it sees every
+    /// decision this router queued before it.
+    fn with_fresh_view(
+        &mut self,
+        want: Want,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let Some(cluster) = self.cluster.clone() else {
+            return then(self, ctx);
+        };
+        let (tx, rx) = oneshot::channel();
+        let query = RoutingQuery {
+            shop: self.shop,
+            consumer: want.consumer,
+            waiting: want.waiting,
+            open_since: crate::auth::unix_now() as i64 - OPEN_IDLE_SECS,
+        };
+        self.server.do_send(Enqueue(vec![PendingOp {
+            op: WriteOp::ReadRouting(query),
+            after: AfterCommit::Routing(tx),
+        }]));
+        let shop = self.shop;
+        let agents: Vec<UserId> = self.agents.keys().copied().collect();
+        async move {
+            let connected = async {
+                match want.connected {
+                    true => cluster.online_anywhere(&agents).await.ok(),
+                    false => None,
+                }
+            };
+            let (view, routable, connected) =
+                tokio::join!(rx, cluster.routable_elsewhere(shop), connected);
+            (view.ok(), routable.ok(), connected)
+        }
+        .into_actor(self)
+        .map(move |(view, routable, connected), act, ctx| {
+            act.apply_view(want, view, routable, connected);
+            then(act, ctx);
+        })
+        .wait(ctx);
+    }
+
+    /// Takes in what was read. Without Redis only this node's agents count; without
+    /// the database the router decides from what it remembers.
+    fn apply_view(
+        &mut self,
+        want: Want,
+        view: Option<RoutingView>,
+        routable: Option<HashSet<UserId>>,
+        connected: Option<HashSet<UserId>>,
+    ) {
+        self.shared.routable = routable.unwrap_or_default();
+        self.shared.connected = connected.unwrap_or_default();
+        let Some(view) = view else {
+            return;
+        };
+        self.shared.loads = view.loads.into_iter().collect();
+        if let Some(consumer) = want.consumer {
+            match view.conv {
+                Some(row) => self.remember(row),
+                None => {
+                    self.convs.remove(&consumer);
+                }
+            }
+        }
+        if want.waiting {
+            // The database says who waits, and since when (a msg_id: a global order).
+            for conv in self.convs.values_mut() {
+                conv.waiting = None;
+            }
+            for row in view.waiting {
+                self.remember(row);
+            }
+        }
+    }
+
+    fn remember(&mut self, row: ServiceChatRow) {
+        let conv = Conv {
+            chat_id: row.chat_id,
+            agent: (row.agent_uid > 0).then_some(UserId(row.agent_uid)),
+            waiting: (row.waiting_from > 0).then_some(row.waiting_from as u64),
+            last_time: row.last_time,
+        };
+        self.convs.insert(UserId(row.consumer_uid), conv);
+    }
+
+    /// Tells the other nodes which agents are routable here.
+    fn announce(&self) {
+        if let Some(cluster) = &self.cluster {
+            let here = self
+                .agents
+                .keys()
+                .filter(|uid| self.routable_here(**uid))
+                .copied()
+                .collect();
+            cluster.set_routable(self.shop, here);
         }
     }
 
@@ -137,12 +273,24 @@ impl ShopRouter {
         self.next_wait
     }
 
-    fn routable(&self, uid: UserId) -> bool {
+    /// Flagged online and connected to this node.
+    fn routable_here(&self, uid: UserId) -> bool {
         self.agents.get(&uid).is_some_and(|a| a.online)
             && self.presence.get(&uid).copied().unwrap_or(0) > 0
     }
 
+    /// Routable here, or (cluster mode) on another node, flagged online as far as this
+    /// node knows too.
+    fn routable(&self, uid: UserId) -> bool {
+        self.routable_here(uid)
+            || (self.shared.routable.contains(&uid)
+                && self.agents.get(&uid).is_some_and(|a| a.online))
+    }
+
     fn load(&self, uid: UserId, now: i64) -> usize {
+        if self.cluster.is_some() {
+            return self.shared.loads.get(&uid).copied().unwrap_or(0);
+        }
         self.convs
             .values()
             .filter(|c| c.agent == Some(uid) && c.last_time >= now - OPEN_IDLE_SECS)
@@ -181,12 +329,14 @@ impl ShopRouter {
         agent: UserId,
         notices: Vec<(UserId, Arc<str>)>,
         reply: Option<ReplyTx>,
+        only_if_waiting: bool,
     ) -> PendingOp {
         PendingOp {
             op: WriteOp::Assign {
                 shop: self.shop,
                 consumer,
                 agent,
+                only_if_waiting,
             },
             after: AfterCommit::Assignment {
                 agent,
@@ -236,7 +386,7 @@ impl ShopRouter {
                         conv.waiting = None;
                         message.agent_uid = agent.0;
                         if was_waiting {
-                            ops.push(self.assignment(consumer, agent, Vec::new(), None));
+                            ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
                         }
                         (sender, vec![consumer, agent])
                     }
@@ -277,8 +427,17 @@ impl ShopRouter {
         Ok(ops)
     }
 
-    /// Hands waiting conversations, oldest first, to routable agents.
-    fn drain(&mut self) {
+    /// Hands waiting conversations, oldest first, to routable agents (in cluster mode,
+    /// those the database says wait, to agents routable on any node).
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let want = Want {
+            waiting: true,
+            ..Want::default()
+        };
+        self.with_fresh_view(want, ctx, |act, _| act.drain_now());
+    }
+
+    fn drain_now(&mut self) {
         let now = crate::auth::unix_now() as i64;
         let mut waiting: Vec<(u64, UserId)> = self
             .convs
@@ -304,7 +463,7 @@ impl ShopRouter {
                 "shop {}: waiting consumer {consumer} assigned to agent {agent}",
                 self.shop
             );
-            ops.push(self.assignment(consumer, agent, Vec::new(), None));
+            ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
         }
         self.server.do_send(Enqueue(ops));
     }
@@ -362,7 +521,38 @@ impl ShopRouter {
             msg.to,
             msg.by
         );
-        Ok(self.assignment(consumer, msg.to, notices, None))
+        Ok(self.assignment(consumer, msg.to, notices, None, false))
+    }
+}
+
+impl ShopRouter {
+    fn route_and_queue(&mut self, msg: RouteSend) {
+        match self.route(msg) {
+            Ok(ops) => self.server.do_send(Enqueue(ops)),
+            Err((e, reply)) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    /// The agents as this router sees them; `None` if the shop does not exist.
+    fn report(&self) -> Option<Vec<AgentReport>> {
+        self.info.as_ref()?;
+        let now = crate::auth::unix_now() as i64;
+        let mut report: Vec<AgentReport> = self
+            .agents
+            .iter()
+            .map(|(uid, a)| AgentReport {
+                uid: uid.0,
+                name: a.display().nickname,
+                online: a.online,
+                connected: self.presence.get(uid).copied().unwrap_or(0) > 0
+                    || self.shared.connected.contains(uid),
+                open_conversations: self.load(*uid, now),
+            })
+            .collect();
+        report.sort_by_key(|r| r.uid);
+        Some(report)
     }
 }
 
@@ -378,6 +568,7 @@ impl Actor for ShopRouter {
                 Ok(Ok(state)) => {
                     act.apply_agents(&state);
                     act.apply_chats(state);
+                    act.announce();
                     log::debug!(
                         "shop {}: router started with {} agents",
                         act.shop,
@@ -400,28 +591,32 @@ impl Actor for ShopRouter {
 impl Handler<RouteSend> for ShopRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: RouteSend, _: &mut Context<Self>) {
-        match self.route(msg) {
-            Ok(ops) => self.server.do_send(Enqueue(ops)),
-            Err((e, reply)) => {
-                let _ = reply.send(Err(e));
-            }
+    fn handle(&mut self, msg: RouteSend, ctx: &mut Context<Self>) {
+        // A consumer's message is routed on the freshest view; an agent's needs none.
+        let want = Want {
+            consumer: (msg.role == Role::Consumer).then_some(UserId(msg.message.consumer_uid)),
+            ..Want::default()
+        };
+        if want.consumer.is_none() {
+            return self.route_and_queue(msg);
         }
+        self.with_fresh_view(want, ctx, move |act, _| act.route_and_queue(msg));
     }
 }
 
 impl Handler<AgentPresence> for ShopRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: AgentPresence, _: &mut Context<Self>) {
-        let was = self.routable(msg.uid);
+    fn handle(&mut self, msg: AgentPresence, ctx: &mut Context<Self>) {
+        let was = self.routable_here(msg.uid);
         if msg.conns == 0 {
             self.presence.remove(&msg.uid);
         } else {
             self.presence.insert(msg.uid, msg.conns);
         }
-        if !was && self.routable(msg.uid) {
-            self.drain();
+        self.announce();
+        if !was && self.routable_here(msg.uid) {
+            self.drain(ctx);
         }
     }
 }
@@ -429,11 +624,12 @@ impl Handler<AgentPresence> for ShopRouter {
 impl Handler<AgentFlag> for ShopRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: AgentFlag, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: AgentFlag, ctx: &mut Context<Self>) {
         if let Some(agent) = self.agents.get_mut(&msg.uid) {
             agent.online = msg.online;
         }
-        self.drain();
+        self.announce();
+        self.drain(ctx);
     }
 }
 
@@ -444,10 +640,11 @@ impl Handler<ReloadAgents> for ShopRouter {
         self.db
             .send(LoadShop { shop: self.shop })
             .into_actor(self)
-            .map(|res, act, _| match res {
+            .map(|res, act, ctx| match res {
                 Ok(Ok(state)) => {
                     act.apply_agents(&state);
-                    act.drain();
+                    act.announce();
+                    act.drain(ctx);
                 }
                 other => log::error!(
                     "shop {}: reloading agents failed: {:?}",
@@ -462,39 +659,37 @@ impl Handler<ReloadAgents> for ShopRouter {
 impl Handler<TransferChat> for ShopRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: TransferChat, _: &mut Context<Self>) {
-        match self.transfer(&msg) {
+    fn handle(&mut self, msg: TransferChat, ctx: &mut Context<Self>) {
+        let want = Want {
+            consumer: self.consumer_of(&msg.chat_id),
+            ..Want::default()
+        };
+        self.with_fresh_view(want, ctx, move |act, _| match act.transfer(&msg) {
             Ok(mut op) => {
                 if let AfterCommit::Assignment { reply, .. } = &mut op.after {
                     *reply = Some(msg.reply);
                 }
-                self.server.do_send(Enqueue(vec![op]));
+                act.server.do_send(Enqueue(vec![op]));
             }
             Err(e) => {
                 let _ = msg.reply.send(Err(e));
             }
-        }
+        });
     }
 }
 
 impl Handler<ReportAgents> for ShopRouter {
-    type Result = Option<Vec<AgentReport>>;
+    type Result = ResponseFuture<Option<Vec<AgentReport>>>;
 
-    fn handle(&mut self, _: ReportAgents, _: &mut Context<Self>) -> Self::Result {
-        self.info.as_ref()?;
-        let now = crate::auth::unix_now() as i64;
-        let mut report: Vec<AgentReport> = self
-            .agents
-            .iter()
-            .map(|(uid, a)| AgentReport {
-                uid: uid.0,
-                name: a.display().nickname,
-                online: a.online,
-                connected: self.presence.get(uid).copied().unwrap_or(0) > 0,
-                open_conversations: self.load(*uid, now),
-            })
-            .collect();
-        report.sort_by_key(|r| r.uid);
-        Some(report)
+    fn handle(&mut self, _: ReportAgents, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let want = Want {
+            connected: true,
+            ..Want::default()
+        };
+        self.with_fresh_view(want, ctx, move |act, _| {
+            let _ = tx.send(act.report());
+        });
+        Box::pin(async move { rx.await.ok().flatten() })
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use super::write_queue::{AfterCommit, PendingOp};
 use super::{answer_later, ChatServer, Notify, ReplyTx};
 use crate::chats::ask;
+use crate::cluster::ClusterEvent;
 use crate::db::{
     CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups, WriteOp,
 };
@@ -105,14 +106,19 @@ impl ChatServer {
 
     /// Pushes a stored notice: to one user, or to every connected user under its own
     /// chat_id (`system_{uid}`), so a broadcast is serialized once per receiving user.
-    pub(super) fn deliver_notice(&mut self, push: &mut ChatPush, to: Option<UserId>) {
-        let receivers: Vec<UserId> = match to {
-            Some(uid) => vec![uid],
-            None => self.online.keys().copied().collect(),
-        };
-        for uid in receivers {
-            push.chat_id = ChatId::system(uid).0;
-            self.deliver(uid, &protocol::push_text(push), None);
+    pub(super) fn deliver_notice(
+        &mut self,
+        push: &mut ChatPush,
+        to: Option<UserId>,
+        ctx: &mut Context<Self>,
+    ) {
+        match to {
+            Some(uid) => {
+                push.chat_id = ChatId::system(uid).0;
+                self.fan_out(&[uid], &protocol::push_text(push), None);
+            }
+            // Every node pushes a broadcast to its own users.
+            None => self.apply_and_broadcast(ClusterEvent::NoticeAll { push: push.clone() }, ctx),
         }
     }
 }

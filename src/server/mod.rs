@@ -2,6 +2,7 @@
 //! and applies writes through its queue before anyone is told of them. Customer
 //! service is delegated to one `ShopRouter` per shop (`service.rs` holds that side).
 
+mod events;
 mod groups;
 pub mod messages;
 pub mod push;
@@ -18,6 +19,7 @@ use tokio::sync::oneshot;
 pub use messages::*;
 
 use crate::chats;
+use crate::cluster::{Cluster, ClusterEvent, FromCluster};
 use crate::config::Config;
 use crate::db::{
     ApplyWrites, DbError, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile, WriteDone,
@@ -60,12 +62,19 @@ pub struct ChatServer {
     /// Every shop that exists; `None` if they could not be loaded (then none is refused).
     known_shops: Option<HashSet<ShopId>>,
     queue: WriteQueue,
+    /// Cluster mode: presence and cross-node delivery through Redis.
+    cluster: Option<Cluster>,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
 
 impl ChatServer {
-    pub fn new(db: Addr<DbExecutor>, config: &Config, metrics: Arc<Metrics>) -> ChatServer {
+    pub fn new(
+        db: Addr<DbExecutor>,
+        config: &Config,
+        metrics: Arc<Metrics>,
+        cluster: Option<Cluster>,
+    ) -> ChatServer {
         ChatServer {
             db,
             metrics,
@@ -76,6 +85,7 @@ impl ChatServer {
             routers: HashMap::new(),
             known_shops: None,
             queue: WriteQueue::default(),
+            cluster,
             shutting_down: false,
             drained: Vec::new(),
         }
@@ -129,6 +139,27 @@ impl ChatServer {
         }
         if online.conns.is_empty() {
             self.online.remove(&uid);
+            if let Some(cluster) = &self.cluster {
+                cluster.user_down(uid);
+            }
+        }
+    }
+
+    /// Pushes `text` to every connection of `uids` (but `except`): at once to those on
+    /// this node, and through Redis to the other nodes holding the rest.
+    fn fan_out(&mut self, uids: &[UserId], text: &Arc<str>, except: Option<ConnId>) {
+        for uid in uids {
+            self.deliver(*uid, text, except);
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(uids.to_vec(), text.clone());
+        }
+    }
+
+    /// Tells the other nodes of a change this node has applied.
+    fn broadcast(&self, event: &ClusterEvent) {
+        if let Some(cluster) = &self.cluster {
+            cluster.broadcast(event);
         }
     }
 
@@ -217,7 +248,7 @@ impl ChatServer {
             .send(ApplyWrites { batch: ops })
             .into_actor(self)
             .map(move |res, act, ctx| {
-                act.finish_batch(batch, res);
+                act.finish_batch(batch, res, ctx);
                 act.queue.batch_done();
                 act.flush(ctx);
                 act.check_drained();
@@ -229,6 +260,7 @@ impl ChatServer {
         &mut self,
         batch: Vec<(Instant, AfterCommit)>,
         res: Result<Result<Vec<WriteDone>, DbError>, MailboxError>,
+        ctx: &mut Context<Self>,
     ) {
         let (queued, batch): (Vec<Instant>, Vec<AfterCommit>) = batch.into_iter().unzip();
         let done = match res {
@@ -268,9 +300,7 @@ impl ChatServer {
                     push.msg_id = id.0;
                     let text = protocol::push_text(&push);
                     // A group's audience is its membership at commit time.
-                    for uid in members.as_ref().unwrap_or(&audience) {
-                        self.deliver(*uid, &text, Some(sender));
-                    }
+                    self.fan_out(members.as_ref().unwrap_or(&audience), &text, Some(sender));
                     self.metrics
                         .push_latency
                         .observe(queued_at.elapsed().as_secs_f64());
@@ -313,7 +343,7 @@ impl ChatServer {
                 ) => {
                     self.metrics.count_stored(push.chat_type);
                     push.msg_id = id.0;
-                    self.deliver_notice(&mut push, to);
+                    self.deliver_notice(&mut push, to, ctx);
                     let _ = reply.send(Ok(id));
                 }
                 (
@@ -326,14 +356,17 @@ impl ChatServer {
                 ) => {
                     for row in backlog {
                         let text = protocol::push_text(&self.presenter.stored(row));
-                        self.deliver(agent, &text, None);
+                        self.fan_out(&[agent], &text, None);
                     }
                     for (uid, text) in &notices {
-                        self.deliver(*uid, text, None);
+                        self.fan_out(&[*uid], text, None);
                     }
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(protocol::ok(&())));
                     }
+                }
+                (AfterCommit::Routing(tx), WriteDone::Routing(view)) => {
+                    let _ = tx.send(view);
                 }
                 _ => log::error!("a write's result does not match its kind"),
             }
@@ -425,7 +458,8 @@ fn fail_all(batch: Vec<AfterCommit>) {
             AfterCommit::Notice { reply, .. } => {
                 let _ = reply.send(Err(ChatError::StorageUnavailable));
             }
-            AfterCommit::Assignment { reply: None, .. } => {}
+            // A router that gets no view decides from what it knows.
+            AfterCommit::Assignment { reply: None, .. } | AfterCommit::Routing(_) => {}
         }
     }
 }
@@ -445,6 +479,9 @@ impl Actor for ChatServer {
                 ),
             })
             .wait(ctx);
+        if let Some(cluster) = &self.cluster {
+            cluster.listen(ctx.address().recipient());
+        }
     }
 }
 
@@ -460,6 +497,9 @@ impl Handler<Connect> for ChatServer {
             return;
         }
         log::debug!("conn {} uid {}: connected", msg.conn, msg.uid);
+        if let Some(cluster) = &self.cluster {
+            cluster.user_up(msg.uid);
+        }
         let online = self.online.entry(msg.uid).or_insert_with(|| Online {
             profile: msg.profile.clone(),
             agent_shop: msg.agent_shop,
@@ -532,22 +572,49 @@ impl Handler<Enqueue> for ChatServer {
 }
 
 impl Handler<CountOnline> for ChatServer {
-    type Result = usize;
+    type Result = ResponseFuture<usize>;
 
-    fn handle(&mut self, msg: CountOnline, _: &mut Context<Self>) -> usize {
-        msg.uids
+    /// Counts users connected here, and in cluster mode anywhere (this node's own
+    /// answer if Redis does not give one).
+    fn handle(&mut self, msg: CountOnline, _: &mut Context<Self>) -> Self::Result {
+        let here: HashSet<UserId> = msg
+            .uids
             .iter()
             .filter(|u| self.online.contains_key(u))
-            .count()
+            .copied()
+            .collect();
+        let Some(cluster) = self.cluster.clone() else {
+            return Box::pin(async move { here.len() });
+        };
+        Box::pin(async move {
+            match cluster.online_anywhere(&msg.uids).await {
+                Ok(anywhere) => anywhere.union(&here).count(),
+                Err(_) => here.len(),
+            }
+        })
     }
 }
 
 impl Handler<ProfileChanged> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, msg: ProfileChanged, _: &mut Context<Self>) {
-        if let Some(online) = self.online.get_mut(&msg.0.uid) {
-            online.profile = msg.0;
+    fn handle(&mut self, msg: ProfileChanged, ctx: &mut Context<Self>) {
+        self.apply_and_broadcast(ClusterEvent::profile(&msg.0), ctx);
+    }
+}
+
+impl Handler<FromCluster> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromCluster, ctx: &mut Context<Self>) {
+        match msg {
+            FromCluster::Deliver { uids, text } => {
+                for uid in uids {
+                    self.deliver(uid, &text, None);
+                }
+            }
+            FromCluster::Event(event) => self.apply_event(event, ctx),
+            FromCluster::Recovered => self.reload_shared_state(ctx),
         }
     }
 }

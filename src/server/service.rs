@@ -10,10 +10,8 @@ use crate::db::{NewMessage, SetAgentOnline};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, ShopId, UserId};
 use crate::protocol::{self, chat_type, Role, SendMsg, Transfer};
-use crate::router::{
-    AgentFlag, AgentPresence, ReloadAgents, ReportAgents, RouteSend, ShopRouter, TransferChat,
-};
-use crate::server::{AgentFlagChanged, AgentMoved, ShopAgents, ShopChanged};
+use crate::router::{AgentPresence, ReportAgents, RouteSend, ShopRouter, TransferChat};
+use crate::server::{AgentFlagChanged, ShopAgents};
 
 /// A send that passed its checks and only needs a reply channel to be routed.
 pub(super) type Route = Box<dyn FnOnce(ReplyTx)>;
@@ -39,8 +37,14 @@ impl ChatServer {
         if let Some(addr) = self.routers.get(&shop).filter(|a| a.connected()) {
             return addr.clone();
         }
-        let addr =
-            ShopRouter::new(shop, ctx.address(), self.db.clone(), self.presenter.clone()).start();
+        let addr = ShopRouter::new(
+            shop,
+            ctx.address(),
+            self.db.clone(),
+            self.presenter.clone(),
+            self.cluster.clone(),
+        )
+        .start();
         for (uid, online) in &self.online {
             if online.agent_shop == Some(shop) {
                 addr.do_send(AgentPresence {
@@ -53,7 +57,7 @@ impl ChatServer {
         addr
     }
 
-    fn shop_exists(&self, shop: ShopId) -> bool {
+    pub(super) fn shop_exists(&self, shop: ShopId) -> bool {
         self.known_shops
             .as_ref()
             .is_none_or(|known| known.contains(&shop))
@@ -141,13 +145,14 @@ impl ChatServer {
             let _ = reply.send(Err(ChatError::Forbidden));
             return;
         };
-        let router = self.router(shop, ctx);
+        let server = ctx.address();
         let db = self.db.clone();
         answer_later(reply, async move {
             if !ask(db.send(SetAgentOnline { shop, uid, online })).await? {
                 return Err(ChatError::Forbidden);
             }
-            router.do_send(AgentFlag { uid, online });
+            // Applied here and, in cluster mode, on every node.
+            server.do_send(AgentFlagChanged { shop, uid, online });
             Ok(protocol::ok(&()))
         });
     }
@@ -169,61 +174,6 @@ impl ChatServer {
             chat_id: t.chat_id,
             to: UserId(t.to_uid),
             reply,
-        });
-    }
-}
-
-impl Handler<ShopChanged> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: ShopChanged, _: &mut Context<Self>) {
-        if let Some(known) = self.known_shops.as_mut() {
-            known.insert(msg.shop);
-        }
-        if let Some(router) = self.routers.get(&msg.shop) {
-            router.do_send(ReloadAgents);
-        }
-    }
-}
-
-impl Handler<AgentMoved> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentMoved, ctx: &mut Context<Self>) {
-        let conns = match self.online.get_mut(&msg.uid) {
-            Some(online) => {
-                online.agent_shop = msg.to;
-                online.conns.len()
-            }
-            None => 0,
-        };
-        if let Some(from) = msg.from.filter(|f| Some(*f) != msg.to) {
-            if let Some(router) = self.routers.get(&from) {
-                router.do_send(AgentPresence {
-                    uid: msg.uid,
-                    conns: 0,
-                });
-                router.do_send(ReloadAgents);
-            }
-        }
-        if let Some(to) = msg.to {
-            let router = self.router(to, ctx);
-            router.do_send(ReloadAgents);
-            router.do_send(AgentPresence {
-                uid: msg.uid,
-                conns,
-            });
-        }
-    }
-}
-
-impl Handler<AgentFlagChanged> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentFlagChanged, ctx: &mut Context<Self>) {
-        self.router(msg.shop, ctx).do_send(AgentFlag {
-            uid: msg.uid,
-            online: msg.online,
         });
     }
 }

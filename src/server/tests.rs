@@ -70,6 +70,7 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
         DbExecutor::start(pool, 1),
         &Config::default(),
         Arc::new(crate::metrics::Metrics::new()),
+        None,
     )
     .start();
     let (sender, sender_log) = connect(&server, 1).await;
@@ -124,6 +125,7 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
         db,
         &Config::default(),
         Arc::new(crate::metrics::Metrics::new()),
+        None,
     )
     .start();
     let (sender, _) = connect(&server, 1).await;

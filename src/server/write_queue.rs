@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::db::{NewMessage, WriteOp};
+use tokio::sync::oneshot;
+
+use crate::db::{NewMessage, RoutingView, WriteOp};
 use crate::ids::{ConnId, UserId};
 use crate::protocol::ChatPush;
 use crate::server::{NoticeTx, ReplyTx};
@@ -38,6 +40,8 @@ pub enum AfterCommit {
         notices: Vec<(UserId, Arc<str>)>,
         reply: Option<ReplyTx>,
     },
+    /// A routing read (cluster mode): hand the view to the router that asked.
+    Routing(oneshot::Sender<RoutingView>),
 }
 
 /// A write waiting to be applied.

@@ -2,6 +2,8 @@
 //! its own thread, a SQLite file in a temp dir), and real WebSocket/HTTP clients.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -489,6 +491,8 @@ pub struct ChildServer {
     pub dir: PathBuf,
     /// The secret its tokens are signed with (the dev config's).
     pub auth: Authenticator,
+    /// Every line it has logged so far.
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ChildServer {
@@ -518,6 +522,8 @@ impl ChildServer {
         let mut child = cmd.spawn().expect("server binary should start");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Drain the log for the child's whole life, so it never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -526,6 +532,7 @@ impl ChildServer {
                 if echo {
                     eprintln!("[server] {line}");
                 }
+                kept.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("listening on ").nth(1) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(
@@ -546,6 +553,29 @@ impl ChildServer {
             addr,
             dir: dir.to_path_buf(),
             auth: Authenticator::new(&shopchat::config::AuthConfig::default()),
+            log,
+        }
+    }
+
+    /// How many logged lines so far contain `needle`.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until some logged line contains `needle`.
+    pub async fn wait_logged(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.logged(needle) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server never logged {needle:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

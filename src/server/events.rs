@@ -1,0 +1,128 @@
+//! Changes made outside the message flow (the admin API, `service.setOnline`, notices
+//! to everyone) and how they reach every node: each is applied here as a
+//! `ClusterEvent`, then broadcast so the other nodes apply the same.
+
+use actix::prelude::*;
+
+use super::{AgentFlagChanged, AgentMoved, ChatServer, ShopChanged};
+use crate::cluster::ClusterEvent;
+use crate::db::{LoadShopIds, Profile};
+use crate::ids::ChatId;
+use crate::protocol;
+use crate::router::{AgentFlag, AgentPresence, ReloadAgents};
+
+impl ChatServer {
+    /// Applies a change made on this node, then tells the others.
+    pub(super) fn apply_and_broadcast(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
+        self.apply_event(event.clone(), ctx);
+        self.broadcast(&event);
+    }
+
+    /// Brings this node's state in line with a change made on this or another node.
+    pub(super) fn apply_event(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
+        match event {
+            ClusterEvent::ProfileChanged {
+                uid,
+                nickname,
+                avatar,
+            } => {
+                if let Some(online) = self.online.get_mut(&uid) {
+                    online.profile = Profile {
+                        uid,
+                        nickname,
+                        avatar,
+                    };
+                }
+            }
+            ClusterEvent::ShopChanged { shop } => {
+                if let Some(known) = self.known_shops.as_mut() {
+                    known.insert(shop);
+                }
+                if let Some(router) = self.routers.get(&shop) {
+                    router.do_send(ReloadAgents);
+                }
+            }
+            ClusterEvent::AgentMoved { uid, from, to } => {
+                let conns = match self.online.get_mut(&uid) {
+                    Some(online) => {
+                        online.agent_shop = to;
+                        online.conns.len()
+                    }
+                    None => 0,
+                };
+                if let Some(from) = from.filter(|f| Some(*f) != to) {
+                    if let Some(router) = self.routers.get(&from) {
+                        router.do_send(AgentPresence { uid, conns: 0 });
+                        router.do_send(ReloadAgents);
+                    }
+                }
+                if let Some(to) = to {
+                    let router = self.router(to, ctx);
+                    router.do_send(ReloadAgents);
+                    router.do_send(AgentPresence { uid, conns });
+                }
+            }
+            ClusterEvent::AgentFlagChanged { shop, uid, online } => {
+                self.router(shop, ctx).do_send(AgentFlag { uid, online });
+            }
+            ClusterEvent::NoticeAll { mut push } => {
+                let receivers: Vec<_> = self.online.keys().copied().collect();
+                for uid in receivers {
+                    push.chat_id = ChatId::system(uid).0;
+                    self.deliver(uid, &protocol::push_text(&push), None);
+                }
+            }
+        }
+    }
+
+    /// After a Redis outage: events may have been missed, so the shop list and every
+    /// running router's agents are read again (which also hands out waiting chats).
+    pub(super) fn reload_shared_state(&mut self, ctx: &mut Context<Self>) {
+        self.db
+            .send(LoadShopIds {})
+            .into_actor(self)
+            .map(|res, act, _| {
+                if let Ok(Ok(ids)) = res {
+                    act.known_shops = Some(ids.into_iter().collect());
+                }
+            })
+            .spawn(ctx);
+        for router in self.routers.values() {
+            router.do_send(ReloadAgents);
+        }
+    }
+}
+
+impl Handler<ShopChanged> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: ShopChanged, ctx: &mut Context<Self>) {
+        self.apply_and_broadcast(ClusterEvent::ShopChanged { shop: msg.shop }, ctx);
+    }
+}
+
+impl Handler<AgentMoved> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentMoved, ctx: &mut Context<Self>) {
+        let event = ClusterEvent::AgentMoved {
+            uid: msg.uid,
+            from: msg.from,
+            to: msg.to,
+        };
+        self.apply_and_broadcast(event, ctx);
+    }
+}
+
+impl Handler<AgentFlagChanged> for ChatServer {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentFlagChanged, ctx: &mut Context<Self>) {
+        let event = ClusterEvent::AgentFlagChanged {
+            shop: msg.shop,
+            uid: msg.uid,
+            online: msg.online,
+        };
+        self.apply_and_broadcast(event, ctx);
+    }
+}

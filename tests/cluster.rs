@@ -1,0 +1,401 @@
+//! Cluster mode (issue 7): several nodes sharing the database and Redis. 1:1 and group
+//! pushes across nodes, customer service routed to an agent on another node, admin
+//! changes reaching every node, a killed node's presence expiring, and a node cut off
+//! Redis that keeps serving its own users and recovers.
+//!
+//! Needs `SHOPCHAT_TEST_REDIS_URL`; runs on whichever database `SHOPCHAT_TEST_BACKEND`
+//! names (the nodes share it).
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{fresh_prefix, nodes, redis_socket, redis_url, Presence, Proxy};
+use common::{ChildServer, Client, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn text_of(push: &Value) -> String {
+    push["result"]["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn send_ok(c: &mut Client, to: i64, text: &str) -> i64 {
+    let r = c.send_direct(to, text).await;
+    assert_eq!(r["code"], 1, "send {text}: {r}");
+    r["result"]["msg_id"]
+        .as_i64()
+        .expect("an ack carries the msg_id")
+}
+
+async fn ask_shop(c: &mut Client, shop: i64, text: &str) -> Value {
+    let r = c
+        .request(
+            "chat",
+            "sendMsg",
+            json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "role_type": "user"}),
+        )
+        .await;
+    assert_eq!(r["code"], 1, "consumer send: {r}");
+    r
+}
+
+#[tokio::test]
+async fn direct_messages_cross_nodes_in_order_and_reach_every_device() {
+    let Some(redis) = redis_url("direct_messages_cross_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(2, &redis, &prefix);
+    let mut u1_a = n[0].connect(1).await;
+    let mut u1_b = n[1].connect(1).await;
+    let mut u2_b = n[1].connect(2).await;
+    presence.wait_nodes(1, 2).await;
+    presence.wait_nodes(2, 1).await;
+
+    for i in 0..100 {
+        send_ok(&mut u1_a, 2, &format!("m{i}")).await;
+    }
+    for i in 0..100 {
+        assert_eq!(
+            text_of(&u2_b.push().await),
+            format!("m{i}"),
+            "receiver on B"
+        );
+        assert_eq!(
+            text_of(&u1_b.push().await),
+            format!("m{i}"),
+            "sender's other device on B"
+        );
+    }
+    u1_a.expect_silence(QUIET).await;
+
+    send_ok(&mut u2_b, 1, "back").await;
+    assert_eq!(text_of(&u1_a.push().await), "back");
+    assert_eq!(text_of(&u1_b.push().await), "back");
+    u2_b.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn group_messages_fan_out_across_three_nodes_once_each() {
+    let Some(redis) = redis_url("group_fan_out_across_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(3, &redis, &prefix);
+    let (st, v) = n[2]
+        .admin(
+            Method::POST,
+            "/admin/groups",
+            Some(json!({"name": "buyers", "owner_uid": 10, "member_uids": [11, 12, 13, 14]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let group = v["result"]["group_id"].as_i64().unwrap();
+
+    let mut sender = n[0].connect(10).await;
+    let mut receivers = [
+        (11, n[0].connect(11).await),
+        (12, n[1].connect(12).await),
+        (13, n[2].connect(13).await),
+        (14, n[1].connect(14).await),
+        // The sender's own second device, on another node.
+        (10, n[2].connect(10).await),
+    ];
+    for uid in [11, 12, 13, 14] {
+        presence.wait_nodes(uid, 1).await;
+    }
+    presence.wait_nodes(10, 2).await;
+
+    for i in 0..20 {
+        let r = sender
+            .request(
+                "chat",
+                "sendMsg",
+                json!({"chat_type": 2, "msg_type": 1, "msg": format!("g{i}"), "to_uid": group}),
+            )
+            .await;
+        assert_eq!(r["code"], 1, "{r}");
+    }
+    for (uid, c) in receivers.iter_mut() {
+        for i in 0..20 {
+            let p = c.push().await;
+            assert_eq!(text_of(&p), format!("g{i}"), "member {uid}");
+            assert_eq!(p["result"]["group_id"], group);
+        }
+        c.expect_silence(QUIET).await;
+    }
+    sender.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn consumer_is_routed_to_the_only_agent_on_another_node_until_it_leaves() {
+    let Some(redis) = redis_url("service_across_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(3, &redis, &prefix);
+    n[0].shop_with_agents(7, "Tea House", &[(700, "Amy"), (701, "Bob")])
+        .await;
+
+    // Amy is routable on B only; Bob is connected on C but not online.
+    let amy = n[1].online_agent(700).await;
+    let mut bob = n[2].connect(701).await;
+    presence.wait_routable(7, 1).await;
+    assert!(presence.routable(7).await[0].starts_with("700@"));
+
+    let mut amy = amy;
+    let mut consumer = n[0].connect(50).await;
+    ask_shop(&mut consumer, 7, "is the oolong in stock?").await;
+    let p = amy.push().await;
+    assert_eq!(text_of(&p), "is the oolong in stock?");
+    assert_eq!(p["result"]["shop_id"], 7);
+    bob.expect_silence(QUIET).await;
+
+    // Every node sees her connected.
+    for node in &n {
+        let (st, v) = node.admin(Method::GET, "/admin/shops/7/agents", None).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["result"]["agents"][0]["connected"], true, "{v}");
+        assert_eq!(v["result"]["agents"][0]["open_conversations"], 1, "{v}");
+    }
+
+    // Her answer, from B, reaches the consumer on A.
+    let r = amy
+        .request(
+            "chat",
+            "sendMsg",
+            json!({"chat_type": 4, "msg_type": 1, "msg": "yes", "to_uid": 50, "role_type": "service"}),
+        )
+        .await;
+    assert_eq!(r["code"], 1, "{r}");
+    assert_eq!(text_of(&consumer.push().await), "yes");
+
+    // She leaves B: no node routes to her any more, so messages wait.
+    drop(amy);
+    presence.wait_routable(7, 0).await;
+    for node in &n {
+        let (_, v) = node.admin(Method::GET, "/admin/shops/7/agents", None).await;
+        assert_eq!(v["result"]["agents"][0]["connected"], false, "{v}");
+    }
+    ask_shop(&mut consumer, 7, "hello? (from A)").await;
+    let mut other = n[2].connect(51).await;
+    ask_shop(&mut other, 7, "anyone? (from C)").await;
+    bob.expect_silence(QUIET).await;
+
+    // Back on C, she is handed both waiting conversations with what they waited with.
+    let mut amy = n[2].online_agent(700).await;
+    let backlog: Vec<String> = vec![text_of(&amy.push().await), text_of(&amy.push().await)];
+    assert!(
+        backlog.contains(&"hello? (from A)".to_string()),
+        "{backlog:?}"
+    );
+    assert!(
+        backlog.contains(&"anyone? (from C)".to_string()),
+        "{backlog:?}"
+    );
+    amy.expect_silence(QUIET).await;
+}
+
+#[tokio::test]
+async fn admin_changes_and_broadcasts_reach_every_node() {
+    let Some(redis) = redis_url("admin_changes_across_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(3, &redis, &prefix);
+    // Every node has loaded its shop list before the shop exists.
+    let mut consumer = n[1].connect(60).await;
+    let r = consumer
+        .request(
+            "chat",
+            "sendMsg",
+            json!({"chat_type": 4, "msg_type": 1, "msg": "x", "to_uid": 8, "role_type": "user"}),
+        )
+        .await;
+    assert_ne!(r["code"], 1, "shop 8 does not exist yet: {r}");
+
+    // Created on A, attached on A, flagged online on C; the agent connects to A.
+    n[0].shop_with_agents(8, "Books", &[(800, "Cy")]).await;
+    let mut agent = n[0].connect(800).await;
+    let (st, v) = n[2]
+        .admin(
+            Method::POST,
+            "/admin/shops/8/agents/800/online",
+            Some(json!({"online": true})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    presence.wait_routable(8, 1).await;
+    ask_shop(&mut consumer, 8, "a question").await;
+    assert_eq!(text_of(&agent.push().await), "a question");
+
+    // A profile changed through C shows in pushes sent from B.
+    let (st, _) = n[2]
+        .admin(
+            Method::PUT,
+            "/admin/users/60",
+            Some(json!({"nickname": "Dora", "avatar": "d.png"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // The event and the next push travel different ways: poll until the name shows.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        send_ok(&mut consumer, 800, "hi").await;
+        let p = agent.push().await;
+        if p["result"]["nickname"] == "Dora" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new name never showed: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A notice to everyone, posted on C, reaches users on A and B under their own chat_id.
+    presence.wait_nodes(60, 1).await;
+    let (st, v) = n[2]
+        .admin(
+            Method::POST,
+            "/admin/notify",
+            Some(json!({"all": true, "msg_type": 1, "msg": "sale starts"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for (uid, c) in [(800, &mut agent), (60, &mut consumer)] {
+        let p = c.push().await;
+        assert_eq!(text_of(&p), "sale starts");
+        assert_eq!(p["result"]["chat_id"], format!("system_{uid}"));
+    }
+}
+
+/// The real binary as a cluster node, on the database of `db_node`.
+fn child_node(
+    dir: &std::path::Path,
+    db_node: &TestServer,
+    redis: &str,
+    prefix: &str,
+) -> ChildServer {
+    ChildServer::spawn(
+        dir,
+        &[
+            ("SHOPCHAT__DATABASE__URL", &db_node.config.database.url),
+            ("SHOPCHAT__REDIS__URL", redis),
+            ("SHOPCHAT__REDIS__KEY_PREFIX", prefix),
+            ("SHOPCHAT__REDIS__PRESENCE_TTL_SECS", "3"),
+            ("SHOPCHAT__LIMITS__MSGS_PER_SEC", "0"),
+            ("RUST_LOG", "info"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_killed_nodes_presence_expires_and_its_users_catch_up_elsewhere() {
+    let Some(redis) = redis_url("killed_node_presence") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let b = nodes(1, &redis, &prefix).remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = child_node(dir.path(), &b, &redis, &prefix);
+    let mut u1 = k.connect(1).await;
+    let mut u2 = b.connect(2).await;
+    presence.wait_nodes(1, 1).await;
+    send_ok(&mut u2, 1, "before").await;
+    assert_eq!(text_of(&u1.push().await), "before");
+
+    k.signal("-KILL");
+    k.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        presence.nodes_of(1).await.len(),
+        1,
+        "nothing withdrew it: it was killed"
+    );
+    // The TTL is 3 s; presence must be gone once it has passed.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(
+        presence.nodes_of(1).await.is_empty(),
+        "a dead node's users still look online"
+    );
+
+    let after = send_ok(&mut u2, 1, "after").await;
+    drop(u1);
+    let mut u1 = b.connect(1).await;
+    let page = u1.sync(0, 50).await;
+    let rows = page["result"]["rows"].as_array().unwrap();
+    let texts: Vec<&str> = rows.iter().map(|r| r["msg"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["before", "after"]);
+    assert_eq!(rows[1]["msg_id"], after);
+}
+
+#[tokio::test]
+async fn a_node_cut_off_redis_serves_its_own_users_and_recovers() {
+    let Some(redis) = redis_url("redis_outage") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let b = nodes(1, &redis, &prefix).remove(0);
+    let proxy = Proxy::start(redis_socket(&redis));
+    let dir = tempfile::tempdir().unwrap();
+    let a = child_node(dir.path(), &b, &format!("redis://{}", proxy.addr), &prefix);
+    let mut u1 = a.connect(1).await;
+    let mut u2 = a.connect(2).await;
+    let mut u3 = b.connect(3).await;
+    presence.wait_nodes(1, 1).await;
+    presence.wait_nodes(3, 1).await;
+    send_ok(&mut u1, 3, "before").await;
+    assert_eq!(text_of(&u3.push().await), "before");
+
+    proxy.cut();
+    a.wait_logged("redis unavailable").await;
+    let mut outage = Vec::new();
+    for i in 0..5 {
+        send_ok(&mut u1, 2, &format!("local {i}")).await;
+        assert_eq!(
+            text_of(&u2.push().await),
+            format!("local {i}"),
+            "local delivery"
+        );
+        outage.push(send_ok(&mut u1, 3, &format!("remote {i}")).await);
+    }
+    assert_eq!(a.logged("redis unavailable"), 1, "one line per outage");
+
+    proxy.restore();
+    a.wait_logged("redis reachable again").await;
+    presence.wait_nodes(1, 1).await;
+    send_ok(&mut u3, 1, "after, B to A").await;
+    assert_eq!(text_of(&u1.push().await), "after, B to A");
+    send_ok(&mut u1, 3, "after, A to B").await;
+    // Pushes sent during the outage may or may not have reached B; sync has them all.
+    let pushed: Vec<String> = u3.drain_pushes(QUIET).await.iter().map(text_of).collect();
+    assert_eq!(
+        pushed.last().map(String::as_str),
+        Some("after, A to B"),
+        "{pushed:?}"
+    );
+    let page = u3.sync(0, 50).await;
+    let ids: Vec<i64> = page["result"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["msg_id"].as_i64().unwrap())
+        .collect();
+    for id in outage {
+        assert!(
+            ids.contains(&id),
+            "acked message {id} is missing from sync: {ids:?}"
+        );
+    }
+}
