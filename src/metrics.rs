@@ -114,3 +114,13 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+/// Resident memory of process `pid` in KiB, from /proc (Linux); `None` if unreadable.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}

@@ -589,14 +589,7 @@ impl ChildServer {
 
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("process is alive");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .expect("VmRSS is reported")
+        shopchat::metrics::rss_kib(self.child.id()).expect("the process is alive and reports VmRSS")
     }
 
     pub fn signal(&self, sig: &str) {
