@@ -23,6 +23,7 @@ use shopchat::config::AuthConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -101,7 +102,12 @@ async fn serve(stream: TcpStream, auth: Arc<Authenticator>, relay: Rc<Relay>) {
                 .expect("a static response is valid")),
         }
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, check).await else {
+    // Small buffers, as a lean server would configure them (the defaults are 128 KiB each).
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)).await
+    else {
         return;
     };
     let Some(uid) = uid else { return };

@@ -1,7 +1,7 @@
 //! Conversation rows (PROTOCOL.md §6): one per owner and conversation, written in the
 //! same transaction as the message that changes them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -15,39 +15,70 @@ use crate::protocol::chat_type;
 /// The most rows a recent-chat list returns.
 pub const MAX_RECENT: i64 = 200;
 
-/// Updates every conversation row `m` changes (called inside the storing transaction).
-pub fn record(conn: &mut DbConn, m: &NewMessage) -> QueryResult<()> {
-    match m.chat_type {
-        chat_type::DIRECT => {
-            touch(conn, m.from_uid, 0, m.to_uid, m, false)?;
-            touch(conn, m.to_uid, 0, m.from_uid, m, true)?;
-        }
-        chat_type::SERVICE => {
-            // The consumer's row names the shop; the shop's one shared row names the consumer.
-            touch(
-                conn,
-                m.consumer_uid,
-                m.shop_id,
-                m.shop_id,
-                m,
-                m.from_service,
-            )?;
-            touch(conn, 0, m.shop_id, m.consumer_uid, m, !m.from_service)?;
-        }
-        _ => {}
-    }
-    Ok(())
+/// The conversation rows a batch of messages changes. Each row is written once, when the
+/// batch is stored (still inside its transaction), with the batch's last message in it
+/// and the unread messages it gained: a busy conversation costs one UPDATE per batch,
+/// not one per message. Rows are written in key order, so two nodes writing the same
+/// rows take their locks in the same order.
+#[derive(Default)]
+pub struct Touches<'a> {
+    rows: BTreeMap<(i64, i64, &'a str), Touch<'a>>,
 }
 
-/// Brings one owner's row up to date with `m`, creating it on the first message; a
-/// hidden row comes back.
+struct Touch<'a> {
+    peer: i64,
+    last: &'a NewMessage,
+    unread: i32,
+}
+
+impl<'a> Touches<'a> {
+    /// Notes every conversation row `m` changes.
+    pub fn add(&mut self, m: &'a NewMessage) {
+        match m.chat_type {
+            chat_type::DIRECT => {
+                self.note(m.from_uid, 0, m.to_uid, m, false);
+                self.note(m.to_uid, 0, m.from_uid, m, true);
+            }
+            chat_type::SERVICE => {
+                // The consumer's row names the shop; the shop's one shared row names the consumer.
+                self.note(m.consumer_uid, m.shop_id, m.shop_id, m, m.from_service);
+                self.note(0, m.shop_id, m.consumer_uid, m, !m.from_service);
+            }
+            _ => {}
+        }
+    }
+
+    fn note(&mut self, owner: i64, shop: i64, peer: i64, m: &'a NewMessage, unread: bool) {
+        let t = self
+            .rows
+            .entry((owner, shop, m.chat_id.as_str()))
+            .or_insert(Touch {
+                peer,
+                last: m,
+                unread: 0,
+            });
+        t.last = m;
+        t.unread += i32::from(unread);
+    }
+
+    /// Writes the noted rows.
+    pub fn apply(self, conn: &mut DbConn) -> QueryResult<()> {
+        for ((owner, shop, _), t) in self.rows {
+            touch(conn, owner, shop, t.peer, t.last, t.unread)?;
+        }
+        Ok(())
+    }
+}
+
+/// Brings one owner's row up to date with `m` (which brings `unread` more unread
+/// messages), creating it on the first message; a hidden row comes back.
 fn touch(
     conn: &mut DbConn,
     owner: i64,
     shop: i64,
     peer: i64,
     m: &NewMessage,
-    unread: bool,
+    unread: i32,
 ) -> QueryResult<()> {
     if update_last(conn, owner, shop, m, unread)? > 0 {
         return Ok(());
@@ -62,7 +93,7 @@ fn touch(
         conversations::last_uid.eq(m.from_uid),
         conversations::last_time.eq(m.createtime),
         conversations::msg_type.eq(m.msg_type),
-        conversations::unread_count.eq(i32::from(unread)),
+        conversations::unread_count.eq(unread),
         conversations::hidden.eq(false),
     );
     // A savepoint, so that losing an insert race to another node does not abort the
@@ -86,22 +117,21 @@ fn update_last(
     owner: i64,
     shop: i64,
     m: &NewMessage,
-    unread: bool,
+    unread: i32,
 ) -> QueryResult<usize> {
     let target = conversations::table
         .filter(conversations::owner_uid.eq(owner))
         .filter(conversations::shop_id.eq(shop))
         .filter(conversations::chat_id.eq(&m.chat_id));
-    diesel::update(target)
-        .set((
-            conversations::last_msg.eq(&m.msg),
-            conversations::last_uid.eq(m.from_uid),
-            conversations::last_time.eq(m.createtime),
-            conversations::msg_type.eq(m.msg_type),
-            conversations::hidden.eq(false),
-            conversations::unread_count.eq(conversations::unread_count + i32::from(unread)),
-        ))
-        .execute(conn)
+    let set = (
+        conversations::last_msg.eq(&m.msg),
+        conversations::last_uid.eq(m.from_uid),
+        conversations::last_time.eq(m.createtime),
+        conversations::msg_type.eq(m.msg_type),
+        conversations::hidden.eq(false),
+        conversations::unread_count.eq(conversations::unread_count + unread),
+    );
+    super::conn::per_backend!(conn, |c| diesel::update(target).set(set).execute(c))
 }
 
 /// Whose conversation list: a user's own, or a shop's shared side.
@@ -279,6 +309,38 @@ mod tests {
             (theirs[0].row.unread_count, theirs[0].peer_name.as_str()),
             (2, "user1")
         );
+    }
+
+    #[test]
+    fn a_batch_writes_each_row_once_with_its_last_message_and_every_unread() {
+        let (_d, mut c) = db();
+        store_messages(&mut c, &[at(direct(1, 2, "a"), 10)]).unwrap();
+        // Both ways in one batch, on rows that already exist.
+        store_messages(
+            &mut c,
+            &[
+                at(direct(1, 2, "b"), 11),
+                at(direct(2, 1, "c"), 12),
+                at(direct(1, 2, "d"), 13),
+            ],
+        )
+        .unwrap();
+        let mut row = |uid| {
+            recent(&mut c, Side::User(UserId(uid))).unwrap()[0]
+                .row
+                .clone()
+        };
+        let (two, one) = (row(2), row(1));
+        assert_eq!(
+            (
+                two.last_msg.as_str(),
+                two.last_uid,
+                two.last_time,
+                two.unread_count
+            ),
+            ("d", 1, 13, 3)
+        );
+        assert_eq!((one.last_msg.as_str(), one.unread_count), ("d", 1));
     }
 
     #[test]

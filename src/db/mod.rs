@@ -215,6 +215,13 @@ db_command! {
 }
 
 db_command! {
+    /// From ChatServer every second: copy what the SQLite write-ahead log holds into the
+    /// database file, on a pool thread, so that the writer never stops to do it (a no-op
+    /// on MySQL and PostgreSQL).
+    Checkpoint {} -> () => |c, _m| conn::checkpoint(c)
+}
+
+db_command! {
     /// For `group.create` and the admin API: a new group owned by `owner`, who is a
     /// member along with `members`.
     CreateGroup { name: String, owner: UserId, members: Vec<UserId> } -> GroupId

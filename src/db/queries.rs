@@ -7,6 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Bool;
 
 use super::conn::{insert_returning_id, DbConn, MultiBackend};
+use super::conversations::Touches;
 use std::collections::HashMap;
 
 use super::models::{
@@ -141,7 +142,8 @@ pub enum WriteDone {
 /// A refused write does not undo the others.
 pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<WriteDone>> {
     conn.transaction(|conn| {
-        batch
+        let mut touches = Touches::default();
+        let done = batch
             .iter()
             .map(|op| {
                 if let WriteOp::Store(m) = op {
@@ -153,13 +155,19 @@ pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<Wri
                         });
                     }
                 }
-                apply_one(conn, op)
+                apply_one(conn, op, &mut touches)
             })
-            .collect()
+            .collect::<QueryResult<Vec<_>>>()?;
+        touches.apply(conn)?;
+        Ok(done)
     })
 }
 
-fn apply_one(conn: &mut DbConn, op: &WriteOp) -> QueryResult<WriteDone> {
+fn apply_one<'a>(
+    conn: &mut DbConn,
+    op: &'a WriteOp,
+    touches: &mut Touches<'a>,
+) -> QueryResult<WriteDone> {
     match op {
         WriteOp::Store(m) if m.chat_type == crate::protocol::chat_type::GROUP => {
             Ok(match super::groups::store_group_message(conn, m)? {
@@ -171,7 +179,7 @@ fn apply_one(conn: &mut DbConn, op: &WriteOp) -> QueryResult<WriteDone> {
             })
         }
         WriteOp::Store(m) => Ok(WriteDone::Stored {
-            id: store_one(conn, m)?,
+            id: store_one(conn, m, touches)?,
             members: None,
         }),
         WriteOp::Assign {
@@ -201,12 +209,26 @@ fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, S
 
 /// Stores messages in one transaction; ids come back in batch order.
 pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
-    conn.transaction(|conn| batch.iter().map(|m| store_one(conn, m)).collect())
+    conn.transaction(|conn| {
+        let mut touches = Touches::default();
+        let ids = batch
+            .iter()
+            .map(|m| store_one(conn, m, &mut touches))
+            .collect::<QueryResult<Vec<_>>>()?;
+        touches.apply(conn)?;
+        Ok(ids)
+    })
 }
 
-fn store_one(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
+/// Stores `m`; the conversation rows it changes are noted in `touches`, written once
+/// per batch.
+fn store_one<'a>(
+    conn: &mut DbConn,
+    m: &'a NewMessage,
+    touches: &mut Touches<'a>,
+) -> QueryResult<MsgId> {
     let id = insert_message(conn, m)?;
-    super::conversations::record(conn, m)?;
+    touches.add(m);
     super::service::record(conn, id.0, m)?;
     Ok(id)
 }

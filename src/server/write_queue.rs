@@ -14,7 +14,7 @@ use crate::protocol::ChatPush;
 use crate::server::{NoticeTx, ReplyTx};
 
 /// Largest batch applied in one transaction.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 4096;
 
 /// What happens once a write is committed.
 pub enum AfterCommit {
