@@ -239,6 +239,7 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
         let unread: i64 = messages::table
             .filter(messages::chat_type.eq(chat_type::GROUP))
             .filter(messages::group_id.eq(g.id))
+            .filter(messages::group_id.gt(0)) // lets SQLite use its partial index
             .filter(messages::id.gt(member.read_upto.max(member.joined_from)))
             .filter(messages::from_uid.ne(uid.0))
             .count()

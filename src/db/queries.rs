@@ -247,13 +247,16 @@ fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> Que
     let direct = messages::chat_type
         .eq(DIRECT)
         .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0)));
+    // The `> 0` terms change nothing but let SQLite use its partial indexes (migration 5).
     let as_consumer = messages::chat_type
         .eq(SERVICE)
-        .and(messages::consumer_uid.eq(uid.0));
+        .and(messages::consumer_uid.eq(uid.0))
+        .and(messages::consumer_uid.gt(0));
     // Shop ids are positive, so -1 matches nothing for a user who is no agent.
     let as_agent = messages::chat_type
         .eq(SERVICE)
-        .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)));
+        .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)))
+        .and(messages::shop_id.gt(0));
     let notices = messages::chat_type
         .eq(SYSTEM)
         .and(messages::to_uid.eq_any([uid.0, 0]));
@@ -262,6 +265,7 @@ fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> Que
         let in_group = messages::chat_type
             .eq(GROUP)
             .and(messages::group_id.eq(group))
+            .and(messages::group_id.gt(0))
             .and(messages::id.gt(from));
         cond = Box::new(cond.or(in_group));
     }
@@ -394,12 +398,14 @@ fn scope_cond(scope: &RecordScope) -> Cond {
             messages::chat_type
                 .eq(SERVICE)
                 .and(messages::shop_id.eq(shop.0))
+                .and(messages::shop_id.gt(0))
                 .and(messages::consumer_uid.eq(consumer.0)),
         ),
         RecordScope::Group { group, from } => Box::new(
             messages::chat_type
                 .eq(GROUP)
                 .and(messages::group_id.eq(group.0))
+                .and(messages::group_id.gt(0))
                 .and(messages::id.gt(*from)),
         ),
         RecordScope::Notices(uid) => Box::new(

@@ -325,6 +325,7 @@ pub fn assign(
         .left_join(super::schema::users::table)
         .filter(messages::chat_type.eq(chat_type::SERVICE))
         .filter(messages::shop_id.eq(shop.0))
+        .filter(messages::shop_id.gt(0)) // lets SQLite use its partial index
         .filter(messages::consumer_uid.eq(consumer.0))
         .filter(messages::id.ge(row.waiting_from))
         .order(messages::id.asc())
