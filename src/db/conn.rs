@@ -84,8 +84,7 @@ impl Target {
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 20000; \
-                     PRAGMA cache_size = -32768;",
+                     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 20000;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConn::Sqlite(c))

@@ -244,9 +244,16 @@ type Cond = Box<dyn BoxableExpression<messages::table, MultiBackend, SqlType = B
 /// agent), its notices, and its groups from when it joined.
 fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> QueryResult<Cond> {
     use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE, SYSTEM};
+    // Its 1:1 chats are those it has a conversation row of (written with their first
+    // message), which lets the database read them by (chat_id, id).
+    let my_direct_chats = super::schema::conversations::table
+        .filter(super::schema::conversations::owner_uid.eq(uid.0))
+        .filter(super::schema::conversations::shop_id.eq(0))
+        .filter(super::schema::conversations::chat_type.eq(DIRECT))
+        .select(super::schema::conversations::chat_id);
     let direct = messages::chat_type
         .eq(DIRECT)
-        .and(messages::to_uid.eq(uid.0).or(messages::from_uid.eq(uid.0)));
+        .and(messages::chat_id.eq_any(my_direct_chats));
     // The `> 0` terms change nothing but let SQLite use its partial indexes (migration 5).
     let as_consumer = messages::chat_type
         .eq(SERVICE)
