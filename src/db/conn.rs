@@ -79,7 +79,7 @@ impl Target {
                 // Statement journals (one per statement that may need undoing inside a
                 // batch's transaction) stay in memory: on disk they cost a page write per
                 // page touched, most of the time spent storing a message. The log is
-                // copied into the database by `checkpoint` every second on another
+                // copied into the database by `checkpoint` every 200 ms on another
                 // thread; the writer checkpoints itself only past 20,000 pages (80 MB).
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \

@@ -215,7 +215,7 @@ db_command! {
 }
 
 db_command! {
-    /// From ChatServer every second: copy what the SQLite write-ahead log holds into the
+    /// From ChatServer every 200 ms: copy what the SQLite write-ahead log holds into the
     /// database file, on a pool thread, so that the writer never stops to do it (a no-op
     /// on MySQL and PostgreSQL).
     Checkpoint {} -> () => |c, _m| conn::checkpoint(c)

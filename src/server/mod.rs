@@ -482,7 +482,7 @@ impl Actor for ChatServer {
         if let Some(cluster) = &self.cluster {
             cluster.listen(ctx.address().recipient());
         }
-        ctx.run_interval(std::time::Duration::from_secs(1), |act, _| {
+        ctx.run_interval(std::time::Duration::from_millis(200), |act, _| {
             act.db.do_send(crate::db::Checkpoint {});
         });
     }
