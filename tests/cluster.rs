@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{fresh_prefix, nodes, redis_socket, redis_url, Presence, Proxy};
-use common::{ChildServer, Client, TestServer};
+use common::{answer, ask_shop, ChildServer, Client, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -30,18 +30,6 @@ async fn send_ok(c: &mut Client, to: i64, text: &str) -> i64 {
     r["result"]["msg_id"]
         .as_i64()
         .expect("an ack carries the msg_id")
-}
-
-async fn ask_shop(c: &mut Client, shop: i64, text: &str) -> Value {
-    let r = c
-        .request(
-            "chat",
-            "sendMsg",
-            json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "role_type": "user"}),
-        )
-        .await;
-    assert_eq!(r["code"], 1, "consumer send: {r}");
-    r
 }
 
 #[tokio::test]
@@ -168,13 +156,7 @@ async fn consumer_is_routed_to_the_only_agent_on_another_node_until_it_leaves() 
     }
 
     // Her answer, from B, reaches the consumer on A.
-    let r = amy
-        .request(
-            "chat",
-            "sendMsg",
-            json!({"chat_type": 4, "msg_type": 1, "msg": "yes", "to_uid": 50, "role_type": "service"}),
-        )
-        .await;
+    let r = answer(&mut amy, 50, "yes").await;
     assert_eq!(r["code"], 1, "{r}");
     assert_eq!(text_of(&consumer.push().await), "yes");
 

@@ -6,25 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestServer};
+use common::{answer, ask_shop, Client, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const QUIET: Duration = Duration::from_millis(200);
 const ARRIVE: Duration = Duration::from_secs(5);
-
-async fn ask_shop(c: &mut Client, shop: i64, text: &str) -> Value {
-    let r = c
-        .request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "shop_id": shop, "role_type": "user", "chat_id": null}))
-        .await;
-    assert_eq!(r["code"], 1, "consumer send: {r}");
-    r
-}
-
-async fn answer(c: &mut Client, consumer: i64, text: &str) -> Value {
-    c.request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": consumer, "role_type": "service"}))
-        .await
-}
 
 /// Which of `agents` got a push: waits for the first one (polling all in turn), then
 /// gives the others a quiet window to prove they got nothing.

@@ -141,22 +141,32 @@ pub enum WriteDone {
 /// Applies a batch in one transaction (group commit); results come back in batch order.
 /// A refused write does not undo the others.
 pub fn apply_writes(conn: &mut DbConn, batch: &[WriteOp]) -> QueryResult<Vec<WriteDone>> {
+    in_one_transaction(conn, batch, |conn, op, touches| {
+        if let WriteOp::Store(m) = op {
+            if let Some((id, chat_id, createtime)) = earlier_send(conn, m)? {
+                return Ok(WriteDone::Duplicate {
+                    id: MsgId(id),
+                    chat_id,
+                    createtime,
+                });
+            }
+        }
+        apply_one(conn, op, touches)
+    })
+}
+
+/// Runs `each` on every item of `batch` in one transaction, then writes the
+/// conversation rows they noted, once per row.
+fn in_one_transaction<'a, T, R>(
+    conn: &mut DbConn,
+    batch: &'a [T],
+    mut each: impl FnMut(&mut DbConn, &'a T, &mut Touches<'a>) -> QueryResult<R>,
+) -> QueryResult<Vec<R>> {
     conn.transaction(|conn| {
         let mut touches = Touches::default();
         let done = batch
             .iter()
-            .map(|op| {
-                if let WriteOp::Store(m) = op {
-                    if let Some((id, chat_id, createtime)) = earlier_send(conn, m)? {
-                        return Ok(WriteDone::Duplicate {
-                            id: MsgId(id),
-                            chat_id,
-                            createtime,
-                        });
-                    }
-                }
-                apply_one(conn, op, &mut touches)
-            })
+            .map(|item| each(conn, item, &mut touches))
             .collect::<QueryResult<Vec<_>>>()?;
         touches.apply(conn)?;
         Ok(done)
@@ -207,17 +217,11 @@ fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, S
         .optional()
 }
 
-/// Stores messages in one transaction; ids come back in batch order.
+/// Stores messages in one transaction, without the retry check of `apply_writes`; ids
+/// come back in batch order. For tests that need rows in place.
+#[cfg(test)]
 pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
-    conn.transaction(|conn| {
-        let mut touches = Touches::default();
-        let ids = batch
-            .iter()
-            .map(|m| store_one(conn, m, &mut touches))
-            .collect::<QueryResult<Vec<_>>>()?;
-        touches.apply(conn)?;
-        Ok(ids)
-    })
+    in_one_transaction(conn, batch, store_one)
 }
 
 /// Stores `m`; the conversation rows it changes are noted in `touches`, written once

@@ -149,7 +149,10 @@ impl ShopRouter {
             after: AfterCommit::Routing(tx),
         }]));
         let shop = self.shop;
-        let agents: Vec<UserId> = self.agents.keys().copied().collect();
+        let agents: Vec<UserId> = match want.connected {
+            true => self.agents.keys().copied().collect(),
+            false => Vec::new(),
+        };
         async move {
             let connected = async {
                 match want.connected {

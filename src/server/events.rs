@@ -14,8 +14,8 @@ use crate::router::{AgentFlag, AgentPresence, ReloadAgents};
 impl ChatServer {
     /// Applies a change made on this node, then tells the others.
     pub(super) fn apply_and_broadcast(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
-        self.apply_event(event.clone(), ctx);
         self.broadcast(&event);
+        self.apply_event(event, ctx);
     }
 
     /// Brings this node's state in line with a change made on this or another node.

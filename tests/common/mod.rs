@@ -623,3 +623,18 @@ impl Drop for ChildServer {
         let _ = self.child.wait();
     }
 }
+
+/// A consumer's customer-service message to `shop`, asserted to be stored; its ack.
+pub async fn ask_shop(c: &mut Client, shop: i64, text: &str) -> Value {
+    let r = c
+        .request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "shop_id": shop, "role_type": "user", "chat_id": null}))
+        .await;
+    assert_eq!(r["code"], 1, "consumer send: {r}");
+    r
+}
+
+/// An agent's answer to `consumer`, as its shop; the reply, whatever it is.
+pub async fn answer(c: &mut Client, consumer: i64, text: &str) -> Value {
+    c.request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": consumer, "role_type": "service"}))
+        .await
+}
