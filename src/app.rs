@@ -68,6 +68,9 @@ pub async fn run(
             .configure(http::routes)
     })
     .disable_signals()
+    // Chat frames are small and latency-bound: send them at once, not after the peer's
+    // delayed ACK (Nagle would hold a push until the client's next frame or 40 ms).
+    .tcp_nodelay(true)
     .shutdown_timeout(config.server.shutdown_timeout_secs);
     if config.server.workers > 0 {
         http = http.workers(config.server.workers);

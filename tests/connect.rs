@@ -128,3 +128,41 @@ async fn plain_get_on_root_is_not_an_upgrade() {
     let resp = reqwest::get(srv.http("/no/such/path")).await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// The server's end of a WebSocket has Nagle off: a push right after an ack must not wait
+/// for the client's delayed ACK (up to 40 ms on Linux) or its next frame.
+#[tokio::test]
+async fn accepted_sockets_send_without_nagle_delay() {
+    use std::os::fd::BorrowedFd;
+    use tokio_tungstenite::MaybeTlsStream;
+
+    let srv = TestServer::start();
+    let (ws, _) = tokio_tungstenite::connect_async(srv.ws_url(5))
+        .await
+        .expect("upgrade should succeed");
+    let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
+        panic!("plain TCP expected")
+    };
+    let client_end = tcp.local_addr().unwrap();
+    // The test server runs in this process: find its end of this connection among our fds.
+    let mut server_end = None;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let Ok(fd) = entry.unwrap().file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: the fd is only borrowed for getsockopt/getpeername; one that closed in
+        // between (other tests run in parallel) only makes those calls fail.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&fd);
+        let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
+        if peer == Some(client_end) {
+            server_end = Some(sock.tcp_nodelay().unwrap());
+        }
+    }
+    assert_eq!(
+        server_end,
+        Some(true),
+        "the server's socket for {client_end} should have TCP_NODELAY set"
+    );
+    drop(ws);
+}

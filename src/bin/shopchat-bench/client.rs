@@ -23,7 +23,10 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const STAMP: &str = "bench:";
 
 pub async fn connect(base: &str, token: &str) -> anyhow::Result<Ws> {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("{base}/?token={token}")).await?;
+    // Nagle off, as on the servers: a load generator must not add its own delays.
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("{base}/?token={token}"), None, true)
+            .await?;
     Ok(ws)
 }
 
