@@ -15,7 +15,9 @@
 //! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
 //! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
 //! - [`http`]: routes: WebSocket upgrade, admin API.
-//! - [`app`]: [`run`], which wires the actors and serves until told to stop.
+//! - [`embed`]: [`embed::Builder`] and the [`embed::Shopchat`] handle, to run inside a
+//!   host actix-web app: routes under a prefix, the admin operations as async methods.
+//! - [`app`]: [`run`], the standalone server: the embedding handle on its own HttpServer.
 
 pub mod app;
 pub mod auth;
@@ -23,6 +25,7 @@ pub mod chats;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod embed;
 pub mod error;
 pub mod http;
 pub mod ids;

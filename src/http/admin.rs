@@ -1,6 +1,7 @@
 //! The admin API (PROTOCOL.md §9) for the platform's back end, behind `admin.token`.
 //! JSON in, `{"code":1,"msg":null,"result":..}` out; refusals are HTTP 401/400/404 with
-//! code 0, and a database failure is 503.
+//! code 0, and a database failure is 503. Each handler parses its request and calls the
+//! same operation of [`Shopchat`] that an embedding host calls directly.
 
 use std::future::{ready, Ready};
 
@@ -11,20 +12,9 @@ use serde_json::{json, Value};
 
 use super::api::state;
 use super::AppState;
-use crate::chats::ask;
-use crate::db::{
-    AttachAgent, CreateGroup, DetachAgent, JoinGroup, LeaveGroup, SetAgentOnline, UpsertShop,
-    UpsertUser,
-};
-use crate::error::ChatError;
-use crate::ids::{GroupId, ShopId, UserId};
-use crate::protocol::{absolute_url, lenient};
-use crate::server::{
-    AgentFlagChanged, AgentMoved, Notify, ProfileChanged, ShopAgents, ShopChanged,
-};
-
-const MAX_NAME_CHARS: usize = 64;
-const MAX_URL_BYTES: usize = 1024;
+pub use crate::embed::AdminError;
+use crate::embed::{Audience, ShopUpdate, Shopchat, UserUpdate};
+use crate::protocol::lenient;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/users/{uid}", web::put().to(put_user))
@@ -49,25 +39,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(remove_member),
         )
         .route("/admin/notify", web::post().to(notify));
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("admin token required")]
-    Unauthorized,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(&'static str),
-    #[error("storage unavailable, try again")]
-    Storage,
-}
-
-impl From<ChatError> for AdminError {
-    fn from(_: ChatError) -> AdminError {
-        // `ask` has logged the cause; everything it reports is a storage failure.
-        AdminError::Storage
-    }
 }
 
 impl ResponseError for AdminError {
@@ -132,37 +103,6 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     serde_json::from_slice(bytes).map_err(|e| bad(format!("bad JSON body: {e}")))
 }
 
-fn positive(id: i64) -> Result<i64, AdminError> {
-    if id > 0 {
-        Ok(id)
-    } else {
-        Err(bad("ids must be positive integers"))
-    }
-}
-
-fn check_name(name: Option<&String>, required_chars: bool) -> Result<(), AdminError> {
-    match name {
-        Some(n)
-            if (required_chars && n.trim().is_empty()) || n.chars().count() > MAX_NAME_CHARS =>
-        {
-            Err(bad(format!(
-                "names are {} to 64 characters",
-                u8::from(required_chars)
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn check_url(url: Option<&String>, field: &str) -> Result<(), AdminError> {
-    match url {
-        Some(u) if u.len() > MAX_URL_BYTES => {
-            Err(bad(format!("{field} is longer than 1024 bytes")))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn ok(result: Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({"code": 1, "msg": null, "result": result}))
 }
@@ -179,26 +119,18 @@ async fn put_user(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let uid = UserId(path_id(&path)?);
-    let b: UserBody = body(&bytes)?;
-    check_name(b.nickname.as_ref(), true)?;
-    check_url(b.avatar.as_ref(), "avatar")?;
-    let profile = ask(st.db.send(UpsertUser {
-        uid,
-        nickname: b.nickname,
-        avatar: b.avatar,
-    }))
-    .await?;
-    let result = json!({"id": uid.0, "nickname": profile.nickname, "avatar": absolute_url(&st.config.media.base_url, &profile.avatar)});
-    st.server.do_send(ProfileChanged(profile));
-    Ok(ok(result))
+    let uid = path_id(&path)?;
+    let UserBody { nickname, avatar } = body(&bytes)?;
+    let info = Shopchat::from(st)
+        .upsert_user(uid, UserUpdate { nickname, avatar })
+        .await?;
+    Ok(ok(json!(info)))
 }
 
 #[derive(Deserialize)]
 struct ShopBody {
     name: Option<String>,
     logo: Option<String>,
-    /// Most open conversations per agent the random choice prefers; 0 = unlimited.
     capacity: Option<i32>,
 }
 
@@ -208,34 +140,37 @@ async fn put_shop(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = ShopId(path_id(&path)?);
-    let b: ShopBody = body(&bytes)?;
-    check_name(b.name.as_ref(), true)?;
-    check_url(b.logo.as_ref(), "logo")?;
-    if b.capacity.is_some_and(|c| c < 0) {
-        return Err(bad("capacity must be 0 (unlimited) or more"));
-    }
-    let row = ask(st.db.send(UpsertShop {
-        shop,
-        name: b.name,
-        logo: b.logo,
-        capacity: b.capacity,
-    }))
-    .await?;
-    st.server.do_send(ShopChanged { shop });
-    Ok(ok(
-        json!({"id": row.id, "name": row.name, "logo": absolute_url(&st.config.media.base_url, &row.logo), "capacity": row.capacity}),
-    ))
+    let shop = path_id(&path)?;
+    let ShopBody {
+        name,
+        logo,
+        capacity,
+    } = body(&bytes)?;
+    let info = Shopchat::from(st)
+        .upsert_shop(
+            shop,
+            ShopUpdate {
+                name,
+                logo,
+                capacity,
+            },
+        )
+        .await?;
+    Ok(ok(json!(info)))
 }
 
 /// A positive id from the path (parsed here: actix's own error would answer in its own format).
 fn path_id(s: &str) -> Result<i64, AdminError> {
-    positive(s.parse().map_err(|_| bad(format!("{s:?} is not an id")))?)
+    match s.parse() {
+        Ok(id) if id > 0 => Ok(id),
+        Ok(_) => Err(bad("ids must be positive integers")),
+        Err(_) => Err(bad(format!("{s:?} is not an id"))),
+    }
 }
 
 /// The two ids of `/admin/{shops|groups}/{id}/{agents|members}/{uid}`.
-fn path_ids(path: &(String, String)) -> Result<(i64, UserId), AdminError> {
-    Ok((path_id(&path.0)?, UserId(path_id(&path.1)?)))
+fn path_ids(path: &(String, String)) -> Result<(i64, i64), AdminError> {
+    Ok((path_id(&path.0)?, path_id(&path.1)?))
 }
 
 #[derive(Deserialize)]
@@ -250,22 +185,9 @@ async fn put_agent(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     let (shop, uid) = path_ids(&path)?;
-    let shop = ShopId(shop);
-    let b: AgentBody = body(&bytes)?;
-    check_name(b.name.as_ref(), false)?;
-    let before = ask(st.db.send(AttachAgent {
-        shop,
-        uid,
-        name: b.name,
-    }))
-    .await?
-    .ok_or(AdminError::NotFound("no such shop"))?;
-    st.server.do_send(AgentMoved {
-        uid,
-        from: before,
-        to: Some(shop),
-    });
-    Ok(ok(json!({"shop_id": shop.0, "uid": uid.0})))
+    let AgentBody { name } = body(&bytes)?;
+    Shopchat::from(st).attach_agent(shop, uid, name).await?;
+    Ok(ok(json!({"shop_id": shop, "uid": uid})))
 }
 
 async fn delete_agent(
@@ -274,15 +196,7 @@ async fn delete_agent(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (shop, uid) = path_ids(&path)?;
-    let shop = ShopId(shop);
-    if !ask(st.db.send(DetachAgent { shop, uid })).await? {
-        return Err(AdminError::NotFound("no such agent in this shop"));
-    }
-    st.server.do_send(AgentMoved {
-        uid,
-        from: Some(shop),
-        to: None,
-    });
+    Shopchat::from(st).detach_agent(shop, uid).await?;
     Ok(ok(Value::Null))
 }
 
@@ -299,15 +213,11 @@ async fn set_online(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     let (shop, uid) = path_ids(&path)?;
-    let shop = ShopId(shop);
     let OnlineBody { online } = body(&bytes)?;
-    if !ask(st.db.send(SetAgentOnline { shop, uid, online })).await? {
-        return Err(AdminError::NotFound("no such agent in this shop"));
-    }
-    st.server.do_send(AgentFlagChanged { shop, uid, online });
-    Ok(ok(
-        json!({"shop_id": shop.0, "uid": uid.0, "online": online}),
-    ))
+    Shopchat::from(st)
+        .set_agent_online(shop, uid, online)
+        .await?;
+    Ok(ok(json!({"shop_id": shop, "uid": uid, "online": online})))
 }
 
 async fn list_agents(
@@ -315,14 +225,9 @@ async fn list_agents(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = ShopId(path_id(&path)?);
-    let agents = st
-        .server
-        .send(ShopAgents { shop })
-        .await
-        .map_err(|_| AdminError::Storage)?
-        .ok_or(AdminError::NotFound("no such shop"))?;
-    Ok(ok(json!({"shop_id": shop.0, "agents": agents})))
+    let shop = path_id(&path)?;
+    let agents = Shopchat::from(st).shop_agents(shop).await?;
+    Ok(ok(json!({"shop_id": shop, "agents": agents})))
 }
 
 #[derive(Deserialize)]
@@ -340,24 +245,10 @@ async fn create_group(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     let b: GroupBody = body(&bytes)?;
-    let name = b.name.trim().to_string();
-    check_name(Some(&name), true)?;
-    positive(b.owner_uid)?;
-    if b.member_uids.len() > crate::db::groups::MAX_INITIAL_MEMBERS
-        || b.member_uids.iter().any(|u| *u <= 0)
-    {
-        return Err(bad("member_uids must be at most 2000 positive ids"));
-    }
-    let mut members: Vec<UserId> = b.member_uids.into_iter().map(UserId).collect();
-    members.sort();
-    members.dedup();
-    let group = ask(st.db.send(CreateGroup {
-        name,
-        owner: UserId(b.owner_uid),
-        members,
-    }))
-    .await?;
-    Ok(ok(json!({"group_id": group.0})))
+    let group = Shopchat::from(st)
+        .create_group(&b.name, b.owner_uid, &b.member_uids)
+        .await?;
+    Ok(ok(json!({"group_id": group})))
 }
 
 async fn add_member(
@@ -366,13 +257,8 @@ async fn add_member(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (group, uid) = path_ids(&path)?;
-    let group = GroupId(group);
-    let added = ask(st.db.send(JoinGroup { group, uid }))
-        .await?
-        .ok_or(AdminError::NotFound("no such group"))?;
-    Ok(ok(
-        json!({"group_id": group.0, "uid": uid.0, "added": added}),
-    ))
+    let added = Shopchat::from(st).add_group_member(group, uid).await?;
+    Ok(ok(json!({"group_id": group, "uid": uid, "added": added})))
 }
 
 async fn remove_member(
@@ -381,15 +267,9 @@ async fn remove_member(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
     let (group, uid) = path_ids(&path)?;
-    let group = GroupId(group);
-    if !ask(st.db.send(LeaveGroup { group, uid })).await? {
-        return Err(AdminError::NotFound("no such member in this group"));
-    }
+    Shopchat::from(st).remove_group_member(group, uid).await?;
     Ok(ok(Value::Null))
 }
-
-/// The most users one notice may name; beyond that, broadcast with `all`.
-const MAX_NOTICE_UIDS: usize = 1000;
 
 #[derive(Deserialize)]
 struct NotifyBody {
@@ -409,32 +289,11 @@ async fn notify(
 ) -> Result<HttpResponse, AdminError> {
     let b: NotifyBody = body(&bytes)?;
     let to = match (b.all.unwrap_or(false), b.uids.is_empty()) {
-        (true, true) => None,
-        (false, false) if b.uids.len() <= MAX_NOTICE_UIDS && b.uids.iter().all(|u| *u > 0) => {
-            let mut uids: Vec<UserId> = b.uids.into_iter().map(UserId).collect();
-            uids.sort();
-            uids.dedup();
-            Some(uids)
-        }
-        (false, false) => return Err(bad("uids must be at most 1000 positive ids")),
+        (true, true) => Audience::All,
+        (false, false) => Audience::Users(b.uids),
         _ => return Err(bad("give either uids or all: true")),
     };
-    if !matches!(b.msg_type, 1 | 2) {
-        return Err(bad("msg_type must be 1 or 2"));
-    }
-    if b.msg.is_empty() || b.msg.chars().count() > st.config.limits.max_msg_chars {
-        return Err(bad("msg must be non-empty and within limits.max_msg_chars"));
-    }
-    let ids = st
-        .server
-        .send(Notify {
-            to,
-            msg_type: b.msg_type as i32,
-            msg: b.msg,
-        })
-        .await
-        .map_err(|_| AdminError::Storage)?
-        .map_err(AdminError::from)?;
+    let ids = Shopchat::from(st).notify(to, b.msg_type, b.msg).await?;
     let ids: Vec<i64> = ids.into_iter().map(|i| i.0).collect();
     Ok(ok(json!({"msg_ids": ids})))
 }

@@ -1,8 +1,9 @@
-//! HTTP routes: the WebSocket upgrade at `/` and `/ws`, the original user API, uploads,
-//! and the admin API.
+//! HTTP routes: the WebSocket upgrade at `/` and `/ws` (a plain GET of `/` is the web
+//! client), the original user API, uploads, and the admin API.
 
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod login;
 pub mod media;
 pub mod user;
@@ -19,6 +20,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::auth::Authenticator;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::DbExecutor;
 use crate::metrics::Metrics;
@@ -33,6 +35,9 @@ pub struct AppState {
     pub db: Addr<DbExecutor>,
     pub presenter: Presenter,
     pub metrics: Arc<Metrics>,
+    pub cluster: Option<Cluster>,
+    /// Serve the built-in web client on a plain GET of the mount point.
+    pub web_client: bool,
 }
 
 /// The CORS headers of PROTOCOL.md §8, on every response (the H5 client is on another origin).
@@ -95,6 +100,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
             .into()
     }))
+    // "" is the mount point itself when mounted under a prefix ("/im").
+    .route("", web::get().to(ws::entry))
     .route("/", web::get().to(ws::entry))
     .route("/ws", web::get().to(ws::entry))
     .route("/healthz", web::get().to(healthz))
@@ -103,6 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(login::routes)
     .configure(user::routes)
     .configure(media::routes)
+    .configure(client::routes)
     .default_service(web::to(|| async {
         HttpResponse::NotFound().json(json!({"code": 0, "msg": "not found", "error": "not_found"}))
     }));

@@ -9,7 +9,7 @@ use crate::chats::{self, ask, RecordTarget};
 use crate::db::LoadIndex;
 use crate::ids::UserId;
 use crate::protocol::{absolute_url, lenient};
-use crate::server::CountOnline;
+use crate::server::OnlineAmong;
 
 /// Users listed by `/user/index`.
 const FRIEND_LIST_SIZE: i64 = 20;
@@ -29,7 +29,11 @@ async fn index(req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiErro
     }))
     .await?;
     let uids = friends.iter().map(|f| UserId(f.id)).collect();
-    let online = st.server.send(CountOnline { uids }).await.unwrap_or(0);
+    let online = st
+        .server
+        .send(OnlineAmong { uids })
+        .await
+        .map_or(0, |v| v.len());
     let list: Vec<_> = friends
         .into_iter()
         .map(|f| json!({"username": f.nickname, "avatar": absolute_url(base, &f.avatar), "id": f.id, "sign": f.sign}))

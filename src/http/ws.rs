@@ -22,6 +22,9 @@ pub async fn entry(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !is_upgrade(&req) {
+        if state.web_client {
+            return Ok(super::client::page(&req));
+        }
         return Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body("shopchat: connect a WebSocket here with ?token=JWT\n"));

@@ -65,10 +65,10 @@ pub struct ClientRequest {
     pub reply: ReplyTx,
 }
 
-/// From `/user/index`: how many of `uids` have a live connection.
+/// From `/user/index` and the embedding handle: which of `uids` have a live connection.
 #[derive(ActixMessage)]
-#[rtype(result = "usize")]
-pub struct CountOnline {
+#[rtype(result = "Vec<UserId>")]
+pub struct OnlineAmong {
     pub uids: Vec<UserId>,
 }
 

@@ -574,25 +574,30 @@ impl Handler<Enqueue> for ChatServer {
     }
 }
 
-impl Handler<CountOnline> for ChatServer {
-    type Result = ResponseFuture<usize>;
+impl Handler<OnlineAmong> for ChatServer {
+    type Result = ResponseFuture<Vec<UserId>>;
 
-    /// Counts users connected here, and in cluster mode anywhere (this node's own
-    /// answer if Redis does not give one).
-    fn handle(&mut self, msg: CountOnline, _: &mut Context<Self>) -> Self::Result {
+    /// Which of `uids` are connected here, and in cluster mode anywhere (this node's own
+    /// answer if Redis does not give one); sorted.
+    fn handle(&mut self, msg: OnlineAmong, _: &mut Context<Self>) -> Self::Result {
         let here: HashSet<UserId> = msg
             .uids
             .iter()
             .filter(|u| self.online.contains_key(u))
             .copied()
             .collect();
+        let sorted = |set: HashSet<UserId>| {
+            let mut v: Vec<UserId> = set.into_iter().collect();
+            v.sort();
+            v
+        };
         let Some(cluster) = self.cluster.clone() else {
-            return Box::pin(async move { here.len() });
+            return Box::pin(async move { sorted(here) });
         };
         Box::pin(async move {
             match cluster.online_anywhere(&msg.uids).await {
-                Ok(anywhere) => anywhere.union(&here).count(),
-                Err(_) => here.len(),
+                Ok(anywhere) => sorted(anywhere.union(&here).copied().collect()),
+                Err(_) => sorted(here),
             }
         })
     }

@@ -498,6 +498,18 @@ pub struct ChildServer {
 impl ChildServer {
     /// Starts the binary in `dir` (created if needed) with these environment overrides.
     pub fn spawn(dir: &std::path::Path, env: &[(&str, &str)]) -> ChildServer {
+        let program = std::path::Path::new(env!("CARGO_BIN_EXE_shopchat"));
+        Self::spawn_program(program, &[], dir, env)
+    }
+
+    /// Starts `program args` in `dir` with a copy of config.dev.toml there and these
+    /// environment overrides; it must log "listening on ADDR" to stderr.
+    pub fn spawn_program(
+        program: &std::path::Path,
+        args: &[&str],
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> ChildServer {
         use std::io::{BufRead, BufReader};
         std::fs::create_dir_all(dir).expect("server folder should be creatable");
         let dev = std::fs::read_to_string(
@@ -505,8 +517,9 @@ impl ChildServer {
         )
         .expect("config.dev.toml is in the repo");
         std::fs::write(dir.join("config.dev.toml"), dev).expect("config should be writable");
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shopchat"));
-        cmd.current_dir(dir)
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .current_dir(dir)
             .env("SHOPCHAT__SERVER__PORT", "0")
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped());

@@ -1,0 +1,116 @@
+//! A host actix-web application with shopchat embedded under `/im`.
+//!
+//!     cargo run --example embed -- --port 8080 --config config.dev.toml
+//!
+//! - `GET /hello`: the host's own route.
+//! - `/im/`: everything shopchat serves (WebSocket at `/im/` and `/im/ws`, the HTTP and
+//!   admin APIs, uploads at `/im/media/`, the web client at `GET /im/`).
+//! - `POST /backend/notice/{uid}` (body: the text) and `GET /backend/online?uids=1,2,3`:
+//!   the host's back end calling shopchat's operations directly, without HTTP.
+//!
+//! It prints `embed: listening on ADDR` (stderr) once it accepts connections, and stops cleanly
+//! on Ctrl-C or SIGTERM.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use clap::Parser;
+use serde::Deserialize;
+use shopchat::embed::{AdminError, Audience, Builder, Shopchat};
+use shopchat::Config;
+
+#[derive(Parser)]
+struct Args {
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// shopchat's config file (default: config.dev.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let mut config = Config::load(args.config.as_deref())?.config;
+    let listener = TcpListener::bind(("127.0.0.1", args.port))?;
+    let addr = listener.local_addr()?;
+    // Uploaded images are served under the mount point.
+    config.media.base_url = format!("http://{addr}/im");
+
+    let chat = Builder::new(config).start()?;
+    let routes = chat.mount("/im");
+    let backend = web::Data::new(chat.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(backend.clone())
+            .route(
+                "/hello",
+                web::get().to(|| async { "hello from the host app\n" }),
+            )
+            .route("/backend/notice/{uid}", web::post().to(notice))
+            .route("/backend/online", web::get().to(online))
+            .configure(routes.clone())
+    })
+    .disable_signals()
+    .tcp_nodelay(true)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let serving = actix_web::rt::spawn(server);
+    eprintln!("embed: listening on {addr}");
+
+    stop_signal().await;
+    handle.pause().await;
+    chat.shutdown().await;
+    handle.stop(true).await;
+    serving.await??;
+    Ok(())
+}
+
+/// A system notice to one user, from the host's own code.
+async fn notice(
+    chat: web::Data<Shopchat>,
+    uid: web::Path<i64>,
+    text: String,
+) -> Result<HttpResponse, AdminError> {
+    let ids = chat
+        .notify(Audience::Users(vec![uid.into_inner()]), 1, text)
+        .await?;
+    Ok(HttpResponse::Ok().json(ids.iter().map(|id| id.0).collect::<Vec<_>>()))
+}
+
+#[derive(Deserialize)]
+struct OnlineQuery {
+    uids: String,
+}
+
+/// Which of the given users are connected.
+async fn online(
+    chat: web::Data<Shopchat>,
+    q: web::Query<OnlineQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let uids: Vec<i64> = q
+        .uids
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(chat.online_users(&uids).await?))
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
