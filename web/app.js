@@ -29,6 +29,12 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// A picture when there is one, else the name's first letter.
+function avatar(url, name) {
+  if (url) return el("img", { class: "avatar", src: url, alt: "" });
+  return el("span", { class: "avatar" }, (name || "?").slice(0, 1).toUpperCase());
+}
+
 function showError(where, text) { $(where).textContent = text || ""; }
 
 // ---- HTTP API (§8) ----
@@ -130,7 +136,7 @@ async function refreshList() {
   if (r.code !== 102) { showError("chat-error", r.msg); return; }
   for (const row of r.result.rows) {
     const li = el("li", { "data-chat": row.chat_id, onclick: () => openChat(chatFromRow(row)) },
-      el("img", { class: "avatar", src: row.friend_avatar || "", alt: "" }),
+      avatar(row.friend_avatar, row.friend_name),
       el("div", { class: "who" }, el("div", {}, row.friend_name),
         el("div", { class: "last" }, row.msg_type === 2 ? "[image]" : row.last_msg)),
       row.unread_count > 0 ? el("span", { class: "badge unread" }, String(row.unread_count)) : null);
@@ -153,7 +159,7 @@ async function loadContacts() {
   for (const group of r.result.friend) {
     for (const f of group.list) {
       ul.append(el("li", { "data-uid": f.id, onclick: () => openChat({ chat_type: CHAT_TYPE.DIRECT, to: f.id, title: f.username, role: 0, shop_id: 0 }) },
-        el("img", { class: "avatar", src: f.avatar || "", alt: "" }), el("div", { class: "who" }, f.username)));
+        avatar(f.avatar, f.username), el("div", { class: "who" }, f.username)));
     }
   }
 }

@@ -1,0 +1,130 @@
+// Drives shopchat's built-in web client in headless Chromium (run by tests/browser.rs):
+// two users chat with each other, then an agent answers a consumer, all through the page.
+//
+//   node tests/e2e/chat.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]
+import { chromium } from "playwright-core";
+
+const [base, adminToken, shotDir] = process.argv.slice(2);
+if (!base || !adminToken) {
+  console.error("usage: chat.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]");
+  process.exit(2);
+}
+const TIMEOUT = 10000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const errors = [];
+
+// A new browser profile that registers `name` through the page; its page and uid.
+async function register(name) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
+  await page.goto(base + "/");
+  await page.fill("#username", name);
+  await page.fill("#password", "secret1");
+  await page.click("#register-button");
+  await page.waitForSelector("#me[data-uid]");
+  await page.waitForSelector("#status:text('connected')");
+  return { page, uid: Number(await page.getAttribute("#me", "data-uid")) };
+}
+
+async function admin(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: "Bearer " + adminToken, "Content-Type": "application/json" },
+    body: method === "GET" ? undefined : JSON.stringify(body || {}),
+  });
+  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()).result;
+}
+
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.click("#send-button");
+  await page.waitForSelector(`#messages li.mine:has-text("${text}")`);
+}
+
+async function expectMessage(page, text) {
+  await page.waitForSelector(`#messages li.theirs:has-text("${text}")`);
+}
+
+try {
+  // Two users.
+  const alice = await register("alice_e2e");
+  const bob = await register("bobby_e2e");
+  await alice.page.fill("#new-user", String(bob.uid));
+  await alice.page.click("#new-user-chat button");
+  await say(alice.page, "hi bob, lunch today?");
+  // Bob sees the conversation with an unread badge, opens it, reads and answers.
+  await bob.page.waitForSelector("#conversations li:has-text('alice_e2e') .badge.unread:text('1')");
+  await bob.page.click("#conversations li:has-text('alice_e2e')");
+  await expectMessage(bob.page, "hi bob, lunch today?");
+  await bob.page.waitForSelector("#conversations li:has-text('alice_e2e'):not(:has(.badge))");
+  await say(bob.page, "sure, at noon");
+  await expectMessage(alice.page, "sure, at noon");
+
+  // A shop with one agent, who registers through the page and goes online.
+  const carl = await register("carl_agent");
+  await admin("PUT", "/admin/shops/7", { name: "Tea House" });
+  await admin("PUT", `/admin/shops/7/agents/${carl.uid}`, { name: "Carl" });
+  await carl.page.check("#agent-mode");
+  await carl.page.click("#online-button");
+  await carl.page.waitForSelector("#online-button[data-online='1']");
+
+  // The consumer contacts the shop; the agent answers.
+  await alice.page.fill("#new-shop", "7");
+  await alice.page.click("#new-shop-chat button");
+  await say(alice.page, "is the oolong in stock?");
+  await carl.page.click("#conversations li:has-text('alice_e2e')");
+  await expectMessage(carl.page, "is the oolong in stock?");
+  await say(carl.page, "yes, 200 g tins ship today");
+  await expectMessage(alice.page, "yes, 200 g tins ship today");
+  await alice.page.waitForSelector("#conversations li:has-text('Tea House')");
+
+  if (shotDir) {
+    await alice.page.screenshot({ path: `${shotDir}/web-client-consumer.png` });
+    await carl.page.screenshot({ path: `${shotDir}/web-client-agent.png` });
+  }
+
+  // The agent hands the conversation to a colleague.
+  const dana = await register("dana_agent");
+  await admin("PUT", `/admin/shops/7/agents/${dana.uid}`, { name: "Dana" });
+  await dana.page.check("#agent-mode");
+  await dana.page.click("#online-button");
+  await dana.page.waitForSelector("#online-button[data-online='1']");
+  await carl.page.fill("#transfer-to", String(dana.uid));
+  await carl.page.click("#transfer-form button");
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const { agents } = await admin("GET", "/admin/shops/7/agents");
+    const open = Object.fromEntries(agents.map((a) => [a.uid, a.open_conversations]));
+    if (open[dana.uid] === 1 && open[carl.uid] === 0) break;
+    if (Date.now() > deadline) {
+      throw new Error(`transfer not seen (page says "${await carl.page.textContent("#chat-error")}"): ${JSON.stringify(agents)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (await carl.page.textContent("#chat-error")) throw new Error("transfer error: " + await carl.page.textContent("#chat-error"));
+
+  // Dana, now assigned, opens it with its history; then an image, uploaded through
+  // /user/upload and sent as msg_type 2, reaches her live.
+  await dana.page.click("#conversations li:has-text('alice_e2e')");
+  await expectMessage(dana.page, "is the oolong in stock?");
+  const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=", "base64");
+  await alice.page.setInputFiles("#image", { name: "dot.png", mimeType: "image/png", buffer: png });
+  await alice.page.waitForSelector("#messages li.mine img.picture");
+  await dana.page.waitForSelector("#messages li.theirs img.picture");
+
+  if (errors.length) throw new Error("errors in the page: " + errors.join("; "));
+  console.log("e2e: ok");
+} catch (e) {
+  console.error("e2e: FAILED: " + (e.stack || e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
