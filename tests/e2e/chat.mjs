@@ -68,6 +68,19 @@ try {
   await say(bob.page, "sure, at noon");
   await expectMessage(alice.page, "sure, at noon");
 
+  // History paging: with 22 messages, a fresh view shows the newest 20 and offers older.
+  for (let i = 1; i <= 20; i++) await say(alice.page, `note ${i}`);
+  await bob.page.reload();
+  await bob.page.waitForSelector("#status:text('connected')");
+  await bob.page.click("#conversations li:has-text('alice_e2e')");
+  await expectMessage(bob.page, "note 20");
+  await bob.page.waitForSelector("#older-button:visible");
+  if ((await bob.page.locator("#messages li").count()) !== 20) throw new Error("first page is not 20 messages");
+  await bob.page.click("#older-button");
+  await bob.page.waitForSelector("#messages li:first-child:has-text('hi bob, lunch today?')");
+  if ((await bob.page.locator("#messages li").count()) !== 22) throw new Error("paging did not load the last 2");
+  await bob.page.waitForSelector("#older-button", { state: "hidden" });
+
   // A shop with one agent, who registers through the page and goes online.
   const carl = await register("carl_agent");
   await admin("PUT", "/admin/shops/7", { name: "Tea House" });
