@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_http::ws::Item;
@@ -17,7 +17,8 @@ use crate::error::ChatError;
 use crate::ids::{ConnId, ShopId, UserId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame};
-use crate::server::{ChatServer, ClientRequest, Close, Connect, Deliver, Disconnect};
+use crate::server::idle::LastSeen;
+use crate::server::{ChatServer, ClientRequest, Close, Connect, Disconnect, ToSession};
 
 /// Pushes that may wait for a connection that is not reading; past this it is
 /// disconnected (1008). With the socket's buffers this bounds a slow reader's memory.
@@ -49,7 +50,6 @@ pub struct SessionParams {
     /// The shop this user serves, if an agent.
     pub agent_shop: Option<ShopId>,
     pub server: Addr<ChatServer>,
-    pub client_timeout: Duration,
     pub max_frame_bytes: usize,
     pub msgs_per_sec: u32,
     pub burst: u32,
@@ -69,8 +69,7 @@ pub fn upgrade(
         profile: Some(params.profile),
         agent_shop: params.agent_shop,
         server: params.server,
-        last_seen: Instant::now(),
-        client_timeout: params.client_timeout,
+        seen: LastSeen::new(),
         max_frame_bytes: max_frame,
         replies: ReplyQueue::default(),
         fragments: None,
@@ -125,8 +124,9 @@ pub struct WsSession {
     profile: Option<Profile>,
     agent_shop: Option<ShopId>,
     server: Addr<ChatServer>,
-    last_seen: Instant,
-    client_timeout: Duration,
+    /// When the client last sent anything; ChatServer closes it after
+    /// `server.client_timeout_secs` of silence.
+    seen: LastSeen,
     max_frame_bytes: usize,
     replies: ReplyQueue,
     /// A fragmented message being reassembled: (is text, bytes so far).
@@ -263,13 +263,6 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.connections.inc();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        let tick =
-            (self.client_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        ctx.run_interval(tick, |act, ctx| {
-            if act.last_seen.elapsed() > act.client_timeout {
-                act.close(ctx, CloseCode::Normal, "idle timeout");
-            }
-        });
         let profile = self.profile.take().unwrap_or_else(|| Profile {
             uid: self.uid,
             nickname: Profile::placeholder_nickname(self.uid),
@@ -282,8 +275,8 @@ impl Actor for WsSession {
                 uid: self.uid,
                 profile,
                 agent_shop: self.agent_shop,
-                deliver: me.clone().recipient(),
-                close: me.recipient(),
+                session: me.recipient(),
+                seen: self.seen.clone(),
             })
             .into_actor(self)
             .map(|res, act, ctx| {
@@ -306,7 +299,7 @@ impl Actor for WsSession {
 
 impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
+        self.seen.touch();
         match item {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
@@ -335,18 +328,19 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
     }
 }
 
-impl Handler<Deliver> for WsSession {
+impl Handler<ToSession> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        ctx.text(&*msg.0);
+    fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
+        match msg {
+            ToSession::Deliver(text) => ctx.text(&*text),
+            ToSession::Close(close) => self.close_when_answered(close, ctx),
+        }
     }
 }
 
-impl Handler<Close> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: Close, ctx: &mut Self::Context) {
+impl WsSession {
+    fn close_when_answered(&mut self, msg: Close, ctx: &mut ws::WebsocketContext<Self>) {
         // Acks for stored messages may still be on their way here: an ack promised is
         // an ack written, so the close waits for them (briefly, should one never come).
         self.closing = Some((CloseCode::from(msg.code), msg.reason));

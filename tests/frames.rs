@@ -33,9 +33,10 @@ async fn idle_connections_are_closed_and_active_ones_are_not() {
         active.send_text("ping").await;
         assert_eq!(active.reply().await["code"], -1);
     }
-    assert!(
-        idle.closed().await.is_some(),
-        "idle connection should get a close frame"
+    assert_eq!(
+        idle.closed().await,
+        Some(CloseCode::Normal),
+        "idle connection should get a 1000 close frame"
     );
     active.send_text("ping").await;
     assert_eq!(active.reply().await["code"], -1);

@@ -60,7 +60,6 @@ pub async fn entry(
             profile,
             agent_shop,
             server: state.server.clone(),
-            client_timeout: std::time::Duration::from_secs(state.config.server.client_timeout_secs),
             max_frame_bytes: state.config.limits.max_frame_bytes,
             msgs_per_sec: state.config.limits.msgs_per_sec,
             burst: state.config.limits.burst,

@@ -13,14 +13,17 @@ use crate::protocol::Request;
 use crate::router::AgentReport;
 use crate::server::write_queue::PendingOp;
 
-/// To a session: write this already-serialized push. Shared by every receiving connection.
+/// To a session: one message type, so a connection is registered with one recipient.
 #[derive(ActixMessage, Clone)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Arc<str>);
+pub enum ToSession {
+    /// Write this already-serialized push (shared by every receiving connection).
+    Deliver(Arc<str>),
+    Close(Close),
+}
 
-/// To a session: close the socket with this WebSocket close code.
-#[derive(ActixMessage, Clone, Copy)]
-#[rtype(result = "()")]
+/// Close the socket with this WebSocket close code.
+#[derive(Clone, Copy, Debug)]
 pub struct Close {
     pub code: u16,
     pub reason: &'static str,
@@ -35,8 +38,9 @@ pub struct Connect {
     pub profile: Profile,
     /// The shop this user serves, if an agent.
     pub agent_shop: Option<ShopId>,
-    pub deliver: Recipient<Deliver>,
-    pub close: Recipient<Close>,
+    pub session: Recipient<ToSession>,
+    /// Stamped by the session on every frame; read by the idle sweep.
+    pub seen: super::idle::LastSeen,
 }
 
 /// From a session as it stops: forget this connection.

@@ -4,6 +4,7 @@
 
 mod events;
 mod groups;
+pub mod idle;
 pub mod messages;
 pub mod push;
 mod service;
@@ -38,8 +39,10 @@ use write_queue::{AfterCommit, PendingOp, WriteQueue};
 /// A live connection as the server sees it.
 struct ConnHandle {
     conn: ConnId,
-    deliver: Recipient<Deliver>,
-    close: Recipient<Close>,
+    session: Recipient<ToSession>,
+    seen: idle::LastSeen,
+    /// Told to close for idleness (told once).
+    timed_out: bool,
 }
 
 /// A user with at least one live connection.
@@ -57,7 +60,11 @@ pub struct ChatServer {
     max_msg_chars: usize,
     /// Live connections per user; 0 = unlimited.
     max_conns_per_user: usize,
-    online: HashMap<UserId, Online>,
+    /// Connections silent for longer are closed (`server.client_timeout_secs`).
+    client_timeout: std::time::Duration,
+    /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
+    /// at tens of thousands of idle connections (BENCHMARKS.md, idle memory).
+    online: HashMap<UserId, Box<Online>>,
     routers: HashMap<ShopId, Addr<ShopRouter>>,
     /// Every shop that exists; `None` if they could not be loaded (then none is refused).
     known_shops: Option<HashSet<ShopId>>,
@@ -81,6 +88,7 @@ impl ChatServer {
             presenter: Presenter::new(config),
             max_msg_chars: config.limits.max_msg_chars,
             max_conns_per_user: config.limits.max_conns_per_user,
+            client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
             online: HashMap::new(),
             routers: HashMap::new(),
             known_shops: None,
@@ -104,17 +112,17 @@ impl ChatServer {
             if Some(c.conn) == except {
                 return true;
             }
-            match c.deliver.try_send(Deliver(text.clone())) {
+            match c.session.try_send(ToSession::Deliver(text.clone())) {
                 Ok(()) => true,
                 Err(e) => {
                     log::warn!(
                         "conn {} uid {uid}: not keeping up ({e}), disconnecting it",
                         c.conn
                     );
-                    c.close.do_send(Close {
+                    c.session.do_send(ToSession::Close(Close {
                         code: 1008,
                         reason: "not reading fast enough; reconnect and sync",
-                    });
+                    }));
                     dropped = true;
                     false
                 }
@@ -423,10 +431,10 @@ impl ChatServer {
         if self.shutting_down && self.queue.is_idle() && !self.drained.is_empty() {
             for online in self.online.values() {
                 for c in &online.conns {
-                    c.close.do_send(Close {
+                    c.session.do_send(ToSession::Close(Close {
                         code: 1001,
                         reason: "server shutting down",
-                    });
+                    }));
                 }
             }
             for tx in self.drained.drain(..) {
@@ -485,6 +493,27 @@ impl Actor for ChatServer {
         ctx.run_interval(std::time::Duration::from_millis(200), |act, _| {
             act.db.do_send(crate::db::Checkpoint {});
         });
+        ctx.run_interval(idle::sweep_every(self.client_timeout), |act, _| {
+            act.close_idle();
+        });
+    }
+}
+
+impl ChatServer {
+    /// Tells every connection silent for longer than the client timeout to close.
+    fn close_idle(&mut self) {
+        for (uid, online) in &mut self.online {
+            for c in online.conns.iter_mut() {
+                if !c.timed_out && c.seen.idle_for() > self.client_timeout {
+                    log::debug!("conn {} uid {uid}: idle timeout", c.conn);
+                    c.timed_out = true;
+                    c.session.do_send(ToSession::Close(Close {
+                        code: 1000,
+                        reason: "idle timeout",
+                    }));
+                }
+            }
+        }
     }
 }
 
@@ -493,27 +522,35 @@ impl Handler<Connect> for ChatServer {
 
     fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) {
         if self.shutting_down {
-            msg.close.do_send(Close {
+            msg.session.do_send(ToSession::Close(Close {
                 code: 1001,
                 reason: "server shutting down",
-            });
+            }));
             return;
         }
         log::debug!("conn {} uid {}: connected", msg.conn, msg.uid);
         if let Some(cluster) = &self.cluster {
             cluster.user_up(msg.uid);
         }
-        let online = self.online.entry(msg.uid).or_insert_with(|| Online {
-            profile: msg.profile.clone(),
-            agent_shop: msg.agent_shop,
-            conns: Vec::new(),
-        });
-        online.profile = msg.profile;
-        online.agent_shop = msg.agent_shop;
+        let online = match self.online.entry(msg.uid) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let online = e.into_mut();
+                online.profile = msg.profile;
+                online.agent_shop = msg.agent_shop;
+                online
+            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Box::new(Online {
+                profile: msg.profile,
+                agent_shop: msg.agent_shop,
+                // Most users hold one connection: room for one, not the default four.
+                conns: Vec::with_capacity(1),
+            })),
+        };
         online.conns.push(ConnHandle {
             conn: msg.conn,
-            deliver: msg.deliver,
-            close: msg.close,
+            session: msg.session,
+            seen: msg.seen,
+            timed_out: false,
         });
         if self.max_conns_per_user > 0 && online.conns.len() > self.max_conns_per_user {
             // The oldest goes: the newest is the device the user is holding.
@@ -523,10 +560,10 @@ impl Handler<Connect> for ChatServer {
                 oldest.conn,
                 msg.uid
             );
-            oldest.close.do_send(Close {
+            oldest.session.do_send(ToSession::Close(Close {
                 code: 1008,
                 reason: "too many connections for this user",
-            });
+            }));
         }
         self.report_presence(msg.uid, ctx);
     }

@@ -18,16 +18,13 @@ impl Actor for Recorder {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver> for Recorder {
+impl Handler<ToSession> for Recorder {
     type Result = ();
-    fn handle(&mut self, m: Deliver, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(m.0);
+    fn handle(&mut self, m: ToSession, _: &mut Context<Self>) {
+        if let ToSession::Deliver(text) = m {
+            self.0.lock().unwrap().push(text);
+        }
     }
-}
-
-impl Handler<Close> for Recorder {
-    type Result = ();
-    fn handle(&mut self, _: Close, _: &mut Context<Self>) {}
 }
 
 async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
@@ -44,8 +41,8 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
                 avatar: String::new(),
             },
             agent_shop: None,
-            deliver: addr.clone().recipient(),
-            close: addr.recipient(),
+            session: addr.recipient(),
+            seen: crate::server::idle::LastSeen::new(),
         })
         .await
         .unwrap();
