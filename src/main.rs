@@ -9,6 +9,9 @@ use shopchat::auth::Authenticator;
 use shopchat::config::Config;
 use shopchat::ids::UserId;
 
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "shopchat",
