@@ -66,8 +66,7 @@ pub fn upgrade(
     let session = WsSession {
         conn: ConnId::next(),
         uid: params.uid,
-        profile: Some(params.profile),
-        agent_shop: params.agent_shop,
+        registration: Some(Box::new((params.profile, params.agent_shop))),
         server: params.server,
         seen: LastSeen::new(),
         max_frame_bytes: max_frame,
@@ -120,9 +119,9 @@ impl ReplyQueue {
 pub struct WsSession {
     conn: ConnId,
     uid: UserId,
-    /// Handed to ChatServer at registration.
-    profile: Option<Profile>,
-    agent_shop: Option<ShopId>,
+    /// Profile and agent's shop, handed to ChatServer at registration (boxed: the
+    /// session lives as long as its socket, these only until it starts).
+    registration: Option<Box<(Profile, Option<ShopId>)>>,
     server: Addr<ChatServer>,
     /// When the client last sent anything; ChatServer closes it after
     /// `server.client_timeout_secs` of silence.
@@ -263,18 +262,24 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.connections.inc();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        let profile = self.profile.take().unwrap_or_else(|| Profile {
-            uid: self.uid,
-            nickname: Profile::placeholder_nickname(self.uid),
-            avatar: String::new(),
-        });
+        let (profile, agent_shop) = match self.registration.take() {
+            Some(r) => *r,
+            None => (
+                Profile {
+                    uid: self.uid,
+                    nickname: Profile::placeholder_nickname(self.uid),
+                    avatar: String::new(),
+                },
+                None,
+            ),
+        };
         let me = ctx.address();
         self.server
             .send(Connect {
                 conn: self.conn,
                 uid: self.uid,
                 profile,
-                agent_shop: self.agent_shop,
+                agent_shop,
                 session: me.recipient(),
                 seen: self.seen.clone(),
             })
