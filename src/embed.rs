@@ -254,11 +254,17 @@ impl Shopchat {
         let state = self.state.clone();
         let prefix = prefix.trim_end_matches('/').to_string();
         move |cfg: &mut web::ServiceConfig| {
+            let web_client = state.web_client;
             cfg.service(
                 web::scope(&prefix)
                     .app_data(state.clone())
                     .wrap(actix_web::middleware::from_fn(http::preflight))
                     .wrap(http::cors_headers())
+                    .configure(|cfg| {
+                        if web_client {
+                            http::client::routes(cfg);
+                        }
+                    })
                     .configure(http::routes),
             );
         }

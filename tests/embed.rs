@@ -252,3 +252,35 @@ fn handle_operations_work_without_http() {
         serving.await.unwrap().unwrap();
     });
 }
+
+/// With the web client off, a plain GET of the mount point is the one-line hint.
+#[test]
+fn the_web_client_can_be_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    actix_rt::System::new().block_on(async move {
+        let chat = Builder::new(config).web_client(false).start().unwrap();
+        let routes = chat.mount("/im");
+        let server = HttpServer::new(move || App::new().configure(routes.clone()))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        let serving = actix_rt::spawn(server);
+        let page = reqwest::get(format!("http://{addr}/im/")).await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page
+            .text()
+            .await
+            .unwrap()
+            .starts_with("shopchat: connect a WebSocket"));
+        let script = reqwest::get(format!("http://{addr}/im/client/app.js"))
+            .await
+            .unwrap();
+        assert_eq!(script.status(), 404);
+        handle.stop(true).await;
+        serving.await.unwrap().unwrap();
+    });
+}

@@ -110,7 +110,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(login::routes)
     .configure(user::routes)
     .configure(media::routes)
-    .configure(client::routes)
     .default_service(web::to(|| async {
         HttpResponse::NotFound().json(json!({"code": 0, "msg": "not found", "error": "not_found"}))
     }));
