@@ -123,6 +123,27 @@ async fn example_serves_the_host_and_shopchat_under_im() {
     assert!(host.wait_exit(WAIT).success());
 }
 
+/// A host app holding only `chat`'s routes under `prefix`, on an ephemeral port, inside
+/// the current actix System: its address, its handle and its task.
+fn host(
+    chat: &shopchat::embed::Shopchat,
+    prefix: &str,
+) -> (
+    std::net::SocketAddr,
+    actix_web::dev::ServerHandle,
+    actix_rt::task::JoinHandle<std::io::Result<()>>,
+) {
+    let routes = chat.mount(prefix);
+    let server = HttpServer::new(move || App::new().configure(routes.clone()))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    (addr, handle, actix_rt::spawn(server))
+}
+
 /// Every typed operation, in the host's own actix System, checked through real sockets.
 #[test]
 fn handle_operations_work_without_http() {
@@ -131,15 +152,7 @@ fn handle_operations_work_without_http() {
     let auth = Authenticator::new(&config.auth);
     actix_rt::System::new().block_on(async move {
         let chat = Builder::new(config).start().expect("shopchat should start");
-        let routes = chat.mount("/chat/");
-        let server = HttpServer::new(move || App::new().configure(routes.clone()))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        let serving = actix_rt::spawn(server);
+        let (addr, handle, serving) = host(&chat, "/chat/");
         let url = |uid: i64| format!("ws://{addr}/chat/?token={}", auth.mint(UserId(uid)));
 
         // Profiles and shops.
@@ -260,15 +273,7 @@ fn the_web_client_can_be_left_out() {
     let config = common::test_config(dir.path());
     actix_rt::System::new().block_on(async move {
         let chat = Builder::new(config).web_client(false).start().unwrap();
-        let routes = chat.mount("/im");
-        let server = HttpServer::new(move || App::new().configure(routes.clone()))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        let serving = actix_rt::spawn(server);
+        let (addr, handle, serving) = host(&chat, "/im");
         let page = reqwest::get(format!("http://{addr}/im/")).await.unwrap();
         assert_eq!(page.status(), 200);
         assert!(page
