@@ -62,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let serving = actix_web::rt::spawn(server);
     eprintln!("embed: listening on {addr}");
 
-    stop_signal().await;
+    shopchat::app::stop_signal().await;
     handle.pause().await;
     chat.shutdown().await;
     handle.stop(true).await;
@@ -98,19 +98,4 @@ async fn online(
         .filter_map(|u| u.trim().parse().ok())
         .collect();
     Ok(HttpResponse::Ok().json(chat.online_users(&uids).await?))
-}
-
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

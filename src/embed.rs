@@ -82,7 +82,7 @@ impl From<ChatError> for AdminError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> AdminError {
+pub(crate) fn bad(msg: impl Into<String>) -> AdminError {
     AdminError::BadRequest(msg.into())
 }
 

@@ -262,17 +262,10 @@ impl Actor for WsSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.metrics.connections.inc();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        let (profile, agent_shop) = match self.registration.take() {
-            Some(r) => *r,
-            None => (
-                Profile {
-                    uid: self.uid,
-                    nickname: Profile::placeholder_nickname(self.uid),
-                    avatar: String::new(),
-                },
-                None,
-            ),
-        };
+        let (profile, agent_shop) = self
+            .registration
+            .take()
+            .map_or_else(|| (Profile::placeholder(self.uid), None), |r| *r);
         let me = ctx.address();
         self.server
             .send(Connect {

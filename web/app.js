@@ -18,6 +18,7 @@ const state = {
   chat: null,        // the open conversation
   page: 1,           // history pages loaded
   lastMsgId: 0,      // for chat.sync after a reconnect
+  readPending: false, // messages shown in the open chat since the last read mark
 };
 
 function el(tag, attrs, ...children) {
@@ -222,9 +223,24 @@ function onPush(p, fromSync) {
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {
     if (!chat.chat_id) chat.chat_id = p.chat_id;
     appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id });
-    request("chat", "setChatRead", { chat_id: chat.chat_id, role_type: chat.role });
+    state.readPending = true;
   }
-  if (!fromSync) refreshList();
+  if (!fromSync) scheduleRefresh();
+}
+
+// A burst of pushes costs one read mark and one list reload, not one per message.
+let refreshTimer = null;
+function scheduleRefresh() {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(async () => {
+    refreshTimer = null;
+    const chat = state.chat;
+    if (state.readPending && chat && chat.chat_id) {
+      state.readPending = false;
+      await request("chat", "setChatRead", { chat_id: chat.chat_id, role_type: chat.role });
+    }
+    await refreshList();
+  }, 100);
 }
 
 function matchesNew(chat, p) {
@@ -247,7 +263,7 @@ async function send(msgType, msg) {
   chat.chat_id = r.result.chat_id;
   state.lastMsgId = Math.max(state.lastMsgId, r.result.msg_id);
   if (state.chat === chat) appendMessage({ mine: true, nickname: state.me.nickname, msg_type: msgType, msg, msg_id: r.result.msg_id });
-  await refreshList();
+  scheduleRefresh();
 }
 
 async function upload(file) {

@@ -162,11 +162,10 @@ pub fn member_profiles(
     Ok(Some(
         ids.into_iter()
             .map(|id| {
-                profiles.get(&id).cloned().unwrap_or_else(|| Profile {
-                    uid: UserId(id),
-                    nickname: Profile::placeholder_nickname(UserId(id)),
-                    avatar: String::new(),
-                })
+                profiles
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| Profile::placeholder(UserId(id)))
             })
             .collect(),
     ))

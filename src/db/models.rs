@@ -18,6 +18,15 @@ impl Profile {
     pub fn placeholder_nickname(uid: UserId) -> String {
         format!("user{uid}")
     }
+
+    /// The profile of a user we have never heard of.
+    pub fn placeholder(uid: UserId) -> Profile {
+        Profile {
+            uid,
+            nickname: Profile::placeholder_nickname(uid),
+            avatar: String::new(),
+        }
+    }
 }
 
 #[derive(Insertable, Clone, Debug, PartialEq)]

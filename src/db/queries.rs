@@ -357,11 +357,9 @@ pub fn with_senders(
     Ok(rows
         .into_iter()
         .map(|(message, sender)| {
-            let mut sender = sender.map(Profile::from).unwrap_or_else(|| Profile {
-                uid: UserId(message.from_uid),
-                nickname: Profile::placeholder_nickname(UserId(message.from_uid)),
-                avatar: String::new(),
-            });
+            let mut sender = sender
+                .map(Profile::from)
+                .unwrap_or_else(|| Profile::placeholder(UserId(message.from_uid)));
             if message.from_service {
                 if let Some(name) = agent_names.get(&message.from_uid) {
                     sender.nickname = name.clone();

@@ -176,11 +176,10 @@ pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState
     let agents = agent_rows
         .into_iter()
         .map(|a| {
-            let profile = profiles.get(&a.uid).cloned().unwrap_or_else(|| Profile {
-                uid: UserId(a.uid),
-                nickname: Profile::placeholder_nickname(UserId(a.uid)),
-                avatar: String::new(),
-            });
+            let profile = profiles
+                .get(&a.uid)
+                .cloned()
+                .unwrap_or_else(|| Profile::placeholder(UserId(a.uid)));
             (a, profile)
         })
         .collect();

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::api::state;
 use super::AppState;
 pub use crate::embed::AdminError;
-use crate::embed::{Audience, ShopUpdate, Shopchat, UserUpdate};
+use crate::embed::{bad, Audience, ShopUpdate, Shopchat, UserUpdate};
 use crate::protocol::lenient;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -61,10 +61,6 @@ impl ResponseError for AdminError {
         HttpResponse::build(self.status_code())
             .json(json!({"code": 0, "msg": self.to_string(), "error": word}))
     }
-}
-
-fn bad(msg: impl Into<String>) -> AdminError {
-    AdminError::BadRequest(msg.into())
 }
 
 /// Compares in time independent of where the strings differ.

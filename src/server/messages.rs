@@ -22,6 +22,12 @@ pub enum ToSession {
     Close(Close),
 }
 
+impl ToSession {
+    pub fn close(code: u16, reason: &'static str) -> ToSession {
+        ToSession::Close(Close { code, reason })
+    }
+}
+
 /// Close the socket with this WebSocket close code.
 #[derive(Clone, Copy, Debug)]
 pub struct Close {

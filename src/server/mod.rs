@@ -10,7 +10,7 @@ pub mod push;
 mod service;
 pub mod write_queue;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -119,10 +119,10 @@ impl ChatServer {
                         "conn {} uid {uid}: not keeping up ({e}), disconnecting it",
                         c.conn
                     );
-                    c.session.do_send(ToSession::Close(Close {
-                        code: 1008,
-                        reason: "not reading fast enough; reconnect and sync",
-                    }));
+                    c.session.do_send(ToSession::close(
+                        1008,
+                        "not reading fast enough; reconnect and sync",
+                    ));
                     dropped = true;
                     false
                 }
@@ -431,10 +431,8 @@ impl ChatServer {
         if self.shutting_down && self.queue.is_idle() && !self.drained.is_empty() {
             for online in self.online.values() {
                 for c in &online.conns {
-                    c.session.do_send(ToSession::Close(Close {
-                        code: 1001,
-                        reason: "server shutting down",
-                    }));
+                    c.session
+                        .do_send(ToSession::close(1001, "server shutting down"));
                 }
             }
             for tx in self.drained.drain(..) {
@@ -507,10 +505,7 @@ impl ChatServer {
                 if !c.timed_out && c.seen.idle_for() > self.client_timeout {
                     log::debug!("conn {} uid {uid}: idle timeout", c.conn);
                     c.timed_out = true;
-                    c.session.do_send(ToSession::Close(Close {
-                        code: 1000,
-                        reason: "idle timeout",
-                    }));
+                    c.session.do_send(ToSession::close(1000, "idle timeout"));
                 }
             }
         }
@@ -522,10 +517,8 @@ impl Handler<Connect> for ChatServer {
 
     fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) {
         if self.shutting_down {
-            msg.session.do_send(ToSession::Close(Close {
-                code: 1001,
-                reason: "server shutting down",
-            }));
+            msg.session
+                .do_send(ToSession::close(1001, "server shutting down"));
             return;
         }
         log::debug!("conn {} uid {}: connected", msg.conn, msg.uid);
@@ -560,10 +553,9 @@ impl Handler<Connect> for ChatServer {
                 oldest.conn,
                 msg.uid
             );
-            oldest.session.do_send(ToSession::Close(Close {
-                code: 1008,
-                reason: "too many connections for this user",
-            }));
+            oldest
+                .session
+                .do_send(ToSession::close(1008, "too many connections for this user"));
         }
         self.report_presence(msg.uid, ctx);
     }
@@ -617,25 +609,20 @@ impl Handler<OnlineAmong> for ChatServer {
     /// Which of `uids` are connected here, and in cluster mode anywhere (this node's own
     /// answer if Redis does not give one); sorted.
     fn handle(&mut self, msg: OnlineAmong, _: &mut Context<Self>) -> Self::Result {
-        let here: HashSet<UserId> = msg
+        let mut online: BTreeSet<UserId> = msg
             .uids
             .iter()
             .filter(|u| self.online.contains_key(u))
             .copied()
             .collect();
-        let sorted = |set: HashSet<UserId>| {
-            let mut v: Vec<UserId> = set.into_iter().collect();
-            v.sort();
-            v
-        };
-        let Some(cluster) = self.cluster.clone() else {
-            return Box::pin(async move { sorted(here) });
-        };
+        let cluster = self.cluster.clone();
         Box::pin(async move {
-            match cluster.online_anywhere(&msg.uids).await {
-                Ok(anywhere) => sorted(anywhere.union(&here).copied().collect()),
-                Err(_) => sorted(here),
+            if let Some(cluster) = cluster {
+                if let Ok(anywhere) = cluster.online_anywhere(&msg.uids).await {
+                    online.extend(anywhere);
+                }
             }
+            online.into_iter().collect()
         })
     }
 }
