@@ -33,10 +33,13 @@ pub async fn run(
     let database = redact(&config.database.url);
     let workers = config.server.workers;
     let shutdown_timeout = config.server.shutdown_timeout_secs;
+    let config_timeout = config.server.client_timeout_secs;
     let chat = Builder::new(config).start()?;
     let routes = chat.mount("");
     let addr = listener.local_addr()?;
+    let user_timeout = std::time::Duration::from_secs(config_timeout);
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))
+        .on_connect(move |conn, _| tune_socket(conn, user_timeout))
         .disable_signals()
         // Chat frames are small and latency-bound: send them at once, not after the peer's
         // delayed ACK (Nagle would hold a push until the client's next frame or 40 ms).
@@ -62,6 +65,22 @@ pub async fn run(
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// For `HttpServer::on_connect`: lets the kernel drop a connection whose peer has not
+/// acknowledged (or, with a zero window, has not read) what was sent to it for
+/// `timeout` (TCP_USER_TIMEOUT). A WebSocket stalled on output is never polled, so no
+/// timer of the server's could close it; this bounds how long its memory stays held.
+/// A host that embeds shopchat passes the same to its own `on_connect`.
+pub fn tune_socket(conn: &dyn std::any::Any, timeout: std::time::Duration) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+            log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (tcp, timeout);
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the shutdown future of the binary, and of a host that

@@ -17,7 +17,13 @@ pub enum AuthError {
     Invalid(String),
     #[error("token has no positive integer user id at claim {0}")]
     NoUid(String),
+    #[error("user id {0} is in the range of self-registered accounts")]
+    ReservedUid(i64),
 }
+
+/// The claim shopchat puts in the tokens it mints for self-registered accounts: only
+/// those may speak for ids at or above `auth.register_id_base`.
+const REGISTERED_CLAIM: &str = "shopchat_account";
 
 /// Verifies and mints tokens with the configured secret; cheap to clone into every worker.
 #[derive(Clone)]
@@ -28,6 +34,7 @@ pub struct Authenticator {
     issuer: String,
     uid_path: Vec<String>,
     ttl_secs: u64,
+    register_id_base: i64,
 }
 
 impl Authenticator {
@@ -35,6 +42,7 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
         if !cfg.jwt_issuer.is_empty() {
             validation.set_issuer(&[cfg.jwt_issuer.as_str()]);
         }
@@ -45,7 +53,13 @@ impl Authenticator {
             issuer: cfg.jwt_issuer.clone(),
             uid_path: cfg.uid_claim.split('.').map(str::to_owned).collect(),
             ttl_secs: cfg.token_ttl_secs,
+            register_id_base: cfg.register_id_base,
         }
+    }
+
+    /// Whether `uid` is in the range `/login/register` hands out.
+    pub fn is_registered_range(&self, uid: UserId) -> bool {
+        uid.0 >= self.register_id_base
     }
 
     /// The user a token speaks for, if its signature, issuer and expiry hold.
@@ -62,7 +76,13 @@ impl Authenticator {
             _ => None,
         };
         match uid {
-            Some(uid) if uid > 0 => Ok(UserId(uid)),
+            Some(uid) if uid > 0 => {
+                let registered = data.claims.get(REGISTERED_CLAIM) == Some(&Value::Bool(true));
+                if self.is_registered_range(UserId(uid)) && !registered {
+                    return Err(AuthError::ReservedUid(uid));
+                }
+                Ok(UserId(uid))
+            }
             _ => Err(self.no_uid()),
         }
     }
@@ -84,6 +104,9 @@ impl Authenticator {
         }
         claims.insert("iat".into(), Value::from(now));
         claims.insert("exp".into(), Value::from(now + ttl_secs));
+        if self.is_registered_range(uid) {
+            claims.insert(REGISTERED_CLAIM.into(), Value::Bool(true));
+        }
         let mut value = Value::from(uid.0);
         for key in self.uid_path.iter().skip(1).rev() {
             let mut m = Map::new();
@@ -171,6 +194,7 @@ mod tests {
             jwt_issuer: issuer.into(),
             uid_claim: claim.into(),
             token_ttl_secs: 60,
+            register_id_base: 1_000,
         })
     }
 
@@ -233,6 +257,42 @@ mod tests {
             a.verify(&sign(serde_json::json!({"exp": exp, "id": 3}))),
             Err(AuthError::NoUid(_))
         ));
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn platform_tokens_cannot_speak_for_registered_ids() {
+        let a = auth("", "data.id");
+        let exp = unix_now() + 60;
+        assert_eq!(
+            a.verify(&sign(serde_json::json!({"exp": exp, "data": {"id": 1_000}}))),
+            Err(AuthError::ReservedUid(1_000))
+        );
+        assert_eq!(
+            a.verify(&sign(serde_json::json!({"exp": exp, "data": {"id": 999}}))),
+            Ok(UserId(999))
+        );
+        // What shopchat itself mints for a registered account verifies.
+        assert_eq!(a.verify(&a.mint(UserId(1_000))), Ok(UserId(1_000)));
+        assert_eq!(a.verify(&a.mint(UserId(999))), Ok(UserId(999)));
+    }
+
+    #[test]
+    fn not_before_is_enforced() {
+        let a = auth("", "data.id");
+        let now = unix_now();
+        let early = sign(serde_json::json!({"exp": now + 600, "nbf": now + 300, "data": {"id": 5}}));
+        assert!(matches!(a.verify(&early), Err(AuthError::Invalid(_))));
+        let ready = sign(serde_json::json!({"exp": now + 600, "nbf": now - 1, "data": {"id": 5}}));
+        assert_eq!(a.verify(&ready), Ok(UserId(5)));
     }
 
     #[test]

@@ -22,6 +22,8 @@ where
 {
     match req.await {
         Ok(Ok(v)) => Ok(v),
+        // Nobody is left to tell.
+        Ok(Err(DbError::Cancelled)) => Err(ChatError::ConnectionGone),
         Ok(Err(e)) => {
             log::error!("database: {e}");
             Err(ChatError::StorageUnavailable)
@@ -256,7 +258,7 @@ pub async fn records(
         .into_iter()
         .map(|r| {
             let (from_uid, to_uid) = (r.message.from_uid, r.message.to_uid);
-            let push = presenter.stored(r);
+            let push = presenter.stored_for(r, uid);
             RecordRow {
                 msg_id: push.msg_id,
                 avatar: push.avatar,

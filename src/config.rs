@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub workers: usize,
     pub client_timeout_secs: u64,
     pub shutdown_timeout_secs: u64,
+    /// Peers (load balancers) whose `X-Forwarded-For` / `X-Forwarded-Host` /
+    /// `X-Forwarded-Proto` are believed; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -52,7 +55,10 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Put into `url` at start-up; empty: none (or the one `url` holds).
     pub password: String,
+    /// Connections (and executor threads) for writes and the small reads beside them.
     pub pool_size: u32,
+    /// Connections (and executor threads) for reads of history, apart from the writes.
+    pub read_pool_size: u32,
 }
 
 impl DatabaseConfig {
@@ -71,7 +77,13 @@ pub struct AuthConfig {
     /// Dotted path of the user id inside the token's claims.
     pub uid_claim: String,
     pub token_ttl_secs: u64,
+    /// Accounts made by `/login/register` get ids from here up to [`MAX_SAFE_ID`]; the
+    /// platform's tokens for ids in that range are refused (PROTOCOL.md §15).
+    pub register_id_base: i64,
 }
+
+/// The largest id a JavaScript client holds exactly (2^53 - 1).
+pub const MAX_SAFE_ID: i64 = (1 << 53) - 1;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
@@ -111,6 +123,16 @@ pub struct LimitsConfig {
     pub burst: u32,
     /// Live connections per user; the oldest is closed past this. 0 = unlimited.
     pub max_conns_per_user: usize,
+    /// `/login` and `/login/register` calls per client address per minute; 0 = unlimited.
+    pub logins_per_min: u32,
+    /// Wrong passwords per (client address, username) before that pair is refused for
+    /// `login_lockout_secs`; 0 = unlimited. Other addresses are not affected.
+    pub login_failures: u32,
+    pub login_lockout_secs: u64,
+    /// Bytes of replies and pushes that may wait for one connection's socket (with the
+    /// largest replies its requests in flight may bring); a client past it is not
+    /// reading and is disconnected (1008).
+    pub max_pending_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -128,6 +150,7 @@ impl Default for ServerConfig {
             workers: 0,
             client_timeout_secs: 120,
             shutdown_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -138,6 +161,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/shopchat.db".into(),
             password: String::new(),
             pool_size: 4,
+            read_pool_size: 2,
         }
     }
 }
@@ -149,6 +173,7 @@ impl Default for AuthConfig {
             jwt_issuer: String::new(),
             uid_claim: "data.id".into(),
             token_ttl_secs: 7 * 24 * 3600,
+            register_id_base: 1_000_000_000_000,
         }
     }
 }
@@ -233,6 +258,10 @@ impl Default for LimitsConfig {
             msgs_per_sec: 20,
             burst: 40,
             max_conns_per_user: 16,
+            logins_per_min: 30,
+            login_failures: 5,
+            login_lockout_secs: 900,
+            max_pending_bytes: 4 << 20,
         }
     }
 }
@@ -280,7 +309,10 @@ impl Config {
                 config::Environment::with_prefix("SHOPCHAT")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("media.allowed_hosts"),
             )
             .build()?;
         let mut unknown_keys = Vec::new();
@@ -314,6 +346,9 @@ impl Config {
         if self.auth.uid_claim.is_empty() || self.auth.uid_claim.split('.').any(str::is_empty) {
             return invalid("auth.uid_claim must be a dotted claim path such as data.id");
         }
+        if !(1..=MAX_SAFE_ID).contains(&self.auth.register_id_base) {
+            return invalid("auth.register_id_base must be from 1 to 2^53 - 1");
+        }
         if !["sqlite://", "mysql://", "postgres://", "postgresql://"]
             .iter()
             .any(|s| self.database.url.starts_with(s))
@@ -322,8 +357,11 @@ impl Config {
         }
         self.database.url_with_password()?;
         self.redis.url_with_password()?;
-        if self.database.pool_size == 0 {
-            return invalid("database.pool_size must be at least 1");
+        if self.database.pool_size == 0 || self.database.read_pool_size == 0 {
+            return invalid("database.pool_size and database.read_pool_size must be at least 1");
+        }
+        if self.limits.max_pending_bytes < 2 * crate::protocol::SYNC_MAX_BYTES {
+            return invalid("limits.max_pending_bytes must be at least 2 MiB (two pages of chat.sync)");
         }
         if self.limits.max_frame_bytes < 256 {
             return invalid("limits.max_frame_bytes must be at least 256");

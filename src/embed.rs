@@ -208,20 +208,31 @@ impl Builder {
             .map_err(StartError::Config)?;
         let pool = db::connect(&database_url, config.database.pool_size)?;
         let db = DbExecutor::start(pool, config.database.pool_size as usize);
+        let read_pool = db::conn::open(&database_url, config.database.read_pool_size)?;
+        let reads = DbExecutor::start(read_pool, config.database.read_pool_size as usize);
         let metrics = Arc::new(Metrics::new());
         let cluster = match config.redis.url.as_str() {
             "" => None,
             _ => Some(Cluster::start(&config.redis)?),
         };
-        let server = ChatServer::new(db.clone(), &config, metrics.clone(), cluster.clone()).start();
+        let server = ChatServer::new(
+            db.clone(),
+            reads.clone(),
+            &config,
+            metrics.clone(),
+            cluster.clone(),
+        )
+        .start();
         let state = web::Data::new(AppState {
             config: config.clone(),
             auth: Authenticator::new(&config.auth),
             server,
             db,
+            reads,
             presenter: Presenter::new(&config),
             metrics,
             cluster,
+            login: http::login::LoginGuard::new(&config),
             web_client: self.web_client,
         });
         Ok(Shopchat { state })
@@ -409,12 +420,33 @@ impl Shopchat {
         Ok(online.into_iter().map(|u| u.0).collect())
     }
 
-    /// Creates a group owned by `owner` with `members` (the owner is always one).
+    /// Creates a group owned by `owner` with `members` (the owner is always one). It is
+    /// private: its members come from the owner or the platform; see [`Self::create_open_group`].
     pub async fn create_group(
         &self,
         name: &str,
         owner: i64,
         members: &[i64],
+    ) -> Result<i64, AdminError> {
+        self.create_group_as(name, owner, members, false).await
+    }
+
+    /// Creates a group that anyone may `group.join`.
+    pub async fn create_open_group(
+        &self,
+        name: &str,
+        owner: i64,
+        members: &[i64],
+    ) -> Result<i64, AdminError> {
+        self.create_group_as(name, owner, members, true).await
+    }
+
+    async fn create_group_as(
+        &self,
+        name: &str,
+        owner: i64,
+        members: &[i64],
+        open: bool,
     ) -> Result<i64, AdminError> {
         let name = name.trim().to_string();
         check_name(Some(&name), true)?;
@@ -429,17 +461,29 @@ impl Shopchat {
             name,
             owner: UserId(owner),
             members,
+            open,
+            by: db::groups::Joiner::Platform,
         }))
-        .await?;
+        .await?
+        .ok_or(AdminError::Storage)?;
         Ok(group.0)
     }
 
     /// Adds a member; `Ok(false)` if it already was one.
     pub async fn add_group_member(&self, group: i64, uid: i64) -> Result<bool, AdminError> {
         let (group, uid) = (GroupId(positive(group)?), UserId(positive(uid)?));
-        ask(self.state.db.send(JoinGroup { group, uid }))
-            .await?
-            .ok_or(AdminError::NotFound("no such group"))
+        match ask(self.state.db.send(JoinGroup {
+            group,
+            uid,
+            by: db::groups::Joiner::Platform,
+        }))
+        .await?
+        {
+            db::groups::Joined::Member(added) => Ok(added),
+            db::groups::Joined::NoGroup | db::groups::Joined::Forbidden => {
+                Err(AdminError::NotFound("no such group"))
+            }
+        }
     }
 
     /// Removes a member.

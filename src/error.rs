@@ -32,6 +32,11 @@ pub enum ChatError {
     StorageUnavailable,
     #[error("server is shutting down")]
     ShuttingDown,
+    #[error("no registered ids left")]
+    RegistrationClosed,
+    /// The connection that asked closed before its read ran; nobody is told.
+    #[error("the connection is gone")]
+    ConnectionGone,
 }
 
 impl ChatError {
@@ -63,6 +68,11 @@ impl ChatError {
                 ("storage unavailable, try again", "storage_unavailable")
             }
             ChatError::ShuttingDown => ("server is shutting down, reconnect", "shutting_down"),
+            ChatError::ConnectionGone => ("connection closed", "connection_gone"),
+            ChatError::RegistrationClosed => (
+                "registration is closed: no account ids are left",
+                "registration_closed",
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: the config contract (file, `SHOPCHAT__SECTION__KEY` overrides, checks).
 //! - [`auth`]: HS256 tokens shared with the e-commerce platform.
 //! - [`metrics`]: the Prometheus metrics of one server.
+//! - [`watch`]: what a session and the server share of one connection (idle time, backlog).
 //! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
 //! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
 //! - [`error`]: what a client can be told, mapped to wire codes in one place.
@@ -34,6 +35,7 @@ pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod watch;
 
 pub use app::{run, StartError};
 pub use config::Config;

@@ -88,6 +88,10 @@ async fn group_retries_are_pushed_once_too() {
     let srv = TestServer::start();
     let mut a = srv.connect(1).await;
     let mut b = srv.connect(2).await;
+    // Only contacts who have written each other may be added by a user (PROTOCOL.md §15).
+    a.send_direct(2, "hi").await;
+    b.send_direct(1, "hi").await;
+    b.drain_pushes(QUIET).await;
     let g = a
         .request("group", "create", json!({"name": "g", "member_uids": [2]}))
         .await["result"]["group_id"]

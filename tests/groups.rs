@@ -10,16 +10,25 @@ use serde_json::{json, Value};
 
 const QUIET: Duration = Duration::from_millis(200);
 
-async fn create(c: &mut Client, name: &str, members: &[i64]) -> i64 {
+/// An open group created by `c`'s user, with `members` added by the platform (a user
+/// may add only contacts it has exchanged messages with, PROTOCOL.md §15).
+async fn create(srv: &TestServer, c: &mut Client, name: &str, members: &[i64]) -> i64 {
     let r = c
-        .request(
-            "group",
-            "create",
-            json!({"name": name, "member_uids": members}),
-        )
+        .request("group", "create", json!({"name": name, "open": true}))
         .await;
     assert_eq!(r["code"], 1, "{r}");
-    r["result"]["group_id"].as_i64().unwrap()
+    let group = r["result"]["group_id"].as_i64().unwrap();
+    for m in members {
+        let (st, body) = srv
+            .admin(
+                Method::PUT,
+                &format!("/admin/groups/{group}/members/{m}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+    group
 }
 
 async fn post(c: &mut Client, group: i64, text: &str) -> Value {
@@ -46,7 +55,7 @@ async fn create_join_leave_members_and_list() {
     srv.put_user(2, json!({"nickname": "Two", "avatar": "2.png"}))
         .await;
     let mut owner = srv.connect(1).await;
-    let group = create(&mut owner, "Fans", &[2, 3]).await;
+    let group = create(&srv, &mut owner, "Fans", &[2, 3]).await;
     let members = owner
         .request("group", "members", json!({"group_id": group}))
         .await;
@@ -198,7 +207,7 @@ async fn non_members_are_refused_and_leavers_get_nothing_more() {
     let mut a = srv.connect(1).await;
     let mut b = srv.connect(2).await;
     let mut c = srv.connect(3).await;
-    let group = create(&mut a, "Trio", &[2]).await;
+    let group = create(&srv, &mut a, "Trio", &[2]).await;
     let r = post(&mut c, group, "let me in").await;
     assert_eq!(r["error"], "forbidden");
     let r = post(&mut c, 999, "no group").await;
@@ -240,7 +249,7 @@ async fn unread_counts_come_from_a_cursor_not_rows_per_member() {
     let srv = TestServer::start();
     let mut a = srv.connect(1).await;
     let mut b = srv.connect(2).await;
-    let group = create(&mut a, "Readers", &[2, 3]).await;
+    let group = create(&srv, &mut a, "Readers", &[2, 3]).await;
     for i in 0..5 {
         post(&mut a, group, &format!("m{i}")).await;
     }
@@ -332,7 +341,7 @@ async fn unread_counts_come_from_a_cursor_not_rows_per_member() {
 async fn a_late_joiner_sees_the_group_from_when_it_joined() {
     let srv = TestServer::start();
     let mut a = srv.connect(1).await;
-    let group = create(&mut a, "G", &[]).await;
+    let group = create(&srv, &mut a, "G", &[]).await;
     post(&mut a, group, "old").await;
     let mut late = srv.connect(2).await;
     late.request("group", "join", json!({"group_id": group}))

@@ -122,6 +122,14 @@ impl ManageConnection for Manager {
 
 /// Opens the pool (creating a SQLite file and its folder if needed) and migrates.
 pub fn connect(url: &str, pool_size: u32) -> Result<Pool, DbError> {
+    let pool = open(url, pool_size)?;
+    let mut conn = pool.get()?;
+    migrate(&mut conn)?;
+    Ok(pool)
+}
+
+/// Opens a pool on a database that [`connect`] has migrated.
+pub fn open(url: &str, pool_size: u32) -> Result<Pool, DbError> {
     let target = Target::parse(url)?;
     #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
     if let Target::Sqlite(path) = &target {
@@ -138,8 +146,6 @@ pub fn connect(url: &str, pool_size: u32) -> Result<Pool, DbError> {
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(false)
         .build(Manager { target })?;
-    let mut conn = pool.get()?;
-    migrate(&mut conn)?;
     Ok(pool)
 }
 

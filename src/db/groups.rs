@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::conn::{insert_returning_id, DbConn};
 use super::conversations::Mark;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile};
-use super::queries::ensure_user;
+use super::queries::{ensure_user, Cond};
 use super::schema::{chat_groups, group_members, messages, notice_reads};
 use crate::ids::{ChatId, GroupId, UserId};
 use crate::protocol::chat_type;
@@ -27,6 +27,9 @@ pub struct GroupRow {
     pub last_uid: i64,
     pub last_time: i64,
     pub msg_type: i32,
+    /// Anyone may `group.join` an open group; a private one takes members only from its
+    /// owner (contacts in both directions) or the platform.
+    pub is_open: bool,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -89,14 +92,60 @@ fn add_member(conn: &mut DbConn, group: &GroupRow, uid: UserId, now: i64) -> Que
     }
 }
 
-/// Creates a group owned by `owner`, who is a member along with `members`.
+/// Who is adding a member to a group, which decides what is allowed (PROTOCOL.md §15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joiner {
+    /// The platform (admin API, embedding handle): anyone, to any group.
+    Platform,
+    /// The user itself (`group.join`): open groups only.
+    Themselves,
+    /// A user adding another (`group.create`'s members, `group.add`): only the owner,
+    /// and only users who have exchanged 1:1 messages with it in both directions.
+    Owner(UserId),
+}
+
+/// What adding a member came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Joined {
+    NoGroup,
+    Forbidden,
+    /// Added; false if it already was a member.
+    Member(bool),
+}
+
+/// Whether `a` and `b` have each sent the other a 1:1 message.
+pub fn exchanged(conn: &mut DbConn, a: UserId, b: UserId) -> QueryResult<bool> {
+    let chat = ChatId::direct(a, b).0;
+    let mut sent = |from: UserId| -> QueryResult<bool> {
+        diesel::select(diesel::dsl::exists(
+            messages::table
+                .filter(messages::chat_id.eq(&chat))
+                .filter(messages::chat_type.eq(chat_type::DIRECT))
+                .filter(messages::from_uid.eq(from.0)),
+        ))
+        .get_result(conn)
+    };
+    Ok(sent(a)? && sent(b)?)
+}
+
+/// Creates a group owned by `owner`, who is a member along with `members`; `None` when
+/// `owner` may not add one of them (a user adding strangers, see [`Joiner::Owner`]).
 pub fn create_group(
     conn: &mut DbConn,
     name: &str,
     owner: UserId,
     members: &[UserId],
+    open: bool,
+    by: Joiner,
     now: i64,
-) -> QueryResult<GroupId> {
+) -> QueryResult<Option<GroupId>> {
+    if by != Joiner::Platform {
+        for m in members.iter().filter(|m| **m != owner) {
+            if !exchanged(conn, owner, *m)? {
+                return Ok(None);
+            }
+        }
+    }
     conn.transaction(|conn| {
         let id = insert_returning_id!(
             &mut *conn,
@@ -106,6 +155,7 @@ pub fn create_group(
                 chat_groups::owner_uid.eq(owner.0),
                 chat_groups::created_at.eq(now),
                 chat_groups::last_msg.eq(""),
+                chat_groups::is_open.eq(open),
             ),
             chat_groups::id
         )?;
@@ -114,20 +164,33 @@ pub fn create_group(
         for m in members.iter().filter(|m| **m != owner) {
             add_member(conn, &group, *m, now)?;
         }
-        Ok(GroupId(id))
+        Ok(Some(GroupId(id)))
     })
 }
 
-/// Adds a member; `None` if there is no such group, else whether it is new.
+/// Adds `uid` to `group` if `by` may.
 pub fn join_group(
     conn: &mut DbConn,
     group: GroupId,
     uid: UserId,
+    by: Joiner,
     now: i64,
-) -> QueryResult<Option<bool>> {
-    conn.transaction(|conn| match find_group(conn, group)? {
-        Some(g) => add_member(conn, &g, uid, now).map(Some),
-        None => Ok(None),
+) -> QueryResult<Joined> {
+    conn.transaction(|conn| {
+        let Some(g) = find_group(conn, group)? else {
+            return Ok(Joined::NoGroup);
+        };
+        let allowed = match by {
+            Joiner::Platform => true,
+            Joiner::Themselves => g.is_open,
+            Joiner::Owner(owner) => {
+                g.owner_uid == owner.0 && (uid == owner || exchanged(conn, owner, uid)?)
+            }
+        };
+        if !allowed {
+            return Ok(Joined::Forbidden);
+        }
+        add_member(conn, &g, uid, now).map(Joined::Member)
     })
 }
 
@@ -265,16 +328,52 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
     Ok(rows)
 }
 
-/// Notices `uid` may see: its own and those to everyone (`to_uid` 0).
-fn notices_for(
-    uid: UserId,
-) -> diesel::dsl::And<
-    diesel::dsl::Eq<messages::chat_type, i32>,
-    diesel::dsl::EqAny<messages::to_uid, [i64; 2]>,
-> {
-    messages::chat_type
-        .eq(chat_type::SYSTEM)
-        .and(messages::to_uid.eq_any([uid.0, 0]))
+/// Notices `uid` may see: its own, and those to everyone (`to_uid` 0) after `from`
+/// (see [`broadcasts_from`]).
+pub(super) fn notices_for(uid: UserId, from: i64) -> Cond {
+    if from == 0 {
+        return Box::new(
+            messages::chat_type
+                .eq(chat_type::SYSTEM)
+                .and(messages::to_uid.eq_any([uid.0, 0])),
+        );
+    }
+    Box::new(
+        messages::chat_type.eq(chat_type::SYSTEM).and(
+            messages::to_uid
+                .eq(uid.0)
+                .or(messages::to_uid.eq(0).and(messages::id.gt(from))),
+        ),
+    )
+}
+
+/// The last notice to everyone that `uid` does not see: a self-registered account does
+/// not inherit the broadcasts sent before it registered (PROTOCOL.md §15); platform users
+/// (0) see them all, since they existed on the platform when they were sent.
+pub fn broadcasts_from(conn: &mut DbConn, uid: UserId) -> QueryResult<i64> {
+    Ok(notice_reads::table
+        .find(uid.0)
+        .select(notice_reads::broadcasts_from)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// For a new self-registered account: broadcasts up to now are not its own.
+pub fn start_notices_now(conn: &mut DbConn, uid: UserId) -> QueryResult<()> {
+    let newest: i64 = messages::table
+        .select(diesel::dsl::max(messages::id))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0);
+    diesel::insert_into(notice_reads::table)
+        .values((
+            notice_reads::uid.eq(uid.0),
+            notice_reads::read_upto.eq(newest),
+            notice_reads::hidden_upto.eq(0),
+            notice_reads::broadcasts_from.eq(newest),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
 
 fn notice_cursors(conn: &mut DbConn, uid: UserId) -> QueryResult<(i64, i64)> {
@@ -290,8 +389,9 @@ fn notice_cursors(conn: &mut DbConn, uid: UserId) -> QueryResult<(i64, i64)> {
 /// has a notice it has not hidden.
 pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<ConversationView>> {
     let (read_upto, hidden_upto) = notice_cursors(conn, uid)?;
+    let from = broadcasts_from(conn, uid)?;
     let last: Option<(i64, String, i64, i32)> = messages::table
-        .filter(notices_for(uid))
+        .filter(notices_for(uid, from))
         .order(messages::id.desc())
         .select((
             messages::id,
@@ -305,7 +405,7 @@ pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<C
         return Ok(None);
     };
     let unread: i64 = messages::table
-        .filter(notices_for(uid))
+        .filter(notices_for(uid, from))
         .filter(messages::id.gt(read_upto))
         .count()
         .get_result(conn)?;
@@ -348,8 +448,9 @@ pub fn mark_group(conn: &mut DbConn, group: GroupId, uid: UserId, mark: Mark) ->
 
 /// Moves `uid`'s read or hide cursor of its notices to the newest one.
 pub fn mark_notices(conn: &mut DbConn, uid: UserId, mark: Mark) -> QueryResult<()> {
+    let from = broadcasts_from(conn, uid)?;
     let newest: i64 = messages::table
-        .filter(notices_for(uid))
+        .filter(notices_for(uid, from))
         .select(diesel::dsl::max(messages::id))
         .first::<Option<i64>>(conn)?
         .unwrap_or(0);

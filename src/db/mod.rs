@@ -32,6 +32,9 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("database migration: {0}")]
     Migration(String),
+    /// A read for a connection that closed while the read was queued: skipped.
+    #[error("skipped: the connection that asked is gone")]
+    Cancelled,
 }
 
 /// Runs queries on a thread of its SyncArbiter.
@@ -44,7 +47,9 @@ impl Actor for DbExecutor {
 }
 
 impl DbExecutor {
-    /// Starts `threads` executors sharing `pool`.
+    /// Starts `threads` executors sharing `pool`. The server runs two such groups, each
+    /// with a pool of its own: one for writes (and the small reads beside them), one for
+    /// reads of history, so a flood of reads queues behind itself and never ahead of a send.
     pub fn start(pool: Pool, threads: usize) -> Addr<DbExecutor> {
         SyncArbiter::start(threads.max(1), move || DbExecutor { pool: pool.clone() })
     }
@@ -103,8 +108,12 @@ db_command! {
 db_command! {
     /// For `chat.sync`: a page of what `uid` (an agent of `agent_shop`, if any) may see
     /// after `since`, and whether more follow.
-    LoadSync { uid: UserId, agent_shop: Option<ShopId>, since: MsgId, limit: i64 } -> (Vec<MessageWithSender>, bool)
-        => |c, m| queries::sync_messages(c, m.uid, m.agent_shop, m.since, m.limit)
+    LoadSync { uid: UserId, agent_shop: Option<ShopId>, since: MsgId, limit: i64, watch: crate::watch::Watch } -> (Vec<MessageWithSender>, bool)
+        => |c, m| if m.watch.is_gone() {
+            Err(DbError::Cancelled)
+        } else {
+            Ok(queries::sync_messages(c, m.uid, m.agent_shop, m.since, m.limit)?)
+        }
 }
 
 db_command! {
@@ -132,9 +141,9 @@ db_command! {
 }
 
 db_command! {
-    /// For `/login/register`: a new account, or `None` if the name is taken.
-    CreateAccount { username: String, password_hash: String } -> Option<UserId>
-        => |c, m| accounts::create_account(c, &m.username, &m.password_hash, now())
+    /// For `/login/register`: a new account with an id from `base` up, or why not.
+    CreateAccount { username: String, password_hash: String, base: i64 } -> accounts::Registered
+        => |c, m| accounts::create_account(c, &m.username, &m.password_hash, now(), m.base)
 }
 
 db_command! {
@@ -223,15 +232,15 @@ db_command! {
 
 db_command! {
     /// For `group.create` and the admin API: a new group owned by `owner`, who is a
-    /// member along with `members`.
-    CreateGroup { name: String, owner: UserId, members: Vec<UserId> } -> GroupId
-        => |c, m| groups::create_group(c, &m.name, m.owner, &m.members, now())
+    /// member along with `members`; `None` if `by` may not add them all.
+    CreateGroup { name: String, owner: UserId, members: Vec<UserId>, open: bool, by: groups::Joiner } -> Option<GroupId>
+        => |c, m| groups::create_group(c, &m.name, m.owner, &m.members, m.open, m.by, now())
 }
 
 db_command! {
-    /// For `group.join` and the admin API: `None` if there is no such group, else
-    /// whether `uid` is a new member.
-    JoinGroup { group: GroupId, uid: UserId } -> Option<bool> => |c, m| groups::join_group(c, m.group, m.uid, now())
+    /// For `group.join`, `group.add` and the admin API: add `uid` if `by` may.
+    JoinGroup { group: GroupId, uid: UserId, by: groups::Joiner } -> groups::Joined
+        => |c, m| groups::join_group(c, m.group, m.uid, m.by, now())
 }
 
 db_command! {

@@ -203,14 +203,16 @@ fn apply_one<'a>(
     }
 }
 
-/// The message its sender already stored under `m`'s client_msg_id, if any. The unique
-/// index keeps them for good, so a retry is recognised however late it comes.
+/// The message its sender already stored in `m`'s chat under `m`'s client_msg_id, if
+/// any (the key is scoped to sender and chat, PROTOCOL.md §15). The unique index keeps
+/// them for good, so a retry is recognised however late it comes.
 fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, String, i64)>> {
     let Some(client_id) = &m.client_msg_id else {
         return Ok(None);
     };
     messages::table
         .filter(messages::from_uid.eq(m.from_uid))
+        .filter(messages::chat_id.eq(&m.chat_id))
         .filter(messages::client_msg_id.eq(client_id))
         .select((messages::id, messages::chat_id, messages::createtime))
         .first(conn)
@@ -242,12 +244,12 @@ fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
 }
 
 /// A filter on `messages` built at run time.
-type Cond = Box<dyn BoxableExpression<messages::table, MultiBackend, SqlType = Bool>>;
+pub(super) type Cond = Box<dyn BoxableExpression<messages::table, MultiBackend, SqlType = Bool>>;
 
 /// What `uid` may see: its 1:1s, its customer-service chats (and its shop's, as an
 /// agent), its notices, and its groups from when it joined.
 fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> QueryResult<Cond> {
-    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE, SYSTEM};
+    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE};
     // Its 1:1 chats are those it has a conversation row of (written with their first
     // message), which lets the database read them by (chat_id, id).
     let my_direct_chats = super::schema::conversations::table
@@ -268,9 +270,7 @@ fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> Que
         .eq(SERVICE)
         .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)))
         .and(messages::shop_id.gt(0));
-    let notices = messages::chat_type
-        .eq(SYSTEM)
-        .and(messages::to_uid.eq_any([uid.0, 0]));
+    let notices = super::groups::notices_for(uid, super::groups::broadcasts_from(conn, uid)?);
     let mut cond: Cond = Box::new(direct.or(as_consumer).or(as_agent).or(notices));
     for (group, from) in super::groups::sync_memberships(conn, uid)? {
         let in_group = messages::chat_type
@@ -395,9 +395,9 @@ pub enum RecordScope {
     Notices(UserId),
 }
 
-fn scope_cond(scope: &RecordScope) -> Cond {
-    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE, SYSTEM};
-    match scope {
+fn scope_cond(conn: &mut DbConn, scope: &RecordScope) -> QueryResult<Cond> {
+    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE};
+    Ok(match scope {
         RecordScope::Direct(chat) => Box::new(
             messages::chat_type
                 .eq(DIRECT)
@@ -417,12 +417,10 @@ fn scope_cond(scope: &RecordScope) -> Cond {
                 .and(messages::group_id.gt(0))
                 .and(messages::id.gt(*from)),
         ),
-        RecordScope::Notices(uid) => Box::new(
-            messages::chat_type
-                .eq(SYSTEM)
-                .and(messages::to_uid.eq_any([uid.0, 0])),
-        ),
-    }
+        RecordScope::Notices(uid) => {
+            super::groups::notices_for(*uid, super::groups::broadcasts_from(conn, *uid)?)
+        }
+    })
 }
 
 /// Page `page` (from 1) of one conversation's history, newest first, and its size.
@@ -434,12 +432,12 @@ pub fn chat_records(
 ) -> QueryResult<(Vec<MessageWithSender>, i64)> {
     let total: i64 = messages::table
         .into_boxed()
-        .filter(scope_cond(scope))
+        .filter(scope_cond(conn, scope)?)
         .count()
         .get_result(conn)?;
     let ids: Vec<i64> = messages::table
         .into_boxed()
-        .filter(scope_cond(scope))
+        .filter(scope_cond(conn, scope)?)
         .order(messages::id.desc())
         .limit(per_page)
         .offset((page - 1).saturating_mul(per_page))

@@ -91,6 +91,7 @@ diesel::table! {
         last_uid -> BigInt,
         last_time -> BigInt,
         msg_type -> Integer,
+        is_open -> Bool,
     }
 }
 
@@ -110,6 +111,7 @@ diesel::table! {
         uid -> BigInt,
         read_upto -> BigInt,
         hidden_upto -> BigInt,
+        broadcasts_from -> BigInt,
     }
 }
 

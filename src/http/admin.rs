@@ -233,6 +233,8 @@ struct GroupBody {
     owner_uid: i64,
     #[serde(default, deserialize_with = "lenient::int_list")]
     member_uids: Vec<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    open: Option<bool>,
 }
 
 async fn create_group(
@@ -241,9 +243,14 @@ async fn create_group(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     let b: GroupBody = body(&bytes)?;
-    let group = Shopchat::from(st)
-        .create_group(&b.name, b.owner_uid, &b.member_uids)
-        .await?;
+    let chat = Shopchat::from(st);
+    let group = if b.open == Some(true) {
+        chat.create_open_group(&b.name, b.owner_uid, &b.member_uids)
+            .await?
+    } else {
+        chat.create_group(&b.name, b.owner_uid, &b.member_uids)
+            .await?
+    };
     Ok(ok(json!({"group_id": group})))
 }
 

@@ -1,21 +1,143 @@
 //! `/login` and `/login/register` with the original's rules and messages (PROTOCOL.md §8).
-//! Passwords are stored as argon2 hashes.
+//! Passwords are stored as argon2 hashes. A hash costs about 19 MiB and tens of
+//! milliseconds, so both paths are rate-limited per client address, wrong passwords are
+//! counted per (address, username), and only as many hashes run at once as there are cores.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{decode, ok_with, state, ApiError};
+use super::client_ip;
 use crate::chats::ask;
+use crate::config::Config;
+use crate::db::accounts::Registered;
 use crate::db::{CreateAccount, FindLogin};
 use crate::error::ChatError;
+
+/// OWASP's minimum for argon2id (Password Storage Cheat Sheet): 19 MiB, 2 passes, 1 lane.
+const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+const ARGON2_PASSES: u32 = 2;
+const ARGON2_LANES: u32 = 1;
+
+/// How long a login waits for a free hashing slot before it is told to slow down.
+const HASH_WAIT: Duration = Duration::from_secs(5);
+
+/// Address-and-username pairs tracked for wrong passwords; past this, expired ones are
+/// dropped, and if none has expired the oldest goes.
+const MAX_TRACKED_PAIRS: usize = 100_000;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, None)
+        .expect("the OWASP argon2 parameters should be valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The cost caps of the login paths, shared by every worker.
+pub struct LoginGuard {
+    per_addr: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    failures: Mutex<HashMap<(IpAddr, String), (u32, Instant)>>,
+    max_failures: u32,
+    lockout: Duration,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl LoginGuard {
+    pub fn new(config: &Config) -> LoginGuard {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let limits = &config.limits;
+        LoginGuard {
+            per_addr: NonZeroU32::new(limits.logins_per_min).map(|n| {
+                governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n))
+            }),
+            failures: Mutex::new(HashMap::new()),
+            max_failures: limits.login_failures,
+            lockout: Duration::from_secs(limits.login_lockout_secs),
+            hashing: tokio::sync::Semaphore::new(cores),
+        }
+    }
+
+    /// One call of `/login` or `/login/register` from `addr`.
+    fn admit(&self, addr: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.per_addr else {
+            return Ok(());
+        };
+        if limiter.len() > MAX_TRACKED_PAIRS {
+            limiter.retain_recent();
+        }
+        limiter
+            .check_key(&addr)
+            .map_err(|_| ApiError::Chat(ChatError::RateLimited))
+    }
+
+    fn locked(&self, addr: IpAddr, username: &str) -> bool {
+        if self.max_failures == 0 {
+            return false;
+        }
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures
+            .get(&(addr, username.to_string()))
+            .is_some_and(|(n, since)| *n >= self.max_failures && since.elapsed() < self.lockout)
+    }
+
+    fn failed(&self, addr: IpAddr, username: &str) {
+        if self.max_failures == 0 {
+            return;
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MAX_TRACKED_PAIRS {
+            failures.retain(|_, (_, since)| since.elapsed() < self.lockout);
+            if failures.len() >= MAX_TRACKED_PAIRS {
+                if let Some(oldest) = failures
+                    .iter()
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(k, _)| k.clone())
+                {
+                    failures.remove(&oldest);
+                }
+            }
+        }
+        let entry = failures
+            .entry((addr, username.to_string()))
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.lockout {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, addr: IpAddr, username: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.remove(&(addr, username.to_string()));
+    }
+
+    /// Runs `work` (a hash) on the blocking pool once a hashing slot is free.
+    async fn hash<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
+            .await
+            .map_err(|_| ApiError::Chat(ChatError::RateLimited))?
+            .map_err(|_| ApiError::Chat(ChatError::ShuttingDown))?;
+        let out = web::block(work)
+            .await
+            .map_err(|_| ChatError::StorageUnavailable)?;
+        drop(permit);
+        Ok(out)
+    }
+}
 
 static USERNAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-zA-Z][a-zA-Z0-9_]{4,15}$").expect("username pattern should compile")
@@ -63,22 +185,31 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiEr
         return Err(ApiError::Text("密码格式错误"));
     }
     let st = state(&req);
-    let Some((uid, hash)) = ask(st.db.send(FindLogin { username })).await? else {
+    let addr = client_ip(&req, &st.config.server.trusted_proxies);
+    st.login.admit(addr)?;
+    if st.login.locked(addr, &username) {
+        return Err(ApiError::Chat(ChatError::RateLimited));
+    }
+    let Some((uid, hash)) = ask(st.db.send(FindLogin {
+        username: username.clone(),
+    }))
+    .await?
+    else {
         return Err(ApiError::Text("账户不存在"));
     };
     let hash = hash.ok_or(ApiError::Text("密码错误"))?;
-    let matches = web::block(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
+    let matches = st
+        .login
+        .hash(move || {
+            PasswordHash::new(&hash)
+                .is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
         })
-    })
-    .await
-    .map_err(|_| ChatError::StorageUnavailable)?;
+        .await?;
     if !matches {
+        st.login.failed(addr, &username);
         return Err(ApiError::Text("密码错误"));
     }
+    st.login.succeeded(addr, &username);
     Ok(ok_with(
         Some("登录成功"),
         json!({"token": st.auth.mint(uid)}),
@@ -96,26 +227,35 @@ async fn register(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Ap
     if !PASSWORD.is_match(&password) {
         return Err(ApiError::Text("请输入6~18位数字、字母或下划线的组合密码"));
     }
-    let password_hash = web::block(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| ChatError::StorageUnavailable)?
-    .map_err(|e| {
-        log::error!("register: hashing failed: {e}");
-        ChatError::StorageUnavailable
-    })?;
     let st = state(&req);
-    let Some(uid) = ask(st.db.send(CreateAccount {
+    st.login
+        .admit(client_ip(&req, &st.config.server.trusted_proxies))?;
+    let password_hash = st
+        .login
+        .hash(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|e| {
+            log::error!("register: hashing failed: {e}");
+            ChatError::StorageUnavailable
+        })?;
+    let uid = match ask(st.db.send(CreateAccount {
         username,
         password_hash,
+        base: st.config.auth.register_id_base,
     }))
     .await?
-    else {
-        return Err(ApiError::Text("当前用户名已存在"));
+    {
+        Registered::Created(uid) => uid,
+        Registered::NameTaken => return Err(ApiError::Text("当前用户名已存在")),
+        Registered::IdsExhausted => {
+            log::error!("register: every id from auth.register_id_base to 2^53 - 1 is taken");
+            return Err(ApiError::Chat(ChatError::RegistrationClosed));
+        }
     };
     Ok(ok_with(
         Some("注册成功"),
@@ -126,6 +266,33 @@ async fn register(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_meet_the_owasp_minimum_for_argon2id() {
+        let a = argon2();
+        let p = a.params();
+        assert!(p.m_cost() >= 19 * 1024 && p.t_cost() >= 2 && p.p_cost() >= 1);
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = a.hash_password(b"secret1", &salt).unwrap().to_string();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    }
+
+    #[test]
+    fn wrong_passwords_lock_only_that_address_and_username() {
+        let mut config = Config::default();
+        config.limits.login_failures = 3;
+        let guard = LoginGuard::new(&config);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..3 {
+            assert!(!guard.locked(a, "bob"));
+            guard.failed(a, "bob");
+        }
+        assert!(guard.locked(a, "bob"));
+        assert!(!guard.locked(b, "bob"), "bob from elsewhere is not locked out");
+        assert!(!guard.locked(a, "carol"));
+        guard.succeeded(a, "bob");
+        assert!(!guard.locked(a, "bob"));
+    }
 
     #[test]
     fn the_original_patterns() {

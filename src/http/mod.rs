@@ -9,6 +9,7 @@ pub mod media;
 pub mod user;
 pub mod ws;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix::Addr;
@@ -27,15 +28,41 @@ use crate::metrics::Metrics;
 use crate::server::push::Presenter;
 use crate::server::ChatServer;
 
+/// The address a request comes from: the peer, or, when the peer is a trusted proxy,
+/// the last address in `X-Forwarded-For` that is not one of the trusted proxies.
+pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[IpAddr]) -> IpAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
 /// Shared by every worker.
 pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Authenticator,
     pub server: Addr<ChatServer>,
     pub db: Addr<DbExecutor>,
+    /// Reads of history, apart from the writes (see `DbExecutor::start`).
+    pub reads: Addr<DbExecutor>,
     pub presenter: Presenter,
     pub metrics: Arc<Metrics>,
     pub cluster: Option<Cluster>,
+    pub login: login::LoginGuard,
     /// Serve the built-in web client on a plain GET of the mount point.
     pub web_client: bool,
 }

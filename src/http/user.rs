@@ -61,7 +61,7 @@ async fn chat_recently(
     let q: RecentQuery = decode(&req, &body)?;
     let st = state(&req);
     let list = chats::recent_chats(
-        &st.db,
+        &st.reads,
         caller.0,
         q.is_service.unwrap_or(false),
         &st.presenter,
@@ -100,6 +100,6 @@ async fn chat_record(
     };
     let st = state(&req);
     let records =
-        chats::records(&st.db, caller.0, target, q.page.unwrap_or(1), &st.presenter).await?;
+        chats::records(&st.reads, caller.0, target, q.page.unwrap_or(1), &st.presenter).await?;
     Ok(ok_with(None, records))
 }

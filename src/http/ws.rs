@@ -63,6 +63,7 @@ pub async fn entry(
             max_frame_bytes: state.config.limits.max_frame_bytes,
             msgs_per_sec: state.config.limits.msgs_per_sec,
             burst: state.config.limits.burst,
+            max_pending_bytes: state.config.limits.max_pending_bytes,
             metrics: state.metrics.clone(),
         },
     )

@@ -60,6 +60,8 @@ pub enum Request {
     GroupLeave(GroupRef),
     GroupMembers(GroupRef),
     GroupList,
+    /// New (§15): the owner adds a member.
+    GroupAdd(GroupAdd),
 }
 
 #[derive(Deserialize)]
@@ -100,6 +102,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         }
         ("Group", "join") => Request::GroupJoin(content::<GroupRef>(env.content)?.checked()?),
         ("Group", "leave") => Request::GroupLeave(content::<GroupRef>(env.content)?.checked()?),
+        ("Group", "add") => Request::GroupAdd(content::<GroupAdd>(env.content)?.checked()?),
         ("Group", "members") => Request::GroupMembers(content::<GroupRef>(env.content)?.checked()?),
         ("Group", "list") => Request::GroupList,
         _ => return Err(ChatError::UnknownAction),
@@ -278,6 +281,9 @@ pub struct GroupCreate {
     pub name: String,
     #[serde(default, deserialize_with = "lenient::int_list")]
     pub member_uids: Vec<i64>,
+    /// New (§15): anyone may `group.join` an open group; default private.
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    pub open: Option<bool>,
 }
 
 impl GroupCreate {
@@ -315,6 +321,24 @@ impl GroupRef {
     }
 }
 
+/// `group.add` content: the owner adds `uid`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GroupAdd {
+    #[serde(deserialize_with = "lenient::int")]
+    pub group_id: i64,
+    #[serde(deserialize_with = "lenient::int")]
+    pub uid: i64,
+}
+
+impl GroupAdd {
+    fn checked(self) -> Result<GroupAdd, ChatError> {
+        if self.group_id <= 0 || self.uid <= 0 {
+            return Err(ChatError::bad("group_id and uid must be positive ids"));
+        }
+        Ok(self)
+    }
+}
+
 /// One member in `group.members` (code 101).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemberRow {
@@ -346,6 +370,56 @@ pub struct SyncRequest {
 
 pub const SYNC_DEFAULT_LIMIT: i64 = 100;
 pub const SYNC_MAX_LIMIT: i64 = 500;
+/// The most bytes one `chat.sync` reply takes (PROTOCOL.md §15); `has_more` says the rest.
+pub const SYNC_MAX_BYTES: usize = 1 << 20;
+
+impl Request {
+    /// What the request costs of its connection's rate budget (`limits.msgs_per_sec`): a
+    /// page of history or a list reads far more than a send or a mark.
+    pub fn cost(&self) -> u32 {
+        match self {
+            Request::Sync(_) => 10,
+            Request::RecentChat(_) | Request::GroupMembers(_) => 5,
+            Request::GroupList | Request::GroupCreate(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// The most bytes its reply may take: held against `limits.max_pending_bytes` while
+    /// the request is in flight.
+    pub fn reply_reserve(&self) -> usize {
+        match self {
+            Request::Sync(_) => SYNC_MAX_BYTES + 64,
+            Request::RecentChat(_) | Request::GroupMembers(_) => 256 * 1024,
+            Request::GroupList => 64 * 1024,
+            _ => 4 * 1024,
+        }
+    }
+}
+
+impl SyncPage {
+    /// The page of `rows` (oldest first) that fits in [`SYNC_MAX_BYTES`]; `has_more` when
+    /// the database had more, or rows were left out to fit. At least one row goes out.
+    pub fn within_bytes(rows: Vec<ChatPush>, db_has_more: bool) -> SyncPage {
+        // `{"code":201,"msg":null,"result":{"rows":[` ... `],"has_more":false}}`
+        let mut used = 64;
+        let mut kept = Vec::with_capacity(rows.len());
+        let total = rows.len();
+        for row in rows {
+            let len = serde_json::to_vec(&row).map_or(0, |v| v.len()) + 1;
+            if !kept.is_empty() && used + len > SYNC_MAX_BYTES {
+                break;
+            }
+            used += len;
+            kept.push(row);
+        }
+        let has_more = db_has_more || kept.len() < total;
+        SyncPage {
+            rows: kept,
+            has_more,
+        }
+    }
+}
 
 impl SyncRequest {
     /// (since, limit) with the defaults applied and the limit capped.

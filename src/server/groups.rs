@@ -12,6 +12,7 @@ use crate::cluster::ClusterEvent;
 use crate::db::{
     CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups, WriteOp,
 };
+use crate::db::groups::{Joined, Joiner};
 use crate::error::ChatError;
 use crate::ids::{ChatId, GroupId, MsgId, UserId};
 use crate::protocol::{self, chat_type, code, ChatPush, MemberRow, Request, SendMsg};
@@ -53,19 +54,29 @@ impl ChatServer {
                         name: g.name,
                         owner: uid,
                         members,
+                        open: g.open.unwrap_or(false),
+                        by: Joiner::Owner(uid),
                     }))
-                    .await?;
+                    .await?
+                    .ok_or(ChatError::Forbidden)?;
                     Ok(protocol::ok(&serde_json::json!({"group_id": group.0})))
                 }
-                Request::GroupJoin(g) => match ask(db.send(JoinGroup {
-                    group: GroupId(g.group_id),
-                    uid,
-                }))
-                .await?
-                {
-                    Some(_) => Ok(protocol::ok(&())),
-                    None => Err(ChatError::NotFound),
-                },
+                Request::GroupJoin(g) => joined(
+                    ask(db.send(JoinGroup {
+                        group: GroupId(g.group_id),
+                        uid,
+                        by: Joiner::Themselves,
+                    }))
+                    .await?,
+                ),
+                Request::GroupAdd(g) => joined(
+                    ask(db.send(JoinGroup {
+                        group: GroupId(g.group_id),
+                        uid: UserId(g.uid),
+                        by: Joiner::Owner(uid),
+                    }))
+                    .await?,
+                ),
                 Request::GroupLeave(g) => match ask(db.send(LeaveGroup {
                     group: GroupId(g.group_id),
                     uid,
@@ -120,6 +131,14 @@ impl ChatServer {
             // Every node pushes a broadcast to its own users.
             None => self.apply_and_broadcast(ClusterEvent::NoticeAll { push: push.clone() }, ctx),
         }
+    }
+}
+
+fn joined(j: Joined) -> Result<String, ChatError> {
+    match j {
+        Joined::Member(_) => Ok(protocol::ok(&())),
+        Joined::NoGroup => Err(ChatError::NotFound),
+        Joined::Forbidden => Err(ChatError::Forbidden),
     }
 }
 

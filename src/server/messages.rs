@@ -45,8 +45,9 @@ pub struct Connect {
     /// The shop this user serves, if an agent.
     pub agent_shop: Option<ShopId>,
     pub session: Recipient<ToSession>,
-    /// Stamped by the session on every frame; read by the idle sweep.
-    pub seen: super::idle::LastSeen,
+    /// Stamped by the session on every frame (read by the idle sweep); counts the bytes
+    /// waiting for the socket (pushes past `limits.max_pending_bytes` close it).
+    pub seen: crate::watch::Watch,
 }
 
 /// From a session as it stops: forget this connection.
@@ -73,6 +74,8 @@ pub struct ClientRequest {
     pub uid: UserId,
     pub request: Request,
     pub reply: ReplyTx,
+    /// The connection's shared state: reads for a connection that is gone are skipped.
+    pub watch: crate::watch::Watch,
 }
 
 /// From `/user/index` and the embedding handle: which of `uids` have a live connection.

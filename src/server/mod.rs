@@ -40,7 +40,7 @@ use write_queue::{AfterCommit, PendingOp, WriteQueue};
 struct ConnHandle {
     conn: ConnId,
     session: Recipient<ToSession>,
-    seen: idle::LastSeen,
+    seen: crate::watch::Watch,
     /// Told to close for idleness (told once).
     timed_out: bool,
 }
@@ -54,12 +54,17 @@ struct Online {
 }
 
 pub struct ChatServer {
+    /// Writes, and the small reads beside them.
     db: Addr<DbExecutor>,
+    /// Reads of history (`chat.sync`, recent chats), on executors and a pool of their own.
+    reads: Addr<DbExecutor>,
     metrics: Arc<Metrics>,
     presenter: Presenter,
     max_msg_chars: usize,
     /// Live connections per user; 0 = unlimited.
     max_conns_per_user: usize,
+    /// Bytes that may wait for one connection's socket before it is cut off.
+    max_pending_bytes: usize,
     /// Connections silent for longer are closed (`server.client_timeout_secs`).
     client_timeout: std::time::Duration,
     /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
@@ -78,16 +83,19 @@ pub struct ChatServer {
 impl ChatServer {
     pub fn new(
         db: Addr<DbExecutor>,
+        reads: Addr<DbExecutor>,
         config: &Config,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
     ) -> ChatServer {
         ChatServer {
             db,
+            reads,
             metrics,
             presenter: Presenter::new(config),
             max_msg_chars: config.limits.max_msg_chars,
             max_conns_per_user: config.limits.max_conns_per_user,
+            max_pending_bytes: config.limits.max_pending_bytes,
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
             online: HashMap::new(),
             routers: HashMap::new(),
@@ -100,19 +108,33 @@ impl ChatServer {
     }
 
     /// Writes `text` to every connection of `uid` but `except`, never waiting on one. A
-    /// connection whose queue is full is not reading: it is dropped from the registry
-    /// and closed with 1008 (the close waits behind what it has not read), and its
-    /// client catches up with chat.sync after reconnecting.
+    /// connection whose queue is full, or whose unwritten bytes would pass
+    /// `limits.max_pending_bytes`, is not reading: it is dropped from the registry and
+    /// closed with 1008 (the close waits behind what it has not read), and its client
+    /// catches up with chat.sync after reconnecting.
     fn deliver(&mut self, uid: UserId, text: &Arc<str>, except: Option<ConnId>) {
         let Some(online) = self.online.get_mut(&uid) else {
             return;
         };
         let mut dropped = false;
+        let max_pending = self.max_pending_bytes;
+        let bytes = crate::watch::frame_len(text.len());
         online.conns.retain(|c| {
             if Some(c.conn) == except {
                 return true;
             }
-            match c.session.try_send(ToSession::Deliver(text.clone())) {
+            let sent = if c.seen.backlog() + bytes > max_pending {
+                Err("backlog over limits.max_pending_bytes".to_string())
+            } else {
+                c.seen.queued(bytes);
+                c.session
+                    .try_send(ToSession::Deliver(text.clone()))
+                    .map_err(|e| {
+                        c.seen.drained(bytes);
+                        e.to_string()
+                    })
+            };
+            match sent {
                 Ok(()) => true,
                 Err(e) => {
                     log::warn!(
@@ -381,10 +403,11 @@ impl ChatServer {
         }
     }
 
-    fn sync(&self, uid: UserId, req: SyncRequest, reply: ReplyTx) {
-        let db = self.db.clone();
+    fn sync(&self, uid: UserId, req: SyncRequest, reply: ReplyTx, watch: crate::watch::Watch) {
+        let db = self.reads.clone();
         let presenter = self.presenter.clone();
         let agent_shop = self.online.get(&uid).and_then(|o| o.agent_shop);
+        let metrics = self.metrics.clone();
         answer_later(reply, async move {
             let (since, limit) = req.bounds()?;
             let (rows, has_more) = chats::ask(db.send(LoadSync {
@@ -392,12 +415,21 @@ impl ChatServer {
                 agent_shop,
                 since: MsgId(since),
                 limit,
+                watch,
             }))
-            .await?;
-            let rows = rows.into_iter().map(|r| presenter.stored(r)).collect();
+            .await
+            .inspect_err(|e| {
+                if *e == ChatError::ConnectionGone {
+                    metrics.reject("read_skipped");
+                }
+            })?;
+            let rows = rows
+                .into_iter()
+                .map(|r| presenter.stored_for(r, uid))
+                .collect();
             Ok(protocol::reply_with(
                 code::RECORDS,
-                &SyncPage { rows, has_more },
+                &SyncPage::within_bytes(rows, has_more),
             ))
         });
     }
@@ -405,13 +437,18 @@ impl ChatServer {
     /// Requests answered from the database alone, with no state of the server's.
     fn answer_from_db(&self, uid: UserId, request: Request, reply: ReplyTx) {
         let db = self.db.clone();
+        let reads = self.reads.clone();
         let presenter = self.presenter.clone();
         answer_later(reply, async move {
             match request {
                 Request::RecentChat(r) => {
-                    let list =
-                        chats::recent_chats(&db, uid, r.is_service.unwrap_or(false), &presenter)
-                            .await?;
+                    let list = chats::recent_chats(
+                        &reads,
+                        uid,
+                        r.is_service.unwrap_or(false),
+                        &presenter,
+                    )
+                    .await?;
                     Ok(protocol::reply_with(code::RECENT_CHATS, &list))
                 }
                 Request::SetChatRead(chat) => {
@@ -579,12 +616,13 @@ impl Handler<ClientRequest> for ChatServer {
     fn handle(&mut self, msg: ClientRequest, ctx: &mut Context<Self>) {
         match msg.request {
             Request::SendMsg(m) => self.accept_send(msg.conn, msg.uid, m, msg.reply, ctx),
-            Request::Sync(req) => self.sync(msg.uid, req, msg.reply),
+            Request::Sync(req) => self.sync(msg.uid, req, msg.reply, msg.watch),
             Request::SetOnline(r) => self.set_online(msg.uid, r.online, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
             group @ (Request::GroupCreate(_)
             | Request::GroupJoin(_)
             | Request::GroupLeave(_)
+            | Request::GroupAdd(_)
             | Request::GroupMembers(_)
             | Request::GroupList) => self.group_action(msg.uid, group, msg.reply),
             other => self.answer_from_db(msg.uid, other, msg.reply),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
+use crate::ids::{ChatId, UserId};
 use crate::protocol::{absolute_url, chat_type, ChatPush};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
@@ -91,6 +92,18 @@ impl Presenter {
     pub fn stored(&self, r: MessageWithSender) -> ChatPush {
         let (id, m) = split_row(r.message);
         self.push(&m, id, &r.sender, r.shop.as_ref())
+    }
+
+    /// A stored message as `reader` sees it: a notice to everyone (stored once, as
+    /// `system_0`) is in the reader's own `system_{uid}` conversation, as when it was pushed.
+    pub fn stored_for(&self, r: MessageWithSender, reader: UserId) -> ChatPush {
+        let broadcast = r.message.chat_type == crate::protocol::chat_type::SYSTEM
+            && r.message.to_uid == 0;
+        let mut push = self.stored(r);
+        if broadcast {
+            push.chat_id = ChatId::system(reader).0;
+        }
+        push
     }
 }
 

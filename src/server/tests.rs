@@ -42,7 +42,7 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
             },
             agent_shop: None,
             session: addr.recipient(),
-            seen: crate::server::idle::LastSeen::new(),
+            seen: crate::watch::Watch::new(),
         })
         .await
         .unwrap();
@@ -63,8 +63,10 @@ async fn wait_for_pushes(logs: &[&Log]) {
 async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
+    let db = DbExecutor::start(pool, 1);
     let server = ChatServer::new(
-        DbExecutor::start(pool, 1),
+        db.clone(),
+        db,
         &Config::default(),
         Arc::new(crate::metrics::Metrics::new()),
         None,
@@ -86,6 +88,7 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
         uid: UserId(1),
         request,
         reply,
+        watch: crate::watch::Watch::new(),
     });
     let ack = answer.await.unwrap().unwrap();
     assert!(ack.contains("\"msg_id\""), "{ack}");
@@ -114,11 +117,15 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
             name: "g".into(),
             owner: UserId(1),
             members: (2..=6).map(UserId).collect(),
+            open: false,
+            by: crate::db::groups::Joiner::Platform,
         })
         .await
         .unwrap()
+        .unwrap()
         .unwrap();
     let server = ChatServer::new(
+        db.clone(),
         db,
         &Config::default(),
         Arc::new(crate::metrics::Metrics::new()),
@@ -144,6 +151,7 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
         uid: UserId(1),
         request,
         reply,
+        watch: crate::watch::Watch::new(),
     });
     assert!(answer.await.unwrap().unwrap().contains("msg_id"));
     wait_for_pushes(&logs.iter().collect::<Vec<_>>()).await;

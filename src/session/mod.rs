@@ -1,8 +1,17 @@
 //! `WsSession`: one actor per WebSocket. It parses frames into requests, answers
 //! heartbeats, enforces frame limits, and writes replies (in request order) and pushes.
 //! It knows nothing of routing. This is the only module that uses actix-web-actors.
+//!
+//! Memory per connection is bounded in bytes: frames by `limits.max_frame_bytes` (refused
+//! from their header, [`wire`]), and what waits to be written (replies, pushes, and the
+//! largest reply each request in flight may bring) by `limits.max_pending_bytes`.
 
+mod wire;
+
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +26,8 @@ use crate::error::ChatError;
 use crate::ids::{ConnId, ShopId, UserId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, Frame};
-use crate::server::idle::LastSeen;
 use crate::server::{ChatServer, ClientRequest, Close, Connect, Disconnect, ToSession};
+use crate::watch::{frame_len, Watch};
 
 /// Pushes that may wait for a connection that is not reading; past this it is
 /// disconnected (1008). With the socket's buffers this bounds a slow reader's memory.
@@ -53,6 +62,7 @@ pub struct SessionParams {
     pub max_frame_bytes: usize,
     pub msgs_per_sec: u32,
     pub burst: u32,
+    pub max_pending_bytes: usize,
     pub metrics: Arc<Metrics>,
 }
 
@@ -63,22 +73,31 @@ pub fn upgrade(
     params: SessionParams,
 ) -> Result<HttpResponse, actix_web::Error> {
     let max_frame = params.max_frame_bytes;
+    let watch = Watch::new();
+    let oversize = Rc::new(Cell::new(false));
     let session = WsSession {
         conn: ConnId::next(),
         uid: params.uid,
         registration: Some(Box::new((params.profile, params.agent_shop))),
         server: params.server,
-        seen: LastSeen::new(),
+        watch: watch.clone(),
         max_frame_bytes: max_frame,
+        max_pending_bytes: params.max_pending_bytes,
+        reserved: 0,
+        oversize: oversize.clone(),
         replies: ReplyQueue::default(),
         fragments: None,
         limiter: limiter(params.msgs_per_sec, params.burst),
         closing: None,
         metrics: params.metrics,
     };
-    ws::WsResponseBuilder::new(session, req, stream)
+    let stream = wire::GuardedPayload::new(stream, max_frame, oversize);
+    let response = ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(max_frame)
-        .start()
+        .start()?;
+    Ok(response
+        .map_body(|_, body| wire::CountedBody::new(body, watch))
+        .map_into_boxed_body())
 }
 
 /// Replies held until every earlier request of the connection has been answered.
@@ -123,10 +142,16 @@ pub struct WsSession {
     /// session lives as long as its socket, these only until it starts).
     registration: Option<Box<(Profile, Option<ShopId>)>>,
     server: Addr<ChatServer>,
-    /// When the client last sent anything; ChatServer closes it after
-    /// `server.client_timeout_secs` of silence.
-    seen: LastSeen,
+    /// Shared with ChatServer: when the client last sent anything (it closes the
+    /// connection after `server.client_timeout_secs` of silence), and the bytes waiting
+    /// to be written.
+    watch: Watch,
     max_frame_bytes: usize,
+    max_pending_bytes: usize,
+    /// The largest replies the requests in flight may still bring, in bytes.
+    reserved: usize,
+    /// Set by the payload guard when a frame header declared more than the limit.
+    oversize: Rc<Cell<bool>>,
     replies: ReplyQueue,
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, Vec<u8>)>,
@@ -138,6 +163,7 @@ pub struct WsSession {
 
 impl WsSession {
     fn reply_now(&mut self, text: String, ctx: &mut ws::WebsocketContext<Self>) {
+        self.watch.queued(frame_len(text.len()));
         let seq = self.replies.reserve();
         self.replies.fill(seq, text);
         self.flush_replies(ctx);
@@ -175,9 +201,21 @@ impl WsSession {
                 self.metrics.reject(e.wire().1);
                 self.reply_now(protocol::error_reply(&e), ctx);
             }
-            Ok(Frame::Request(_)) if self.limiter.as_ref().is_some_and(|l| l.check().is_err()) => {
+            Ok(Frame::Request(_)) if self.watch.backlog() > self.max_pending_bytes => {
+                self.metrics.reject("backlog");
+                self.close(ctx, CloseCode::Policy, "not reading replies")
+            }
+            Ok(Frame::Request(request)) if !self.within_rate(&request) => {
                 log::debug!("conn {} uid {}: rate limited", self.conn, self.uid);
                 self.metrics.reject("rate_limited");
+                self.reply_now(protocol::error_reply(&ChatError::RateLimited), ctx);
+            }
+            Ok(Frame::Request(request))
+                if self.watch.backlog() + self.reserved + request.reply_reserve()
+                    > self.max_pending_bytes =>
+            {
+                // Pipelined heavy requests: the replies already owed would pass the bound.
+                self.metrics.reject("too_many_in_flight");
                 self.reply_now(protocol::error_reply(&ChatError::RateLimited), ctx);
             }
             Ok(Frame::Request(request)) => {
@@ -185,6 +223,8 @@ impl WsSession {
                     self.metrics.reject("too_many_in_flight");
                     return self.close(ctx, CloseCode::Policy, "too many requests in flight");
                 }
+                let reserve = request.reply_reserve();
+                self.reserved += reserve;
                 let seq = self.replies.reserve();
                 let (reply, answer) = oneshot::channel();
                 self.server.do_send(ClientRequest {
@@ -192,6 +232,7 @@ impl WsSession {
                     uid: self.uid,
                     request,
                     reply,
+                    watch: self.watch.clone(),
                 });
                 answer
                     .into_actor(self)
@@ -202,11 +243,28 @@ impl WsSession {
                             // Nobody answered: the server lost the request on its way.
                             Err(_) => protocol::error_reply(&ChatError::StorageUnavailable),
                         };
+                        act.reserved -= reserve;
+                        act.watch.queued(frame_len(text.len()));
                         act.replies.fill(seq, text);
                         act.flush_replies(ctx);
                     })
                     .spawn(ctx);
             }
+        }
+    }
+
+    /// Takes the request's cost (a page of history costs more than a ping) from the budget.
+    fn within_rate(&self, request: &protocol::Request) -> bool {
+        let Some(limiter) = &self.limiter else {
+            return true;
+        };
+        let cost = NonZeroU32::new(request.cost()).unwrap_or(NonZeroU32::MIN);
+        // A cost above the whole burst could never pass: it is charged the burst instead.
+        match limiter.check_n(cost) {
+            Ok(res) => res.is_ok(),
+            Err(governor::InsufficientCapacity(max)) => NonZeroU32::new(max)
+                .and_then(|max| limiter.check_n(max).ok())
+                .is_some_and(|r| r.is_ok()),
         }
     }
 
@@ -274,7 +332,7 @@ impl Actor for WsSession {
                 profile,
                 agent_shop,
                 session: me.recipient(),
-                seen: self.seen.clone(),
+                seen: self.watch.clone(),
             })
             .into_actor(self)
             .map(|res, act, ctx| {
@@ -287,6 +345,8 @@ impl Actor for WsSession {
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
         self.metrics.connections.dec();
+        // Reads queued for this connection are skipped from now on; its sends are not.
+        self.watch.set_gone();
         self.server.do_send(Disconnect {
             conn: self.conn,
             uid: self.uid,
@@ -297,12 +357,19 @@ impl Actor for WsSession {
 
 impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
-        self.seen.touch();
+        self.watch.touch();
+        if item.is_err() && self.oversize.get() {
+            self.metrics.reject("too_large");
+            return self.close(ctx, CloseCode::Size, "frame too large");
+        }
         match item {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
             Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
-            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Ping(bytes)) => {
+                self.watch.queued(frame_len(bytes.len()));
+                ctx.pong(&bytes)
+            }
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
