@@ -273,7 +273,9 @@ mod tests {
         let a = auth("", "data.id");
         let exp = unix_now() + 60;
         assert_eq!(
-            a.verify(&sign(serde_json::json!({"exp": exp, "data": {"id": 1_000}}))),
+            a.verify(&sign(
+                serde_json::json!({"exp": exp, "data": {"id": 1_000}})
+            )),
             Err(AuthError::ReservedUid(1_000))
         );
         assert_eq!(
@@ -289,7 +291,8 @@ mod tests {
     fn not_before_is_enforced() {
         let a = auth("", "data.id");
         let now = unix_now();
-        let early = sign(serde_json::json!({"exp": now + 600, "nbf": now + 300, "data": {"id": 5}}));
+        let early =
+            sign(serde_json::json!({"exp": now + 600, "nbf": now + 300, "data": {"id": 5}}));
         assert!(matches!(a.verify(&early), Err(AuthError::Invalid(_))));
         let ready = sign(serde_json::json!({"exp": now + 600, "nbf": now - 1, "data": {"id": 5}}));
         assert_eq!(a.verify(&ready), Ok(UserId(5)));

@@ -361,7 +361,9 @@ impl Config {
             return invalid("database.pool_size and database.read_pool_size must be at least 1");
         }
         if self.limits.max_pending_bytes < 2 * crate::protocol::SYNC_MAX_BYTES {
-            return invalid("limits.max_pending_bytes must be at least 2 MiB (two pages of chat.sync)");
+            return invalid(
+                "limits.max_pending_bytes must be at least 2 MiB (two pages of chat.sync)",
+            );
         }
         if self.limits.max_frame_bytes < 256 {
             return invalid("limits.max_frame_bytes must be at least 256");

@@ -80,7 +80,8 @@ async fn register_then_login_with_every_documented_error() {
     assert_eq!(auth.verify(&token), Ok(uid));
     let me = srv.post("/user/index", Some(login_token), json!({})).await;
     assert_eq!(me["result"]["mine"]["id"], uid.0);
-    assert_eq!(me["result"]["mine"]["nickname"], "alice");
+    // The login name stays private (PROTOCOL.md §15): a new account's nickname is a placeholder.
+    assert_eq!(me["result"]["mine"]["nickname"], format!("user{uid}"));
 
     let pool = shopchat::db::connect(&srv.config.database.url, 1).unwrap();
     let (_, hash) = shopchat::db::accounts::find_login(&mut pool.get().unwrap(), "alice")

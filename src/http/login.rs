@@ -274,7 +274,10 @@ mod tests {
         assert!(p.m_cost() >= 19 * 1024 && p.t_cost() >= 2 && p.p_cost() >= 1);
         let salt = SaltString::generate(&mut OsRng);
         let hash = a.hash_password(b"secret1", &salt).unwrap().to_string();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
     }
 
     #[test]
@@ -288,7 +291,10 @@ mod tests {
             guard.failed(a, "bob");
         }
         assert!(guard.locked(a, "bob"));
-        assert!(!guard.locked(b, "bob"), "bob from elsewhere is not locked out");
+        assert!(
+            !guard.locked(b, "bob"),
+            "bob from elsewhere is not locked out"
+        );
         assert!(!guard.locked(a, "carol"));
         guard.succeeded(a, "bob");
         assert!(!guard.locked(a, "bob"));

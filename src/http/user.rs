@@ -99,7 +99,13 @@ async fn chat_record(
         }
     };
     let st = state(&req);
-    let records =
-        chats::records(&st.reads, caller.0, target, q.page.unwrap_or(1), &st.presenter).await?;
+    let records = chats::records(
+        &st.reads,
+        caller.0,
+        target,
+        q.page.unwrap_or(1),
+        &st.presenter,
+    )
+    .await?;
     Ok(ok_with(None, records))
 }

@@ -9,10 +9,10 @@ use super::write_queue::{AfterCommit, PendingOp};
 use super::{answer_later, ChatServer, Notify, ReplyTx};
 use crate::chats::ask;
 use crate::cluster::ClusterEvent;
+use crate::db::groups::{Joined, Joiner};
 use crate::db::{
     CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups, WriteOp,
 };
-use crate::db::groups::{Joined, Joiner};
 use crate::error::ChatError;
 use crate::ids::{ChatId, GroupId, MsgId, UserId};
 use crate::protocol::{self, chat_type, code, ChatPush, MemberRow, Request, SendMsg};

@@ -442,13 +442,9 @@ impl ChatServer {
         answer_later(reply, async move {
             match request {
                 Request::RecentChat(r) => {
-                    let list = chats::recent_chats(
-                        &reads,
-                        uid,
-                        r.is_service.unwrap_or(false),
-                        &presenter,
-                    )
-                    .await?;
+                    let list =
+                        chats::recent_chats(&reads, uid, r.is_service.unwrap_or(false), &presenter)
+                            .await?;
                     Ok(protocol::reply_with(code::RECENT_CHATS, &list))
                 }
                 Request::SetChatRead(chat) => {

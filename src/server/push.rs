@@ -97,8 +97,8 @@ impl Presenter {
     /// A stored message as `reader` sees it: a notice to everyone (stored once, as
     /// `system_0`) is in the reader's own `system_{uid}` conversation, as when it was pushed.
     pub fn stored_for(&self, r: MessageWithSender, reader: UserId) -> ChatPush {
-        let broadcast = r.message.chat_type == crate::protocol::chat_type::SYSTEM
-            && r.message.to_uid == 0;
+        let broadcast =
+            r.message.chat_type == crate::protocol::chat_type::SYSTEM && r.message.to_uid == 0;
         let mut push = self.stored(r);
         if broadcast {
             push.chat_id = ChatId::system(reader).0;
