@@ -111,6 +111,10 @@ pub struct MediaConfig {
     pub base_url: String,
     pub upload_dir: String,
     pub max_upload_bytes: usize,
+    /// Uploads one user may make per minute; 0 = unlimited.
+    pub max_files_per_min: u32,
+    /// Bytes one user may upload per hour; 0 = unlimited.
+    pub max_bytes_per_hour: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -246,6 +250,8 @@ impl Default for MediaConfig {
             base_url: "http://127.0.0.1:9504".into(),
             upload_dir: "data/uploads".into(),
             max_upload_bytes: 5 * 1024 * 1024,
+            max_files_per_min: 20,
+            max_bytes_per_hour: 200 << 20,
         }
     }
 }

@@ -233,6 +233,7 @@ impl Builder {
             metrics,
             cluster,
             login: http::login::LoginGuard::new(&config),
+            uploads: http::media::UploadQuota::new(&config.media),
             web_client: self.web_client,
         });
         Ok(Shopchat { state })

@@ -570,3 +570,61 @@ async fn broadcasts_are_in_each_users_own_chat_and_not_inherited_by_new_accounts
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["msg"], "welcome week");
 }
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+
+async fn upload_as(srv: &TestServer, uid: i64, bytes: Vec<u8>) -> Value {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("a.png"),
+    );
+    reqwest::Client::new()
+        .post(srv.http("/user/upload"))
+        .header("authorizations", format!("bear {}", srv.token(uid)))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn uploads_have_a_quota_refuse_polyglots_and_are_served_inert() {
+    let srv = TestServer::start_with(|c| {
+        c.media.max_files_per_min = 3;
+        c.media.max_bytes_per_hour = 2048;
+    });
+    let polyglot = [PNG, b"<script>alert(1)</script>"].concat();
+    let r = upload_as(&srv, 1, polyglot).await;
+    assert_eq!(r["error"], "not_an_image", "{r}");
+    let ok = upload_as(&srv, 1, PNG.to_vec()).await;
+    assert_eq!(ok["code"], 0, "{ok}");
+    let served = reqwest::get(
+        ok["data"]["src"]
+            .as_str()
+            .unwrap()
+            .replace("http://media.test", &srv.http("")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(served.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        served.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    let third = upload_as(&srv, 1, PNG.to_vec()).await;
+    assert_eq!(third["code"], 0, "{third}");
+    let r = upload_as(&srv, 1, PNG.to_vec()).await;
+    assert_eq!(
+        (r["code"].clone(), r["error"].clone()),
+        (json!(429), json!("rate_limited")),
+        "three files a minute"
+    );
+    // The byte quota is per user too: 2 KiB an hour is two tiny PNGs.
+    assert_eq!(upload_as(&srv, 2, PNG.to_vec()).await["code"], 0);
+    assert_eq!(upload_as(&srv, 2, PNG.to_vec()).await["code"], 0);
+    let r = upload_as(&srv, 2, PNG.to_vec()).await;
+    assert_eq!(r["error"], "rate_limited", "{r}");
+}

@@ -353,8 +353,15 @@ async fn uploads_accept_only_images_within_the_limit_and_are_served_back() {
     assert_eq!(served.headers()["content-type"], "image/png");
     assert_eq!(&served.bytes().await.unwrap()[..], PNG);
 
-    let gif = [b"GIF89a".as_slice(), &[0u8; 20]].concat();
-    assert_eq!(upload(&srv, gif, "file").await["code"], 0);
+    // A real 1x1 GIF passes; its magic bytes alone no longer do (issue 14: the header
+    // must decode to dimensions and the file must end as a GIF ends).
+    let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
+    assert_eq!(upload(&srv, gif.to_vec(), "file").await["code"], 0);
+    let magic_only = [b"GIF89a".as_slice(), &[0u8; 20]].concat();
+    assert_eq!(
+        upload(&srv, magic_only, "file").await["error"],
+        "not_an_image"
+    );
 
     let text = upload(&srv, b"<?php system($_GET['x']); ?>".to_vec(), "file").await;
     assert_eq!(

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use actix_files::NamedFile;
 use actix_multipart::Multipart;
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rand::RngCore;
@@ -29,18 +30,114 @@ fn refused(code: u16, msg: &str, word: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({"code": code, "msg": msg, "error": word, "data": {}}))
 }
 
-/// The extension for the image kinds we accept, judged by content, not by name.
-fn image_extension(bytes: &[u8]) -> Option<&'static str> {
-    if infer::image::is_png(bytes) {
-        Some("png")
-    } else if infer::image::is_jpeg(bytes) {
-        Some("jpg")
-    } else if infer::image::is_gif(bytes) {
-        Some("gif")
-    } else if infer::image::is_webp(bytes) {
-        Some("webp")
-    } else {
-        None
+/// The largest width or height an upload may have: a client that shows a 60,000-pixel
+/// image allocates gigabytes for it.
+const MAX_IMAGE_SIDE: usize = 16_384;
+
+/// Text that makes a file something else as well as an image (HTML, SVG, script, PHP):
+/// a polyglot that a browser or a misconfigured proxy could run.
+static MARKUP: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
+            "<script",
+            "<html",
+            "<body",
+            "<svg",
+            "<iframe",
+            "<object",
+            "<embed",
+            "<?php",
+            "<!doctype",
+            "<meta",
+            "<img",
+            "<a href",
+            "javascript:",
+        ])
+        .expect("the markup patterns should compile")
+});
+
+/// The extension of an image we accept, judged by its content: a png, jpeg, gif or webp
+/// whose header decodes to real dimensions, that ends where its format ends (nothing
+/// appended) and carries no markup; or why not.
+fn check_image(bytes: &[u8]) -> Result<&'static str, &'static str> {
+    use imagesize::ImageType;
+    let ext = match imagesize::image_type(bytes) {
+        Ok(ImageType::Png) => "png",
+        Ok(ImageType::Jpeg) => "jpg",
+        Ok(ImageType::Gif) => "gif",
+        Ok(ImageType::Webp) => "webp",
+        _ => return Err("only png, jpeg, gif or webp images can be uploaded"),
+    };
+    let size = imagesize::blob_size(bytes).map_err(|_| "the image header does not decode")?;
+    if size.width == 0 || size.height == 0 {
+        return Err("the image is empty");
+    }
+    if size.width > MAX_IMAGE_SIDE || size.height > MAX_IMAGE_SIDE {
+        return Err("the image is larger than 16384 pixels on a side");
+    }
+    let ends_right = match ext {
+        "png" => bytes.ends_with(b"IEND\xaeB`\x82") && contains(bytes, b"IDAT"),
+        "jpg" => bytes.ends_with(&[0xff, 0xd9]) && contains(bytes, &[0xff, 0xda]),
+        "gif" => bytes.ends_with(b";") && bytes.contains(&0x2c),
+        _ => {
+            bytes.len() >= 12
+                && u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize + 8
+                    == bytes.len()
+        }
+    };
+    if !ends_right {
+        return Err("the image is truncated, empty or has data appended");
+    }
+    if MARKUP.is_match(bytes) {
+        return Err("the image carries markup or script");
+    }
+    Ok(ext)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Per-user upload quotas (`media.max_files_per_min`, `media.max_bytes_per_hour`), on
+/// this node.
+pub struct UploadQuota {
+    files: Option<governor::DefaultKeyedRateLimiter<i64>>,
+    /// In KiB, so a quota of gigabytes fits the limiter's 32 bits.
+    kib: Option<governor::DefaultKeyedRateLimiter<i64>>,
+}
+
+impl UploadQuota {
+    pub fn new(media: &crate::config::MediaConfig) -> UploadQuota {
+        use std::num::NonZeroU32;
+        let files = NonZeroU32::new(media.max_files_per_min)
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n)));
+        let kib =
+            NonZeroU32::new(u32::try_from(media.max_bytes_per_hour / 1024).unwrap_or(u32::MAX))
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_hour(n).allow_burst(n)));
+        UploadQuota { files, kib }
+    }
+
+    fn file(&self, uid: i64) -> bool {
+        self.files.as_ref().is_none_or(|l| {
+            if l.len() > 100_000 {
+                l.retain_recent();
+            }
+            l.check_key(&uid).is_ok()
+        })
+    }
+
+    fn bytes(&self, uid: i64, bytes: usize) -> bool {
+        self.kib.as_ref().is_none_or(|l| {
+            if l.len() > 100_000 {
+                l.retain_recent();
+            }
+            let kib = u32::try_from(bytes.div_ceil(1024))
+                .unwrap_or(u32::MAX)
+                .max(1);
+            std::num::NonZeroU32::new(kib)
+                .is_some_and(|n| l.check_key_n(&uid, n).is_ok_and(|r| r.is_ok()))
+        })
     }
 }
 
@@ -51,6 +148,13 @@ async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let st = state(&req);
     let limit = st.config.media.max_upload_bytes;
+    if !st.uploads.file(caller.0 .0) {
+        return Ok(refused(
+            429,
+            "too many uploads, try again in a minute",
+            "rate_limited",
+        ));
+    }
     while let Some(field) = form.next().await {
         let mut field = match field {
             Ok(f) => f,
@@ -86,13 +190,17 @@ async fn upload(
             }
             bytes.extend_from_slice(&chunk);
         }
-        let Some(ext) = image_extension(&bytes) else {
-            return Ok(refused(
-                415,
-                "only png, jpeg, gif or webp images can be uploaded",
-                "not_an_image",
-            ));
+        let ext = match check_image(&bytes) {
+            Ok(ext) => ext,
+            Err(why) => return Ok(refused(415, why, "not_an_image")),
         };
+        if !st.uploads.bytes(caller.0 .0, bytes.len()) {
+            return Ok(refused(
+                429,
+                "upload quota for this hour is used up",
+                "rate_limited",
+            ));
+        }
         let mut id = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut id);
         let name = format!(
@@ -133,7 +241,64 @@ async fn serve(req: HttpRequest, name: web::Path<String>) -> actix_web::Result<H
     }
     let path = PathBuf::from(&state(&req).config.media.upload_dir).join(name.as_str());
     match NamedFile::open_async(&path).await {
-        Ok(file) => Ok(file.into_response(&req)),
+        Ok(file) => {
+            let mut resp = file.into_response(&req);
+            let headers = resp.headers_mut();
+            // Served as what it is and nothing else: no sniffing, no script, no frames.
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                header::HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                header::HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            Ok(resp)
+        }
         Err(_) => Ok(HttpResponse::NotFound().finish()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_image;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+    const GIF: &[u8] = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
+
+    #[test]
+    fn real_images_pass() {
+        assert_eq!(check_image(PNG), Ok("png"));
+        assert_eq!(check_image(GIF), Ok("gif"));
+    }
+
+    #[test]
+    fn magic_bytes_alone_are_not_an_image() {
+        assert!(check_image(b"\x89PNG\r\n\x1a\n").is_err());
+        assert!(check_image(b"GIF89a").is_err());
+        assert!(check_image(b"\xff\xd8\xff\xe0 not really").is_err());
+        assert!(check_image(b"<html>").is_err());
+    }
+
+    #[test]
+    fn empty_truncated_and_huge_images_are_refused() {
+        let mut zero = PNG.to_vec();
+        zero[16..20].copy_from_slice(&[0, 0, 0, 0]); // width 0
+        assert_eq!(check_image(&zero), Err("the image is empty"));
+        let mut huge = PNG.to_vec();
+        huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        assert!(check_image(&huge).is_err());
+        assert!(check_image(&PNG[..PNG.len() - 12]).is_err(), "no IEND");
+    }
+
+    #[test]
+    fn polyglots_are_refused() {
+        let mut appended = PNG.to_vec();
+        appended.extend_from_slice(b"alert(document.cookie)");
+        assert!(check_image(&appended).is_err(), "data after IEND");
+        // Markup inside a comment extension of an otherwise valid GIF.
+        let mut gif = GIF[..GIF.len() - 1].to_vec();
+        gif.extend_from_slice(b"!\xfe\x10<ScRiPt>alert(1)\0;");
+        assert_eq!(check_image(&gif), Err("the image carries markup or script"));
     }
 }

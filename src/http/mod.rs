@@ -63,6 +63,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub cluster: Option<Cluster>,
     pub login: login::LoginGuard,
+    pub uploads: media::UploadQuota,
     /// Serve the built-in web client on a plain GET of the mount point.
     pub web_client: bool,
 }
