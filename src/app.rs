@@ -51,6 +51,21 @@ pub async fn run(
     let http = http.listen(listener)?.run();
     let handle = http.handle();
     let serving = actix_rt::spawn(http);
+    let metrics = match chat.config().server.metrics_addr.as_str() {
+        "" => None,
+        at => {
+            let routes = chat.metrics_only();
+            let server = HttpServer::new(move || App::new().configure(routes.clone()))
+                .disable_signals()
+                .workers(1)
+                .bind(at)?
+                .run();
+            log::info!("metrics on {at}");
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            Some(handle)
+        }
+    };
     log::info!("shopchat listening on {addr} (database {database})");
 
     shutdown.await;
@@ -59,6 +74,9 @@ pub async fn run(
     handle.pause().await;
     chat.shutdown().await;
     handle.stop(true).await;
+    if let Some(metrics) = metrics {
+        metrics.stop(true).await;
+    }
     match serving.await {
         Ok(res) => res?,
         Err(e) => log::error!("http server task: {e}"),

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// Peers (load balancers) whose `X-Forwarded-For` / `X-Forwarded-Host` /
     /// `X-Forwarded-Proto` are believed; from anyone else those headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long a request body may take to arrive, whole (WebSocket upgrades aside).
+    pub body_timeout_secs: u64,
+    /// `host:port` to serve `/metrics` on instead of the public port; empty: the public port.
+    pub metrics_addr: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,10 +111,16 @@ pub struct RedisConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct MediaConfig {
-    /// Prefixed to avatars and logos stored as relative paths.
+    /// Prefixed to avatars and logos stored as relative paths, and to upload URLs. Empty
+    /// (the default): uploads' URLs are built from the request (PROTOCOL.md §15) and
+    /// relative avatars are sent as they are stored.
     pub base_url: String,
     pub upload_dir: String,
     pub max_upload_bytes: usize,
+    /// Hosts (`host` or `host:port`) that `msg_type` 2 images may be on, besides this
+    /// server's own uploads; empty: any URL (the original's behaviour). Set it to stop
+    /// tracking pixels.
+    pub allowed_hosts: Vec<String>,
     /// Uploads one user may make per minute; 0 = unlimited.
     pub max_files_per_min: u32,
     /// Bytes one user may upload per hour; 0 = unlimited.
@@ -155,6 +165,8 @@ impl Default for ServerConfig {
             client_timeout_secs: 120,
             shutdown_timeout_secs: 10,
             trusted_proxies: Vec::new(),
+            body_timeout_secs: 30,
+            metrics_addr: String::new(),
         }
     }
 }
@@ -247,9 +259,10 @@ impl Default for RedisConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            base_url: "http://127.0.0.1:9504".into(),
+            base_url: String::new(),
             upload_dir: "data/uploads".into(),
             max_upload_bytes: 5 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
             max_files_per_min: 20,
             max_bytes_per_hour: 200 << 20,
         }
@@ -386,6 +399,20 @@ impl Config {
         }
         if self.redis.presence_ttl_secs < 3 {
             return invalid("redis.presence_ttl_secs must be at least 3");
+        }
+        if !self.server.metrics_addr.is_empty()
+            && self
+                .server
+                .metrics_addr
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return invalid(
+                "server.metrics_addr must be empty or an address such as 127.0.0.1:9505",
+            );
+        }
+        if self.server.body_timeout_secs == 0 {
+            return invalid("server.body_timeout_secs must be at least 1");
         }
         if self.server.client_timeout_secs == 0 {
             return invalid("server.client_timeout_secs must be at least 1");

@@ -267,18 +267,33 @@ impl Shopchat {
         let prefix = prefix.trim_end_matches('/').to_string();
         move |cfg: &mut web::ServiceConfig| {
             let web_client = state.web_client;
+            let metrics_public = state.config.server.metrics_addr.is_empty();
             cfg.service(
                 web::scope(&prefix)
                     .app_data(state.clone())
+                    .wrap(actix_web::middleware::from_fn(http::body_deadline))
                     .wrap(actix_web::middleware::from_fn(http::preflight))
                     .wrap(http::cors_headers())
                     .configure(|cfg| {
                         if web_client {
                             http::client::routes(cfg);
                         }
+                        if metrics_public {
+                            http::metrics_route(cfg);
+                        }
                     })
                     .configure(http::routes),
             );
+        }
+    }
+
+    /// `/metrics` alone, for a listener of its own (`server.metrics_addr`), so the numbers
+    /// need not be on the public port. Pass it to `App::configure`.
+    pub fn metrics_only(&self) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+        let state = self.state.clone();
+        move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone());
+            http::metrics_route(cfg);
         }
     }
 

@@ -34,6 +34,9 @@ pub enum ChatError {
     ShuttingDown,
     #[error("no registered ids left")]
     RegistrationClosed,
+    /// An image URL on a host that `media.allowed_hosts` does not list.
+    #[error("image host not allowed")]
+    ImageHostNotAllowed,
     /// The connection that asked closed before its read ran; nobody is told.
     #[error("the connection is gone")]
     ConnectionGone,
@@ -69,6 +72,10 @@ impl ChatError {
             }
             ChatError::ShuttingDown => ("server is shutting down, reconnect", "shutting_down"),
             ChatError::ConnectionGone => ("connection closed", "connection_gone"),
+            ChatError::ImageHostNotAllowed => (
+                "images must be uploads of this server or on media.allowed_hosts",
+                "image_not_allowed",
+            ),
             ChatError::RegistrationClosed => (
                 "registration is closed: no account ids are left",
                 "registration_closed",

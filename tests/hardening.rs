@@ -628,3 +628,133 @@ async fn uploads_have_a_quota_refuse_polyglots_and_are_served_inert() {
     let r = upload_as(&srv, 2, PNG.to_vec()).await;
     assert_eq!(r["error"], "rate_limited", "{r}");
 }
+
+#[tokio::test]
+async fn a_trickled_request_body_is_cut_off() {
+    use tokio::io::AsyncReadExt;
+    let srv = TestServer::start_with(|c| c.server.body_timeout_secs = 1);
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // One byte every 300 ms would take 18 s; the answer must come long before.
+    let mut answer = Vec::new();
+    for _ in 0..59 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if tcp.write_all(b" ").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "the slow body was not cut off: {text:?}"
+    );
+}
+
+#[tokio::test]
+async fn allowed_hosts_stop_tracking_pixels_and_keep_our_uploads() {
+    let srv = TestServer::start_with(|c| c.media.allowed_hosts = vec!["cdn.shop.test".into()]);
+    let mut a = srv.connect(1).await;
+    let image = |url: &str| json!({"chat_type": 1, "msg_type": 2, "msg": url, "to_uid": 2});
+    let r = a
+        .request(
+            "chat",
+            "sendMsg",
+            image("https://tracker.example/p.gif?u=1"),
+        )
+        .await;
+    assert_eq!(r["error"], "image_not_allowed", "{r}");
+    for ok in [
+        "https://cdn.shop.test/a.png",
+        "/media/0123456789abcdef0123456789abcdef.png",
+        "http://media.test/media/0123456789abcdef0123456789abcdef.png",
+    ] {
+        assert_eq!(
+            a.request("chat", "sendMsg", image(ok)).await["code"],
+            1,
+            "{ok}"
+        );
+    }
+    // Text is not an image: any text goes.
+    assert_eq!(
+        a.send_direct(2, "https://tracker.example/p.gif").await["code"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn upload_urls_follow_the_request_when_no_base_url_is_set() {
+    let srv = TestServer::start_with(|c| {
+        c.media.base_url = String::new();
+        c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    });
+    let r = upload_as(&srv, 1, PNG.to_vec()).await;
+    let src = r["data"]["src"].as_str().unwrap();
+    assert!(
+        src.starts_with(&format!("http://{}/media/", srv.addr)),
+        "{src}"
+    );
+    let served = reqwest::get(src).await.unwrap();
+    assert_eq!(served.status(), 200);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("a.png"),
+    );
+    let behind_proxy: Value = reqwest::Client::new()
+        .post(srv.http("/user/upload"))
+        .header("authorizations", format!("bear {}", srv.token(2)))
+        .header("x-forwarded-host", "chat.shop.test")
+        .header("x-forwarded-proto", "https")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        behind_proxy["data"]["src"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://chat.shop.test/media/"),
+        "{behind_proxy}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_can_be_kept_off_the_public_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let at = format!("127.0.0.1:{port}");
+    let srv = common::ChildServer::spawn(
+        dir.path(),
+        &[("SHOPCHAT__SERVER__METRICS_ADDR", at.as_str())],
+    );
+    let public = reqwest::get(format!("http://{}/metrics", srv.addr))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let private = reqwest::get(format!("http://{at}/metrics")).await.unwrap();
+    assert_eq!(private.status(), 200);
+    assert!(private
+        .text()
+        .await
+        .unwrap()
+        .contains("shopchat_connections"));
+}

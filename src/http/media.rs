@@ -222,10 +222,7 @@ async fn upload(
                 "storage_unavailable",
             ));
         }
-        let src = format!(
-            "{}/media/{name}",
-            st.config.media.base_url.trim_end_matches('/')
-        );
+        let src = format!("{}/media/{name}", public_base(&req));
         return Ok(HttpResponse::Ok().json(json!({"code": 0, "msg": "", "data": {"src": src}})));
     }
     Ok(refused(
@@ -233,6 +230,44 @@ async fn upload(
         "multipart field `file` is required",
         "bad_params",
     ))
+}
+
+/// Where this server's routes are reached from outside: `media.base_url` when set,
+/// else the scheme, host and mount prefix of the upload request itself (the host from
+/// `X-Forwarded-Host`/`-Proto` only when the peer is in `server.trusted_proxies`), so
+/// changing the port or putting a proxy in front breaks no image.
+fn public_base(req: &HttpRequest) -> String {
+    let config = &state(req).config;
+    if !config.media.base_url.is_empty() {
+        return config.media.base_url.trim_end_matches('/').to_string();
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let trusted = req
+        .peer_addr()
+        .is_some_and(|p| config.server.trusted_proxies.contains(&p.ip()));
+    let forwarded = |name| if trusted { header(name) } else { None };
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| header("host"))
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .map_or_else(|| req.app_config().host().to_string(), str::to_string);
+    let scheme = match forwarded("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        Some(_) => "http",
+        None if req.app_config().secure() => "https",
+        None => "http",
+    };
+    let prefix = req.path().strip_suffix("/user/upload").unwrap_or("");
+    format!("{scheme}://{host}{prefix}")
 }
 
 async fn serve(req: HttpRequest, name: web::Path<String>) -> actix_web::Result<HttpResponse> {

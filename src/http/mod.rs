@@ -97,6 +97,74 @@ pub async fn preflight(
         .map(ServiceResponse::map_into_left_body)
 }
 
+/// A request body cut off at its deadline: a client trickling a byte every few seconds
+/// would otherwise hold a socket and a worker's attention for as long as it likes.
+struct TimedBody {
+    inner: actix_web::dev::Payload,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timed_out: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl futures_util::Stream for TimedBody {
+    type Item = Result<web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if let Poll::Ready(item) = std::pin::Pin::new(&mut self.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        match std::future::Future::poll(self.deadline.as_mut(), cx) {
+            Poll::Ready(()) => {
+                self.timed_out.set(true);
+                Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "request body too slow"),
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Gives every request body `server.body_timeout_secs` to arrive whole; past it the
+/// request is answered 408 and the connection closed. WebSocket upgrades are exempt:
+/// their "body" is the socket, watched by the idle timeout.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage as _;
+    let upgrade = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .is_some();
+    let timed_out = std::rc::Rc::new(std::cell::Cell::new(false));
+    if !upgrade {
+        let secs = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(30, |s| s.config.server.body_timeout_secs);
+        let body = TimedBody {
+            inner: req.take_payload(),
+            deadline: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(secs))),
+            timed_out: timed_out.clone(),
+        };
+        let boxed: actix_http::BoxedPayloadStream = Box::pin(body);
+        req.set_payload(actix_web::dev::Payload::from(boxed));
+    }
+    let res = next.call(req).await?;
+    if timed_out.get() {
+        let body = json!({"code": 0, "msg": "request body too slow", "error": "timeout"});
+        let mut timeout = HttpResponse::RequestTimeout().json(body);
+        timeout
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        return Ok(ServiceResponse::new(res.request().clone(), timeout).map_into_right_body());
+    }
+    Ok(res.map_into_left_body())
+}
+
 /// 200 only when the database answers a real query, in time.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let ping = state.db.send(crate::db::Ping {});
@@ -107,6 +175,11 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"}))
         }
     }
+}
+
+/// `GET /metrics`: on the public port unless `server.metrics_addr` names another.
+pub fn metrics_route(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -133,7 +206,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/", web::get().to(ws::entry))
     .route("/ws", web::get().to(ws::entry))
     .route("/healthz", web::get().to(healthz))
-    .route("/metrics", web::get().to(metrics))
     .configure(admin::routes)
     .configure(login::routes)
     .configure(user::routes)

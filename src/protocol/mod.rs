@@ -568,6 +568,59 @@ pub struct Records {
 }
 
 /// Avatars and logos stored as relative paths are served from `media.base_url`.
+/// Which image URLs (`msg_type` 2) a client may send (`media.allowed_hosts`): with no
+/// hosts listed, any; otherwise a relative path (this server's uploads) or an
+/// http(s) URL on a listed host, so a message cannot carry a tracking pixel.
+#[derive(Clone, Debug, Default)]
+pub struct ImageHosts {
+    hosts: Vec<String>,
+}
+
+impl ImageHosts {
+    /// `hosts` as `host` or `host:port`; `base_url`'s host is always allowed (it is ours).
+    pub fn new(hosts: &[String], base_url: &str) -> ImageHosts {
+        let mut hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        if !hosts.is_empty() {
+            if let Some(own) = url_host(base_url) {
+                hosts.push(own);
+            }
+        }
+        ImageHosts { hosts }
+    }
+
+    pub fn allows(&self, url: &str) -> bool {
+        if self.hosts.is_empty() {
+            return true;
+        }
+        if url.starts_with('/') && !url.starts_with("//") {
+            return !url.contains('\\');
+        }
+        match url_host(url) {
+            Some(authority) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |(h, _)| h);
+                self.hosts.iter().any(|h| *h == authority || h == host)
+            }
+            None => false,
+        }
+    }
+}
+
+/// The `host[:port]` of an `http(s)://` or `//` URL, lowercased; None for anything else
+/// or a URL with user info (`https://good.com@evil.com/`).
+fn url_host(url: &str) -> Option<String> {
+    let lower = url.to_ascii_lowercase();
+    let rest = ["https://", "http://", "//"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))?;
+    let authority = rest.split(['/', '?', '#', '\\']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(authority.to_string())
+}
+
 pub fn absolute_url(base: &str, path: &str) -> String {
     let is_absolute = ["http://", "https://", "//", "data:"]
         .iter()
@@ -584,3 +637,42 @@ pub fn absolute_url(base: &str, path: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod image_host_tests {
+    use super::ImageHosts;
+
+    #[test]
+    fn no_list_allows_any_url() {
+        assert!(ImageHosts::new(&[], "").allows("https://tracker.example/p.gif"));
+    }
+
+    #[test]
+    fn a_list_allows_our_uploads_and_listed_hosts_only() {
+        let h = ImageHosts::new(
+            &["cdn.shop.com".into(), "img.shop.com:8443".into()],
+            "http://chat.shop.com:9504",
+        );
+        assert!(h.allows("/media/0123456789abcdef0123456789abcdef.png"));
+        assert!(h.allows("https://cdn.shop.com/a.png"));
+        assert!(h.allows("https://CDN.shop.com:443/a.png"));
+        assert!(h.allows("https://img.shop.com:8443/a.png"));
+        assert!(
+            h.allows("http://chat.shop.com:9504/media/x.png"),
+            "base_url's host"
+        );
+        for bad in [
+            "https://tracker.example/p.gif",
+            "//tracker.example/p.gif",
+            "https://cdn.shop.com@tracker.example/p.gif",
+            "https://cdn.shop.com.tracker.example/p.gif",
+            "https://img.shop.com:9999/a.png",
+            "javascript:alert(1)",
+            "data:image/png;base64,AAAA",
+            "cdn.shop.com/a.png",
+            "/\\tracker.example/p.gif",
+        ] {
+            assert!(!h.allows(bad), "{bad}");
+        }
+    }
+}

@@ -61,6 +61,8 @@ pub struct ChatServer {
     metrics: Arc<Metrics>,
     presenter: Presenter,
     max_msg_chars: usize,
+    /// `media.allowed_hosts`: where a `msg_type` 2 image may come from.
+    image_hosts: protocol::ImageHosts,
     /// Live connections per user; 0 = unlimited.
     max_conns_per_user: usize,
     /// Bytes that may wait for one connection's socket before it is cut off.
@@ -94,6 +96,10 @@ impl ChatServer {
             metrics,
             presenter: Presenter::new(config),
             max_msg_chars: config.limits.max_msg_chars,
+            image_hosts: protocol::ImageHosts::new(
+                &config.media.allowed_hosts,
+                &config.media.base_url,
+            ),
             max_conns_per_user: config.limits.max_conns_per_user,
             max_pending_bytes: config.limits.max_pending_bytes,
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
@@ -205,6 +211,9 @@ impl ChatServer {
     ) {
         let ready = match i32::try_from(m.chat_type).unwrap_or(-1) {
             _ if self.shutting_down => Err(ChatError::ShuttingDown),
+            _ if m.msg_type == 2 && !self.image_hosts.allows(&m.msg) => {
+                Err(ChatError::ImageHostNotAllowed)
+            }
             chat_type::DIRECT => self.direct_send(uid, m),
             // The audience of a group message is its membership, read when it is stored.
             chat_type::GROUP => self
