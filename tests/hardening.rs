@@ -261,6 +261,8 @@ async fn a_page_of_history_costs_more_than_a_send() {
     let srv = TestServer::start_with(|c| {
         c.limits.msgs_per_sec = 1;
         c.limits.burst = 40;
+        // Only the rate budget is under test here, not the replies owed.
+        c.limits.max_pending_bytes = 64 << 20;
     });
     let mut c = srv.connect(1).await;
     for _ in 0..10 {

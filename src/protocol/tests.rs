@@ -408,3 +408,22 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn every_request_example_in_docs_parses() {
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    let mut requests = 0;
+    for line in doc.lines().map(str::trim) {
+        if line.starts_with(r#"{"class":"#) {
+            assert!(
+                matches!(parse_frame(line), Ok(Frame::Request(_))),
+                "docs/PROTOCOL.md example does not parse: {line}"
+            );
+            requests += 1;
+        } else if line.starts_with(r#"{"code":"#) {
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("docs/PROTOCOL.md example is not JSON ({e}): {line}"));
+        }
+    }
+    assert!(requests >= 18, "only {requests} request examples found");
+}

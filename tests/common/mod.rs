@@ -130,6 +130,83 @@ fn database_url(dir: &std::path::Path) -> String {
     }
 }
 
+/// How many running test servers use each throwaway database: the last one to stop
+/// drops it, so a suite leaves no database behind (a crashed run leaves some, which
+/// .ci/run clears before it starts).
+static THROWAWAYS: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+fn is_throwaway(url: &str) -> bool {
+    backend() != "sqlite" && url.contains(&format!("/shopchat_t{}_", std::process::id()))
+}
+
+fn hold_database(url: &str) {
+    if !is_throwaway(url) {
+        return;
+    }
+    let mut held = THROWAWAYS.lock().unwrap();
+    match held.iter_mut().find(|(u, _)| u == url) {
+        Some((_, n)) => *n += 1,
+        None => held.push((url.to_string(), 1)),
+    }
+}
+
+fn release_database(url: &str) {
+    if !is_throwaway(url) {
+        return;
+    }
+    let last = {
+        let mut held = THROWAWAYS.lock().unwrap();
+        let Some(i) = held.iter().position(|(u, _)| u == url) else {
+            return;
+        };
+        held[i].1 -= 1;
+        if held[i].1 > 0 {
+            return;
+        }
+        held.remove(i);
+        true
+    };
+    if last {
+        drop_database(url);
+    }
+}
+
+/// Drops the throwaway database `url` names (best effort).
+#[allow(unused_variables)]
+fn drop_database(url: &str) {
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    match backend().as_str() {
+        #[cfg(feature = "mysql")]
+        "mysql" => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            if let Ok(mut c) =
+                diesel::MysqlConnection::establish(&env_url("SHOPCHAT_TEST_MYSQL_URL"))
+            {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
+            }
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            if let Ok(mut c) =
+                diesel::PgConnection::establish(&env_url("SHOPCHAT_TEST_POSTGRES_URL"))
+            {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A config for tests: a fresh database (see `backend`), one worker, everything else default.
 pub fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
@@ -154,12 +231,18 @@ impl TestServer {
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir should be creatable"));
         let mut config = test_config(dir.path());
+        let fresh = config.database.url.clone();
         adjust(&mut config);
+        if config.database.url != fresh && is_throwaway(&fresh) {
+            // The test chose another database (a cluster node sharing the first one's).
+            drop_database(&fresh);
+        }
         Self::start_in(dir, config)
     }
 
     fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> TestServer {
         let _ = env_logger::builder().is_test(true).try_init();
+        hold_database(&config.database.url);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind should succeed");
         let addr = listener.local_addr().expect("bound socket has an address");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -195,8 +278,12 @@ impl TestServer {
         self.stop();
         let dir = self.dir.clone();
         let config = self.config.clone();
+        // Held across the restart, so the database outlives the old server.
+        hold_database(&config.database.url);
         drop(self);
-        Self::start_in(dir, config)
+        let restarted = Self::start_in(dir, config);
+        release_database(&restarted.config.database.url);
+        restarted
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -308,6 +395,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+        release_database(&self.config.database.url);
     }
 }
 
