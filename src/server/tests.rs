@@ -14,6 +14,23 @@ type Log = Arc<Mutex<Vec<Arc<str>>>>;
 
 struct Recorder(Log);
 
+/// Records the close codes it is told.
+struct CloseRecorder(Arc<Mutex<Vec<u16>>>, Log);
+
+impl Actor for CloseRecorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<ToSession> for CloseRecorder {
+    type Result = ();
+    fn handle(&mut self, m: ToSession, _: &mut Context<Self>) {
+        match m {
+            ToSession::Deliver(text) => self.1.lock().unwrap().push(text),
+            ToSession::Close(c) => self.0.lock().unwrap().push(c.code),
+        }
+    }
+}
+
 impl Actor for Recorder {
     type Context = Context<Self>;
 }
@@ -163,4 +180,69 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
             "one serialization shared by all ten connections"
         );
     }
+}
+
+#[actix_rt::test]
+async fn a_push_that_would_pass_the_byte_bound_closes_the_connection_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = crate::db::connect(&format!("sqlite://{}/b.db", dir.path().display()), 1).unwrap();
+    let db = DbExecutor::start(pool, 1);
+    let mut config = Config::default();
+    config.limits.max_pending_bytes = 2 << 20;
+    let server = ChatServer::new(
+        db.clone(),
+        db,
+        &config,
+        Arc::new(crate::metrics::Metrics::new()),
+        None,
+    )
+    .start();
+    let (sender, _) = connect(&server, 1).await;
+    // User 2's connection already owes almost the whole bound (a socket nobody reads).
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let delivered: Log = Arc::default();
+    let watch = crate::watch::Watch::new();
+    watch.queued((2 << 20) - 100);
+    server
+        .send(Connect {
+            conn: ConnId::next(),
+            uid: UserId(2),
+            profile: Profile::placeholder(UserId(2)),
+            agent_shop: None,
+            session: CloseRecorder(closes.clone(), delivered.clone())
+                .start()
+                .recipient(),
+            seen: watch.clone(),
+        })
+        .await
+        .unwrap();
+    let Ok(Frame::Request(request)) = parse_frame(
+        r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"more than a hundred bytes of text, which is what this connection has room for before its bound, and then some","to_uid":2}}"#,
+    ) else {
+        panic!("valid request")
+    };
+    let (reply, answer) = oneshot::channel();
+    server.do_send(ClientRequest {
+        conn: sender,
+        uid: UserId(1),
+        request,
+        reply,
+        watch: crate::watch::Watch::new(),
+    });
+    assert!(
+        answer.await.unwrap().is_ok(),
+        "the message is stored and acked"
+    );
+    let mut waited = Duration::ZERO;
+    while closes.lock().unwrap().is_empty() {
+        assert!(waited < Duration::from_secs(5), "no close came");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+        waited += Duration::from_millis(10);
+    }
+    assert_eq!(*closes.lock().unwrap(), [1008]);
+    assert!(
+        delivered.lock().unwrap().is_empty(),
+        "the push was not queued"
+    );
+    assert_eq!(watch.backlog(), (2 << 20) - 100, "nothing more was counted");
 }
