@@ -9,9 +9,13 @@ use serde_json::Value;
 
 /// Runs the bench binary with `args` against `srv`; returns its JSON summary.
 fn bench(srv: &TestServer, args: &[&str]) -> Value {
+    bench_at(&format!("ws://{}", srv.addr), args)
+}
+
+fn bench_at(url: &str, args: &[&str]) -> Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shopchat-bench"))
         .arg("--url")
-        .arg(format!("ws://{}", srv.addr))
+        .arg(url)
         .arg("--json")
         .args(args)
         .output()
@@ -131,4 +135,14 @@ async fn idle_reports_the_servers_memory_per_connection() {
     assert_eq!(s["connections"], 50);
     assert!(s["rss_kib_total"].is_u64(), "{s}");
     assert!(s["rss_kib_per_connection"].is_number(), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_url_may_end_in_a_slash() {
+    let srv = TestServer::start();
+    let url = format!("ws://{}/", srv.addr);
+    let s = tokio::task::block_in_place(|| {
+        bench_at(&url, &["pairs", "--pairs", "2", "--duration", "1"])
+    });
+    all_counted(&s, 1);
 }

@@ -30,7 +30,11 @@ async function register(name) {
   await page.click("#register-button");
   await page.waitForSelector("#me[data-uid]");
   await page.waitForSelector("#status:text('connected')");
-  return { page, uid: Number(await page.getAttribute("#me", "data-uid")) };
+  const uid = Number(await page.getAttribute("#me", "data-uid"));
+  // A new account's nickname is a placeholder (login names stay private): the platform
+  // names it, as it syncs every profile.
+  await admin("PUT", `/admin/users/${uid}`, { nickname: name });
+  return { page, uid };
 }
 
 async function admin(method, path, body) {

@@ -115,7 +115,9 @@ enum Scenario {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // `ws://host:9504/` (as the README writes URLs) and `ws://host:9504` are one server.
+    cli.url = cli.url.trim_end_matches('/').to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))
         .enable_all()
