@@ -37,7 +37,13 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::load(args.config.as_deref())?.config;
     let listener = TcpListener::bind(("127.0.0.1", args.port))?;
     let addr = listener.local_addr()?;
-    // Uploaded images are served under the mount point.
+    // A client that never reads what it is sent is dropped after the client timeout.
+    shopchat::app::tune_listener(
+        &listener,
+        std::time::Duration::from_secs(config.server.client_timeout_secs),
+    );
+    // Uploaded images are served under the mount point (built from each request when
+    // base_url is empty; set here to show the override).
     config.media.base_url = format!("http://{addr}/im");
 
     let chat = Builder::new(config).start()?;

@@ -37,9 +37,8 @@ pub async fn run(
     let chat = Builder::new(config).start()?;
     let routes = chat.mount("");
     let addr = listener.local_addr()?;
-    let user_timeout = std::time::Duration::from_secs(config_timeout);
+    tune_listener(&listener, std::time::Duration::from_secs(config_timeout));
     let mut http = HttpServer::new(move || App::new().configure(routes.clone()))
-        .on_connect(move |conn, _| tune_socket(conn, user_timeout))
         .disable_signals()
         // Chat frames are small and latency-bound: send them at once, not after the peer's
         // delayed ACK (Nagle would hold a push until the client's next frame or 40 ms).
@@ -85,20 +84,19 @@ pub async fn run(
     Ok(())
 }
 
-/// For `HttpServer::on_connect`: lets the kernel drop a connection whose peer has not
-/// acknowledged (or, with a zero window, has not read) what was sent to it for
-/// `timeout` (TCP_USER_TIMEOUT). A WebSocket stalled on output is never polled, so no
-/// timer of the server's could close it; this bounds how long its memory stays held.
-/// A host that embeds shopchat passes the same to its own `on_connect`.
-pub fn tune_socket(conn: &dyn std::any::Any, timeout: std::time::Duration) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
-            log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let _ = (tcp, timeout);
+/// Lets the kernel drop a connection whose peer has not acknowledged (or, with a zero
+/// window, has not read) what was sent to it for `timeout` (TCP_USER_TIMEOUT, set on the
+/// listener: accepted sockets inherit it, at no cost per connection). A WebSocket
+/// stalled on output is never polled, so no timer of the server's could close it; this
+/// bounds how long its memory stays held. A host that embeds shopchat calls it on its
+/// own listener with `server.client_timeout_secs`.
+pub fn tune_listener(listener: &TcpListener, timeout: std::time::Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(listener).set_tcp_user_timeout(Some(timeout)) {
+        log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (listener, timeout);
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the shutdown future of the binary, and of a host that

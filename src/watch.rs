@@ -1,7 +1,8 @@
 //! What a connection's session and the rest of the server both watch of it, in one
 //! shared allocation: when the client last sent anything (for the idle sweep), how many
-//! bytes of replies and pushes wait to reach its socket (for the backlog bound), and
-//! whether it is gone (so its queued reads are skipped, never its sends).
+//! bytes of replies and pushes wait in the server for its socket (for the backlog
+//! bound), whether it sent an oversized frame header, and whether it is gone (so its
+//! queued reads are skipped, never its sends).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 struct Inner {
     /// Milliseconds on a process-wide clock.
     seen_ms: AtomicU64,
-    /// Bytes handed towards the socket (mailbox, reply queue, write buffer) and not yet
-    /// taken by the HTTP layer.
+    /// Bytes on their way to the socket and not yet written to it by the session: pushes
+    /// in its mailbox, replies held for request order.
     backlog: AtomicUsize,
     gone: AtomicBool,
+    oversize: AtomicBool,
 }
 
 /// One connection's shared state; cheap to clone.
@@ -79,6 +81,15 @@ impl Watch {
     /// The connection has closed: nobody waits for its reads any more.
     pub fn is_gone(&self) -> bool {
         self.0.gone.load(Ordering::Relaxed)
+    }
+
+    /// Set by the payload guard: a frame header declared more than the limit.
+    pub fn set_oversize(&self) {
+        self.0.oversize.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_oversize(&self) -> bool {
+        self.0.oversize.load(Ordering::Relaxed)
     }
 }
 

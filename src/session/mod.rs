@@ -8,10 +8,8 @@
 
 mod wire;
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,7 +72,6 @@ pub fn upgrade(
 ) -> Result<HttpResponse, actix_web::Error> {
     let max_frame = params.max_frame_bytes;
     let watch = Watch::new();
-    let oversize = Rc::new(Cell::new(false));
     let session = WsSession {
         conn: ConnId::next(),
         uid: params.uid,
@@ -84,20 +81,16 @@ pub fn upgrade(
         max_frame_bytes: max_frame,
         max_pending_bytes: params.max_pending_bytes,
         reserved: 0,
-        oversize: oversize.clone(),
         replies: ReplyQueue::default(),
         fragments: None,
         limiter: limiter(params.msgs_per_sec, params.burst),
         closing: None,
         metrics: params.metrics,
     };
-    let stream = wire::GuardedPayload::new(stream, max_frame, oversize);
-    let response = ws::WsResponseBuilder::new(session, req, stream)
+    let stream = wire::GuardedPayload::new(stream, max_frame, watch);
+    ws::WsResponseBuilder::new(session, req, stream)
         .frame_size(max_frame)
-        .start()?;
-    Ok(response
-        .map_body(|_, body| wire::CountedBody::new(body, watch))
-        .map_into_boxed_body())
+        .start()
 }
 
 /// Replies held until every earlier request of the connection has been answered.
@@ -144,14 +137,12 @@ pub struct WsSession {
     server: Addr<ChatServer>,
     /// Shared with ChatServer: when the client last sent anything (it closes the
     /// connection after `server.client_timeout_secs` of silence), and the bytes waiting
-    /// to be written.
+    /// in the server for this socket: pushes in the mailbox, replies held for order.
     watch: Watch,
     max_frame_bytes: usize,
     max_pending_bytes: usize,
     /// The largest replies the requests in flight may still bring, in bytes.
     reserved: usize,
-    /// Set by the payload guard when a frame header declared more than the limit.
-    oversize: Rc<Cell<bool>>,
     replies: ReplyQueue,
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, Vec<u8>)>,
@@ -171,6 +162,7 @@ impl WsSession {
 
     fn flush_replies(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         while let Some(text) = self.replies.pop_ready() {
+            self.watch.drained(frame_len(text.len()));
             ctx.text(text);
         }
         if let Some((code, why)) = self.closing {
@@ -358,7 +350,7 @@ impl Actor for WsSession {
 impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
         self.watch.touch();
-        if item.is_err() && self.oversize.get() {
+        if item.is_err() && self.watch.is_oversize() {
             self.metrics.reject("too_large");
             return self.close(ctx, CloseCode::Size, "frame too large");
         }
@@ -366,10 +358,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsSession {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
             Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
-            Ok(ws::Message::Ping(bytes)) => {
-                self.watch.queued(frame_len(bytes.len()));
-                ctx.pong(&bytes)
-            }
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
@@ -398,7 +387,10 @@ impl Handler<ToSession> for WsSession {
 
     fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
         match msg {
-            ToSession::Deliver(text) => ctx.text(&*text),
+            ToSession::Deliver(text) => {
+                self.watch.drained(frame_len(text.len()));
+                ctx.text(&*text)
+            }
             ToSession::Close(close) => self.close_when_answered(close, ctx),
         }
     }

@@ -1,19 +1,12 @@
-//! The socket's two directions as byte streams, below the WebSocket codec.
-//!
-//! In: actix-http's codec buffers a frame until all of it has arrived and only then
-//! compares its length with the limit, so a header declaring 2^40 bytes would make it
-//! buffer whatever follows. [`GuardedPayload`] reads each frame header as it streams in
-//! and refuses the frame at once when it declares more than `limits.max_frame_bytes`.
-//!
-//! Out: [`CountedBody`] tells the connection's [`Watch`] how many bytes the HTTP layer
-//! has taken, so the backlog counts only what still waits in memory.
+//! The client's bytes, below the WebSocket codec. actix-http's codec buffers a frame
+//! until all of it has arrived and only then compares its length with the limit, so a
+//! header declaring 2^40 bytes would make it buffer whatever follows. [`GuardedPayload`]
+//! reads each frame header as it streams in and refuses the frame at once when it
+//! declares more than `limits.max_frame_bytes`.
 
-use std::cell::Cell;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use actix_web::body::{BodySize, MessageBody};
 use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use futures_util::Stream;
@@ -25,19 +18,19 @@ use crate::watch::Watch;
 #[derive(Debug)]
 pub struct FrameLimit {
     max: u64,
-    header: [u8; 14],
-    have: usize,
     /// Payload bytes of the current frame still to pass.
     skip: u64,
+    header: [u8; 14],
+    have: u8,
 }
 
 impl FrameLimit {
     pub fn new(max: usize) -> FrameLimit {
         FrameLimit {
             max: max as u64,
+            skip: 0,
             header: [0; 14],
             have: 0,
-            skip: 0,
         }
     }
 
@@ -74,12 +67,14 @@ impl FrameLimit {
                 bytes = &bytes[n as usize..];
                 continue;
             }
-            let want = if self.have < 2 { 2 } else { self.header_len() };
-            let n = (want - self.have).min(bytes.len());
-            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
-            self.have += n;
+            let have = usize::from(self.have);
+            let want = if have < 2 { 2 } else { self.header_len() };
+            let n = (want - have).min(bytes.len());
+            self.header[have..have + n].copy_from_slice(&bytes[..n]);
+            // At most 14: fits.
+            self.have = (have + n) as u8;
             bytes = &bytes[n..];
-            if self.have < 2 || self.have < self.header_len() {
+            if have + n < 2 || have + n < self.header_len() {
                 continue;
             }
             let len = self.payload_len();
@@ -97,16 +92,16 @@ impl FrameLimit {
 pub struct GuardedPayload<S> {
     inner: S,
     limit: FrameLimit,
-    /// Set when a frame was refused, so the session can close with 1009.
-    oversize: Rc<Cell<bool>>,
+    /// Told when a frame was refused, so the session can close with 1009.
+    watch: Watch,
 }
 
 impl<S> GuardedPayload<S> {
-    pub fn new(inner: S, max_frame_bytes: usize, oversize: Rc<Cell<bool>>) -> Self {
+    pub fn new(inner: S, max_frame_bytes: usize, watch: Watch) -> Self {
         GuardedPayload {
             inner,
             limit: FrameLimit::new(max_frame_bytes),
-            oversize,
+            watch,
         }
     }
 }
@@ -118,53 +113,19 @@ where
     type Item = Result<Bytes, PayloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.oversize.get() {
+        if self.watch.is_oversize() {
             return Poll::Ready(None);
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => match self.limit.feed(&chunk) {
                 Ok(()) => Poll::Ready(Some(Ok(chunk))),
                 Err(_) => {
-                    self.oversize.set(true);
+                    self.watch.set_oversize();
                     Poll::Ready(Some(Err(PayloadError::Overflow)))
                 }
             },
             other => other,
         }
-    }
-}
-
-/// The response body of a WebSocket, reporting what the HTTP layer takes of it.
-pub struct CountedBody<B> {
-    inner: B,
-    watch: Watch,
-}
-
-impl<B> CountedBody<B> {
-    pub fn new(inner: B, watch: Watch) -> Self {
-        CountedBody { inner, watch }
-    }
-}
-
-impl<B> MessageBody for CountedBody<B>
-where
-    B: MessageBody + Unpin,
-{
-    type Error = B::Error;
-
-    fn size(&self) -> BodySize {
-        self.inner.size()
-    }
-
-    fn poll_next(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_next(cx);
-        if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            self.watch.drained(chunk.len());
-        }
-        polled
     }
 }
 
