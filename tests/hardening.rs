@@ -576,20 +576,7 @@ async fn broadcasts_are_in_each_users_own_chat_and_not_inherited_by_new_accounts
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
 
 async fn upload_as(srv: &TestServer, uid: i64, bytes: Vec<u8>) -> Value {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name("a.png"),
-    );
-    reqwest::Client::new()
-        .post(srv.http("/user/upload"))
-        .header("authorizations", format!("bear {}", srv.token(uid)))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    srv.upload(uid, "file", bytes).await
 }
 
 #[tokio::test]

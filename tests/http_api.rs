@@ -315,20 +315,7 @@ async fn cors_headers_everywhere_and_options_on_any_path() {
 }
 
 async fn upload(srv: &TestServer, bytes: Vec<u8>, field: &str) -> Value {
-    let form = reqwest::multipart::Form::new().part(
-        field.to_string(),
-        reqwest::multipart::Part::bytes(bytes).file_name("x.png"),
-    );
-    reqwest::Client::new()
-        .post(srv.http("/user/upload"))
-        .header("authorizations", format!("bear {}", srv.token(1)))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    srv.upload(1, field, bytes).await
 }
 
 #[tokio::test]

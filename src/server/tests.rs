@@ -66,6 +66,39 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
     (conn, log)
 }
 
+/// A ChatServer on `db` (for writes and reads alike), with `config`.
+fn start_server(db: Addr<DbExecutor>, config: &Config) -> Addr<ChatServer> {
+    ChatServer::new(
+        db.clone(),
+        db,
+        config,
+        Arc::new(crate::metrics::Metrics::new()),
+        None,
+    )
+    .start()
+}
+
+/// Sends `frame` (a request's JSON) as `uid` on `conn`; its reply.
+async fn request(
+    server: &Addr<ChatServer>,
+    conn: ConnId,
+    uid: i64,
+    frame: &str,
+) -> Result<String, ChatError> {
+    let Ok(Frame::Request(request)) = parse_frame(frame) else {
+        panic!("valid request: {frame}")
+    };
+    let (reply, answer) = oneshot::channel();
+    server.do_send(ClientRequest {
+        conn,
+        uid: UserId(uid),
+        request,
+        reply,
+        watch: crate::watch::Watch::new(),
+    });
+    answer.await.unwrap()
+}
+
 /// Waits until every log has received something.
 async fn wait_for_pushes(logs: &[&Log]) {
     let mut waited = Duration::ZERO;
@@ -81,33 +114,20 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
     let db = DbExecutor::start(pool, 1);
-    let server = ChatServer::new(
-        db.clone(),
-        db,
-        &Config::default(),
-        Arc::new(crate::metrics::Metrics::new()),
-        None,
-    )
-    .start();
+    let server = start_server(db, &Config::default());
     let (sender, sender_log) = connect(&server, 1).await;
     let (_, sender_pc) = connect(&server, 1).await;
     let (_, phone) = connect(&server, 2).await;
     let (_, tab) = connect(&server, 2).await;
 
-    let Ok(Frame::Request(request)) = parse_frame(
+    let ack = request(
+        &server,
+        sender,
+        1,
         r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"hi","to_uid":2}}"#,
-    ) else {
-        panic!("valid request")
-    };
-    let (reply, answer) = oneshot::channel();
-    server.do_send(ClientRequest {
-        conn: sender,
-        uid: UserId(1),
-        request,
-        reply,
-        watch: crate::watch::Watch::new(),
-    });
-    let ack = answer.await.unwrap().unwrap();
+    )
+    .await
+    .unwrap();
     assert!(ack.contains("\"msg_id\""), "{ack}");
 
     wait_for_pushes(&[&sender_pc, &phone, &tab]).await;
@@ -141,14 +161,7 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let server = ChatServer::new(
-        db.clone(),
-        db,
-        &Config::default(),
-        Arc::new(crate::metrics::Metrics::new()),
-        None,
-    )
-    .start();
+    let server = start_server(db, &Config::default());
     let (sender, _) = connect(&server, 1).await;
     let mut logs = Vec::new();
     for uid in 2..=6 {
@@ -159,18 +172,10 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
         r#"{{"class":"chat","action":"sendMsg","content":{{"chat_type":2,"msg_type":1,"msg":"hi","to_uid":{}}}}}"#,
         group.0
     );
-    let Ok(Frame::Request(request)) = parse_frame(&text) else {
-        panic!("valid request")
-    };
-    let (reply, answer) = oneshot::channel();
-    server.do_send(ClientRequest {
-        conn: sender,
-        uid: UserId(1),
-        request,
-        reply,
-        watch: crate::watch::Watch::new(),
-    });
-    assert!(answer.await.unwrap().unwrap().contains("msg_id"));
+    assert!(request(&server, sender, 1, &text)
+        .await
+        .unwrap()
+        .contains("msg_id"));
     wait_for_pushes(&logs.iter().collect::<Vec<_>>()).await;
     let first = logs[0].lock().unwrap()[0].clone();
     assert!(first.contains("\"group_id\""));
@@ -189,14 +194,7 @@ async fn a_push_that_would_pass_the_byte_bound_closes_the_connection_instead() {
     let db = DbExecutor::start(pool, 1);
     let mut config = Config::default();
     config.limits.max_pending_bytes = 2 << 20;
-    let server = ChatServer::new(
-        db.clone(),
-        db,
-        &config,
-        Arc::new(crate::metrics::Metrics::new()),
-        None,
-    )
-    .start();
+    let server = start_server(db, &config);
     let (sender, _) = connect(&server, 1).await;
     // User 2's connection already owes almost the whole bound (a socket nobody reads).
     let closes = Arc::new(Mutex::new(Vec::new()));
@@ -216,23 +214,14 @@ async fn a_push_that_would_pass_the_byte_bound_closes_the_connection_instead() {
         })
         .await
         .unwrap();
-    let Ok(Frame::Request(request)) = parse_frame(
+    let acked = request(
+        &server,
+        sender,
+        1,
         r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1,"msg_type":1,"msg":"more than a hundred bytes of text, which is what this connection has room for before its bound, and then some","to_uid":2}}"#,
-    ) else {
-        panic!("valid request")
-    };
-    let (reply, answer) = oneshot::channel();
-    server.do_send(ClientRequest {
-        conn: sender,
-        uid: UserId(1),
-        request,
-        reply,
-        watch: crate::watch::Watch::new(),
-    });
-    assert!(
-        answer.await.unwrap().is_ok(),
-        "the message is stored and acked"
-    );
+    )
+    .await;
+    assert!(acked.is_ok(), "the message is stored and acked");
     let mut waited = Duration::ZERO;
     while closes.lock().unwrap().is_empty() {
         assert!(waited < Duration::from_secs(5), "no close came");

@@ -331,6 +331,24 @@ impl TestServer {
         resp.json().await.expect("answer is JSON")
     }
 
+    /// `POST /user/upload` as user `uid`, `bytes` in multipart field `field`; the JSON answer.
+    pub async fn upload(&self, uid: i64, field: &str, bytes: Vec<u8>) -> Value {
+        let form = reqwest::multipart::Form::new().part(
+            field.to_string(),
+            reqwest::multipart::Part::bytes(bytes).file_name("x.png"),
+        );
+        reqwest::Client::new()
+            .post(self.http("/user/upload"))
+            .header("authorizations", format!("bear {}", self.token(uid)))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload should get an answer")
+            .json()
+            .await
+            .expect("upload answers JSON")
+    }
+
     /// POST as user `uid` (token minted for it).
     pub async fn post_as(&self, uid: i64, path: &str, body: Value) -> Value {
         self.post(path, Some(&self.token(uid)), body).await
