@@ -3,8 +3,9 @@
 //! It knows nothing of routing. This is the only module that uses actix-web-actors.
 //!
 //! Memory per connection is bounded in bytes: frames by `limits.max_frame_bytes` (refused
-//! from their header, [`wire`]), and what waits to be written (replies, pushes, and the
-//! largest reply each request in flight may bring) by `limits.max_pending_bytes`.
+//! from their header, [`wire`]), and what waits in the server for the socket (pushes in
+//! the mailbox, replies held for request order, and the largest reply each request in
+//! flight may bring) by `limits.max_pending_bytes`.
 
 mod wire;
 
@@ -38,7 +39,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// is not reading its replies, and is disconnected rather than queued without bound.
 const MAX_IN_FLIGHT: usize = 4096;
 
-/// What a session needs to start.
 /// A connection's request budget (token bucket).
 type Limiter = governor::DefaultDirectRateLimiter;
 
@@ -51,6 +51,7 @@ pub fn limiter(per_sec: u32, burst: u32) -> Option<Limiter> {
     ))
 }
 
+/// What a session needs to start.
 pub struct SessionParams {
     pub uid: UserId,
     pub profile: Profile,
