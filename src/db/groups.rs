@@ -113,19 +113,27 @@ pub enum Joined {
     Member(bool),
 }
 
-/// Whether `a` and `b` have each sent the other a 1:1 message.
-pub fn exchanged(conn: &mut DbConn, a: UserId, b: UserId) -> QueryResult<bool> {
-    let chat = ChatId::direct(a, b).0;
-    let mut sent = |from: UserId| -> QueryResult<bool> {
-        diesel::select(diesel::dsl::exists(
-            messages::table
-                .filter(messages::chat_id.eq(&chat))
-                .filter(messages::chat_type.eq(chat_type::DIRECT))
-                .filter(messages::from_uid.eq(from.0)),
-        ))
-        .get_result(conn)
-    };
-    Ok(sent(a)? && sent(b)?)
+/// Whether `owner` and each of `others` have sent each other a 1:1 message, in one
+/// query however many `others` there are.
+pub fn exchanged(conn: &mut DbConn, owner: UserId, others: &[UserId]) -> QueryResult<bool> {
+    let others: Vec<UserId> = others.iter().copied().filter(|o| *o != owner).collect();
+    if others.is_empty() {
+        return Ok(true);
+    }
+    let chats: Vec<String> = others.iter().map(|o| ChatId::direct(owner, *o).0).collect();
+    let senders: Vec<i64> = others.iter().map(|o| o.0).chain([owner.0]).collect();
+    let pairs: std::collections::HashSet<(String, i64)> = messages::table
+        .filter(messages::chat_type.eq(chat_type::DIRECT))
+        .filter(messages::chat_id.eq_any(&chats))
+        .filter(messages::from_uid.eq_any(&senders))
+        .select((messages::chat_id, messages::from_uid))
+        .distinct()
+        .load(conn)?
+        .into_iter()
+        .collect();
+    Ok(others.iter().zip(&chats).all(|(other, chat)| {
+        pairs.contains(&(chat.clone(), owner.0)) && pairs.contains(&(chat.clone(), other.0))
+    }))
 }
 
 /// Creates a group owned by `owner`, who is a member along with `members`; `None` when
@@ -139,12 +147,8 @@ pub fn create_group(
     by: Joiner,
     now: i64,
 ) -> QueryResult<Option<GroupId>> {
-    if by != Joiner::Platform {
-        for m in members.iter().filter(|m| **m != owner) {
-            if !exchanged(conn, owner, *m)? {
-                return Ok(None);
-            }
-        }
+    if by != Joiner::Platform && !exchanged(conn, owner, members)? {
+        return Ok(None);
     }
     conn.transaction(|conn| {
         let id = insert_returning_id!(
@@ -183,9 +187,7 @@ pub fn join_group(
         let allowed = match by {
             Joiner::Platform => true,
             Joiner::Themselves => g.is_open,
-            Joiner::Owner(owner) => {
-                g.owner_uid == owner.0 && (uid == owner || exchanged(conn, owner, uid)?)
-            }
+            Joiner::Owner(owner) => g.owner_uid == owner.0 && exchanged(conn, owner, &[uid])?,
         };
         if !allowed {
             return Ok(Joined::Forbidden);

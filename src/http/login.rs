@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::api::{decode, ok_with, state, ApiError};
 use super::client_ip;
+use super::limit::{within, KeyedLimit};
 use crate::chats::ask;
 use crate::config::Config;
 use crate::db::accounts::Registered;
@@ -46,7 +46,7 @@ fn argon2() -> Argon2<'static> {
 
 /// The cost caps of the login paths, shared by every worker.
 pub struct LoginGuard {
-    per_addr: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    per_addr: Option<KeyedLimit<IpAddr>>,
     failures: Mutex<HashMap<(IpAddr, String), (u32, Instant)>>,
     max_failures: u32,
     lockout: Duration,
@@ -58,9 +58,7 @@ impl LoginGuard {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let limits = &config.limits;
         LoginGuard {
-            per_addr: NonZeroU32::new(limits.logins_per_min).map(|n| {
-                governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n))
-            }),
+            per_addr: KeyedLimit::new(limits.logins_per_min.into(), Duration::from_secs(60)),
             failures: Mutex::new(HashMap::new()),
             max_failures: limits.login_failures,
             lockout: Duration::from_secs(limits.login_lockout_secs),
@@ -70,15 +68,11 @@ impl LoginGuard {
 
     /// One call of `/login` or `/login/register` from `addr`.
     fn admit(&self, addr: IpAddr) -> Result<(), ApiError> {
-        let Some(limiter) = &self.per_addr else {
-            return Ok(());
-        };
-        if limiter.len() > MAX_TRACKED_PAIRS {
-            limiter.retain_recent();
+        if within(&self.per_addr, &addr, 1) {
+            Ok(())
+        } else {
+            Err(ApiError::Chat(ChatError::RateLimited))
         }
-        limiter
-            .check_key(&addr)
-            .map_err(|_| ApiError::Chat(ChatError::RateLimited))
     }
 
     fn locked(&self, addr: IpAddr, username: &str) -> bool {

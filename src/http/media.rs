@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use actix_files::NamedFile;
 use actix_multipart::Multipart;
@@ -13,6 +14,7 @@ use regex::Regex;
 use serde_json::json;
 
 use super::api::{state, ApiError, Caller};
+use super::limit::{within, KeyedLimit};
 
 /// Names the server gave uploads: nothing else is served, so no path can escape the folder.
 static STORED_NAME: LazyLock<Regex> = LazyLock::new(|| {
@@ -102,42 +104,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Per-user upload quotas (`media.max_files_per_min`, `media.max_bytes_per_hour`), on
 /// this node.
 pub struct UploadQuota {
-    files: Option<governor::DefaultKeyedRateLimiter<i64>>,
+    files: Option<KeyedLimit<i64>>,
     /// In KiB, so a quota of gigabytes fits the limiter's 32 bits.
-    kib: Option<governor::DefaultKeyedRateLimiter<i64>>,
+    kib: Option<KeyedLimit<i64>>,
 }
 
 impl UploadQuota {
     pub fn new(media: &crate::config::MediaConfig) -> UploadQuota {
-        use std::num::NonZeroU32;
-        let files = NonZeroU32::new(media.max_files_per_min)
-            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n)));
-        let kib =
-            NonZeroU32::new(u32::try_from(media.max_bytes_per_hour / 1024).unwrap_or(u32::MAX))
-                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_hour(n).allow_burst(n)));
-        UploadQuota { files, kib }
+        UploadQuota {
+            files: KeyedLimit::new(media.max_files_per_min.into(), Duration::from_secs(60)),
+            kib: KeyedLimit::new(media.max_bytes_per_hour / 1024, Duration::from_secs(3600)),
+        }
     }
 
     fn file(&self, uid: i64) -> bool {
-        self.files.as_ref().is_none_or(|l| {
-            if l.len() > 100_000 {
-                l.retain_recent();
-            }
-            l.check_key(&uid).is_ok()
-        })
+        within(&self.files, &uid, 1)
     }
 
     fn bytes(&self, uid: i64, bytes: usize) -> bool {
-        self.kib.as_ref().is_none_or(|l| {
-            if l.len() > 100_000 {
-                l.retain_recent();
-            }
-            let kib = u32::try_from(bytes.div_ceil(1024))
-                .unwrap_or(u32::MAX)
-                .max(1);
-            std::num::NonZeroU32::new(kib)
-                .is_some_and(|n| l.check_key_n(&uid, n).is_ok_and(|r| r.is_ok()))
-        })
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+        within(&self.kib, &uid, kib)
     }
 }
 
@@ -249,9 +235,7 @@ fn public_base(req: &HttpRequest) -> String {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let trusted = req
-        .peer_addr()
-        .is_some_and(|p| config.server.trusted_proxies.contains(&p.ip()));
+    let trusted = super::from_trusted_proxy(req, &config.server.trusted_proxies);
     let forwarded = |name| if trusted { header(name) } else { None };
     let host = forwarded("x-forwarded-host")
         .or_else(|| header("host"))

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod limit;
 pub mod login;
 pub mod media;
 pub mod user;
@@ -28,13 +29,19 @@ use crate::metrics::Metrics;
 use crate::server::push::Presenter;
 use crate::server::ChatServer;
 
+/// Whether the request comes straight from one of `server.trusted_proxies`, whose
+/// `X-Forwarded-*` headers are then believed.
+pub fn from_trusted_proxy(req: &actix_web::HttpRequest, trusted: &[IpAddr]) -> bool {
+    req.peer_addr().is_some_and(|p| trusted.contains(&p.ip()))
+}
+
 /// The address a request comes from: the peer, or, when the peer is a trusted proxy,
 /// the last address in `X-Forwarded-For` that is not one of the trusted proxies.
 pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[IpAddr]) -> IpAddr {
     let peer = req
         .peer_addr()
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    if !trusted.contains(&peer) {
+    if !from_trusted_proxy(req, trusted) {
         return peer;
     }
     let forwarded = req
