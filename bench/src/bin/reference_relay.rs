@@ -3,7 +3,7 @@
 //! `chat.sendMsg` of chat_type 1 acked and pushed to every connection of the receiver
 //! (and the sender's other ones). No storage, no history, nothing else.
 //!
-//!     cargo run --release --example reference_relay -- --port 9600
+//!     cargo run --release -p shopchat-bench --bin reference_relay -- --port 9600
 //!
 //! shopchat-bench's `pairs` and `idle` scenarios run against it unchanged. It has no
 //! admin API: for `group`, give the bench `--group-id 1`; every chat_type 2 message

@@ -2,6 +2,7 @@
 //! it sent is accounted for (acked, and pushed to each receiver). No timing is asserted:
 //! figures are for BENCHMARKS.md, not for tests.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::TestServer;
