@@ -18,6 +18,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use serde::Deserialize;
 use shopchat::embed::{AdminError, Audience, Builder, Shopchat};
+use shopchat::ids::UserId;
 use shopchat::Config;
 
 #[derive(Parser)]
@@ -79,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
 /// A system notice to one user, from the host's own code.
 async fn notice(
     chat: web::Data<Shopchat>,
-    uid: web::Path<i64>,
+    uid: web::Path<UserId>,
     text: String,
 ) -> Result<HttpResponse, AdminError> {
     let ids = chat
@@ -98,10 +99,10 @@ async fn online(
     chat: web::Data<Shopchat>,
     q: web::Query<OnlineQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let uids: Vec<i64> = q
+    let uids: Vec<UserId> = q
         .uids
         .split(',')
-        .filter_map(|u| u.trim().parse().ok())
+        .filter_map(|u| u.trim().parse().ok().map(UserId))
         .collect();
     Ok(HttpResponse::Ok().json(chat.online_users(&uids).await?))
 }

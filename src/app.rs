@@ -30,7 +30,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let database = redact(&config.database.url);
+    let database = crate::config::redact(&config.database.url);
     let workers = config.server.workers;
     let shutdown_timeout = config.server.shutdown_timeout_secs;
     let config_timeout = config.server.client_timeout_secs;
@@ -121,28 +121,5 @@ pub async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The URL without its password, for logs.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_not_logged() {
-        assert_eq!(
-            super::redact("mysql://root:pw@h/db"),
-            "mysql://root:***@h/db"
-        );
-        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

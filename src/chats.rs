@@ -5,10 +5,10 @@
 use actix::{dev::Request, Addr, Handler, Message as ActixMessage};
 
 use crate::db::{self, DbError, DbExecutor, Mark, RecordScope, Side};
+use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{GroupId, ShopId, UserId};
 use crate::protocol::{ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role};
-use crate::server::push::Presenter;
 
 /// Messages per page of `/user/getChatRecord`.
 pub const RECORDS_PER_PAGE: i64 = 20;

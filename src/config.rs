@@ -421,6 +421,17 @@ impl Config {
     }
 }
 
+/// The URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,5 +518,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("database.url"));
+    }
+
+    #[test]
+    fn passwords_are_not_logged() {
+        assert_eq!(redact("mysql://root:pw@h/db"), "mysql://root:***@h/db");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

@@ -34,148 +34,20 @@ use std::time::Duration;
 
 use actix::Actor;
 use actix_web::web;
-use serde::Serialize;
 
 use crate::auth::Authenticator;
-use crate::chats::ask;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::db::{
-    self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup, SetAgentOnline,
-    UpsertShop, UpsertUser,
-};
-use crate::error::ChatError;
+use crate::db::{self, DbExecutor};
+use crate::domain::Presenter;
 use crate::http::{self, AppState};
-use crate::ids::{GroupId, MsgId, ShopId, UserId};
 use crate::metrics::Metrics;
-use crate::protocol::absolute_url;
-use crate::router::AgentReport;
-use crate::server::push::Presenter;
-use crate::server::{
-    AgentFlagChanged, AgentMoved, ChatServer, Notify, OnlineAmong, ProfileChanged, ShopAgents,
-    ShopChanged, Shutdown,
-};
+use crate::server::{ChatServer, Shutdown};
 use crate::StartError;
 
-const MAX_NAME_CHARS: usize = 64;
-const MAX_URL_BYTES: usize = 1024;
-/// The most users one notice may name; beyond that, broadcast to all.
-pub const MAX_NOTICE_UIDS: usize = 1000;
-
-/// Why an operation was refused. The admin API renders it as HTTP 400/404/503.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("admin token required")]
-    Unauthorized,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(&'static str),
-    #[error("storage unavailable, try again")]
-    Storage,
-}
-
-impl From<ChatError> for AdminError {
-    fn from(_: ChatError) -> AdminError {
-        // `ask` has logged the cause; everything it reports is a storage failure.
-        AdminError::Storage
-    }
-}
-
-pub(crate) fn bad(msg: impl Into<String>) -> AdminError {
-    AdminError::BadRequest(msg.into())
-}
-
-fn positive(id: i64) -> Result<i64, AdminError> {
-    if id > 0 {
-        Ok(id)
-    } else {
-        Err(bad("ids must be positive integers"))
-    }
-}
-
-fn check_name(name: Option<&String>, required_chars: bool) -> Result<(), AdminError> {
-    match name {
-        Some(n)
-            if (required_chars && n.trim().is_empty()) || n.chars().count() > MAX_NAME_CHARS =>
-        {
-            Err(bad(format!(
-                "names are {} to 64 characters",
-                u8::from(required_chars)
-            )))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn check_url(url: Option<&String>, field: &str) -> Result<(), AdminError> {
-    match url {
-        Some(u) if u.len() > MAX_URL_BYTES => {
-            Err(bad(format!("{field} is longer than 1024 bytes")))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A profile change; `None` fields keep what is stored.
-#[derive(Clone, Debug, Default)]
-pub struct UserUpdate {
-    pub nickname: Option<String>,
-    pub avatar: Option<String>,
-}
-
-impl UserUpdate {
-    pub fn named(nickname: impl Into<String>) -> UserUpdate {
-        UserUpdate {
-            nickname: Some(nickname.into()),
-            avatar: None,
-        }
-    }
-}
-
-/// A shop change; `None` fields keep what is stored.
-#[derive(Clone, Debug, Default)]
-pub struct ShopUpdate {
-    pub name: Option<String>,
-    pub logo: Option<String>,
-    /// Most open conversations per agent the random choice prefers; 0 = unlimited.
-    pub capacity: Option<i32>,
-}
-
-impl ShopUpdate {
-    pub fn named(name: impl Into<String>) -> ShopUpdate {
-        ShopUpdate {
-            name: Some(name.into()),
-            ..ShopUpdate::default()
-        }
-    }
-}
-
-/// A stored profile, its avatar as an absolute URL.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct UserInfo {
-    pub id: i64,
-    pub nickname: String,
-    pub avatar: String,
-}
-
-/// A stored shop, its logo as an absolute URL.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ShopInfo {
-    pub id: i64,
-    pub name: String,
-    pub logo: String,
-    pub capacity: i32,
-}
-
-/// Who a system notice (chat_type 3) goes to.
-#[derive(Clone, Debug)]
-pub enum Audience {
-    /// These users (1 to [`MAX_NOTICE_UIDS`]).
-    Users(Vec<i64>),
-    /// Every user, stored once.
-    All,
-}
+pub use crate::admin::{
+    Admin, AdminError, Audience, ShopInfo, ShopUpdate, UserInfo, UserUpdate, MAX_NOTICE_UIDS,
+};
 
 /// Starts shopchat's actors from a [`Config`].
 pub struct Builder {
@@ -223,7 +95,9 @@ impl Builder {
             cluster.clone(),
         )
         .start();
+        let admin = Admin::new(db.clone(), server.clone(), &config);
         let state = web::Data::new(AppState {
+            admin,
             config: config.clone(),
             auth: Authenticator::new(&config.auth),
             server,
@@ -236,7 +110,7 @@ impl Builder {
             uploads: http::media::UploadQuota::new(&config.media),
             web_client: self.web_client,
         });
-        Ok(Shopchat { state })
+        Ok(Shopchat::from(state))
     }
 }
 
@@ -249,6 +123,16 @@ pub struct Shopchat {
 impl From<web::Data<AppState>> for Shopchat {
     fn from(state: web::Data<AppState>) -> Shopchat {
         Shopchat { state }
+    }
+}
+
+/// The handle offers the platform's operations ([`Admin`]) as its own methods:
+/// `chat.upsert_user(UserId(42), ..)`, as the admin API would.
+impl std::ops::Deref for Shopchat {
+    type Target = Admin;
+
+    fn deref(&self) -> &Admin {
+        &self.state.admin
     }
 }
 
@@ -314,241 +198,5 @@ impl Shopchat {
             // The other nodes stop counting this one's users now rather than at expiry.
             cluster.withdraw().await;
         }
-    }
-
-    /// Creates or updates a profile; later pushes carry it.
-    pub async fn upsert_user(&self, uid: i64, update: UserUpdate) -> Result<UserInfo, AdminError> {
-        let uid = UserId(positive(uid)?);
-        check_name(update.nickname.as_ref(), true)?;
-        check_url(update.avatar.as_ref(), "avatar")?;
-        let st = &self.state;
-        let profile = ask(st.db.send(UpsertUser {
-            uid,
-            nickname: update.nickname,
-            avatar: update.avatar,
-        }))
-        .await?;
-        let info = UserInfo {
-            id: uid.0,
-            nickname: profile.nickname.clone(),
-            avatar: absolute_url(&st.config.media.base_url, &profile.avatar),
-        };
-        st.server.do_send(ProfileChanged(profile));
-        Ok(info)
-    }
-
-    /// Creates or updates a shop.
-    pub async fn upsert_shop(&self, shop: i64, update: ShopUpdate) -> Result<ShopInfo, AdminError> {
-        let shop = ShopId(positive(shop)?);
-        check_name(update.name.as_ref(), true)?;
-        check_url(update.logo.as_ref(), "logo")?;
-        if update.capacity.is_some_and(|c| c < 0) {
-            return Err(bad("capacity must be 0 (unlimited) or more"));
-        }
-        let st = &self.state;
-        let row = ask(st.db.send(UpsertShop {
-            shop,
-            name: update.name,
-            logo: update.logo,
-            capacity: update.capacity,
-        }))
-        .await?;
-        st.server.do_send(ShopChanged { shop });
-        Ok(ShopInfo {
-            id: row.id,
-            logo: absolute_url(&st.config.media.base_url, &row.logo),
-            name: row.name,
-            capacity: row.capacity,
-        })
-    }
-
-    /// Attaches `uid` to `shop` as an agent (moving it from another shop if need be).
-    pub async fn attach_agent(
-        &self,
-        shop: i64,
-        uid: i64,
-        name: Option<String>,
-    ) -> Result<(), AdminError> {
-        let (shop, uid) = (ShopId(positive(shop)?), UserId(positive(uid)?));
-        check_name(name.as_ref(), false)?;
-        let before = ask(self.state.db.send(AttachAgent { shop, uid, name }))
-            .await?
-            .ok_or(AdminError::NotFound("no such shop"))?;
-        self.state.server.do_send(AgentMoved {
-            uid,
-            from: before,
-            to: Some(shop),
-        });
-        Ok(())
-    }
-
-    /// Detaches an agent from its shop.
-    pub async fn detach_agent(&self, shop: i64, uid: i64) -> Result<(), AdminError> {
-        let (shop, uid) = (ShopId(positive(shop)?), UserId(positive(uid)?));
-        if !ask(self.state.db.send(DetachAgent { shop, uid })).await? {
-            return Err(AdminError::NotFound("no such agent in this shop"));
-        }
-        self.state.server.do_send(AgentMoved {
-            uid,
-            from: Some(shop),
-            to: None,
-        });
-        Ok(())
-    }
-
-    /// Sets an agent's online flag (it is routable when also connected).
-    pub async fn set_agent_online(
-        &self,
-        shop: i64,
-        uid: i64,
-        online: bool,
-    ) -> Result<(), AdminError> {
-        let (shop, uid) = (ShopId(positive(shop)?), UserId(positive(uid)?));
-        if !ask(self.state.db.send(SetAgentOnline { shop, uid, online })).await? {
-            return Err(AdminError::NotFound("no such agent in this shop"));
-        }
-        self.state
-            .server
-            .do_send(AgentFlagChanged { shop, uid, online });
-        Ok(())
-    }
-
-    /// A shop's agents: online flag, whether connected, open conversations.
-    pub async fn shop_agents(&self, shop: i64) -> Result<Vec<AgentReport>, AdminError> {
-        let shop = ShopId(positive(shop)?);
-        self.state
-            .server
-            .send(ShopAgents { shop })
-            .await
-            .map_err(|_| AdminError::Storage)?
-            .ok_or(AdminError::NotFound("no such shop"))
-    }
-
-    /// Which of `uids` have a live connection (on any node in cluster mode), sorted.
-    pub async fn online_users(&self, uids: &[i64]) -> Result<Vec<i64>, AdminError> {
-        let uids = uids.iter().map(|u| UserId(*u)).collect();
-        let online = self
-            .state
-            .server
-            .send(OnlineAmong { uids })
-            .await
-            .map_err(|_| AdminError::Storage)?;
-        Ok(online.into_iter().map(|u| u.0).collect())
-    }
-
-    /// Creates a group owned by `owner` with `members` (the owner is always one). It is
-    /// private: its members come from the owner or the platform; see [`Self::create_open_group`].
-    pub async fn create_group(
-        &self,
-        name: &str,
-        owner: i64,
-        members: &[i64],
-    ) -> Result<i64, AdminError> {
-        self.create_group_as(name, owner, members, false).await
-    }
-
-    /// Creates a group that anyone may `group.join`.
-    pub async fn create_open_group(
-        &self,
-        name: &str,
-        owner: i64,
-        members: &[i64],
-    ) -> Result<i64, AdminError> {
-        self.create_group_as(name, owner, members, true).await
-    }
-
-    async fn create_group_as(
-        &self,
-        name: &str,
-        owner: i64,
-        members: &[i64],
-        open: bool,
-    ) -> Result<i64, AdminError> {
-        let name = name.trim().to_string();
-        check_name(Some(&name), true)?;
-        positive(owner)?;
-        if members.len() > db::groups::MAX_INITIAL_MEMBERS || members.iter().any(|u| *u <= 0) {
-            return Err(bad("member_uids must be at most 2000 positive ids"));
-        }
-        let mut members: Vec<UserId> = members.iter().map(|u| UserId(*u)).collect();
-        members.sort();
-        members.dedup();
-        let group = ask(self.state.db.send(CreateGroup {
-            name,
-            owner: UserId(owner),
-            members,
-            open,
-            by: db::groups::Joiner::Platform,
-        }))
-        .await?
-        .ok_or(AdminError::Storage)?;
-        Ok(group.0)
-    }
-
-    /// Adds a member; `Ok(false)` if it already was one.
-    pub async fn add_group_member(&self, group: i64, uid: i64) -> Result<bool, AdminError> {
-        let (group, uid) = (GroupId(positive(group)?), UserId(positive(uid)?));
-        match ask(self.state.db.send(JoinGroup {
-            group,
-            uid,
-            by: db::groups::Joiner::Platform,
-        }))
-        .await?
-        {
-            db::groups::Joined::Member(added) => Ok(added),
-            db::groups::Joined::NoGroup | db::groups::Joined::Forbidden => {
-                Err(AdminError::NotFound("no such group"))
-            }
-        }
-    }
-
-    /// Removes a member.
-    pub async fn remove_group_member(&self, group: i64, uid: i64) -> Result<(), AdminError> {
-        let (group, uid) = (GroupId(positive(group)?), UserId(positive(uid)?));
-        if !ask(self.state.db.send(LeaveGroup { group, uid })).await? {
-            return Err(AdminError::NotFound("no such member in this group"));
-        }
-        Ok(())
-    }
-
-    /// Stores a system notice (msg_type 1 text, 2 image URL) and pushes it to whoever of
-    /// its audience is connected; returns the stored ids (one per user, or one for all).
-    pub async fn notify(
-        &self,
-        to: Audience,
-        msg_type: i64,
-        msg: String,
-    ) -> Result<Vec<MsgId>, AdminError> {
-        let to = match to {
-            Audience::All => None,
-            Audience::Users(uids) if uids.is_empty() => {
-                return Err(bad("give either uids or all: true"))
-            }
-            Audience::Users(uids)
-                if uids.len() <= MAX_NOTICE_UIDS && uids.iter().all(|u| *u > 0) =>
-            {
-                let mut uids: Vec<UserId> = uids.into_iter().map(UserId).collect();
-                uids.sort();
-                uids.dedup();
-                Some(uids)
-            }
-            Audience::Users(_) => return Err(bad("uids must be at most 1000 positive ids")),
-        };
-        if !matches!(msg_type, 1 | 2) {
-            return Err(bad("msg_type must be 1 or 2"));
-        }
-        if msg.is_empty() || msg.chars().count() > self.state.config.limits.max_msg_chars {
-            return Err(bad("msg must be non-empty and within limits.max_msg_chars"));
-        }
-        self.state
-            .server
-            .send(Notify {
-                to,
-                msg_type: msg_type as i32,
-                msg,
-            })
-            .await
-            .map_err(|_| AdminError::Storage)?
-            .map_err(AdminError::from)
     }
 }

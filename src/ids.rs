@@ -18,6 +18,12 @@ macro_rules! int_id {
                 self.0.fmt(f)
             }
         }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
     };
 }
 

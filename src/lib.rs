@@ -20,12 +20,14 @@
 //!   host actix-web app: routes under a prefix, the admin operations as async methods.
 //! - [`app`]: [`run`], the standalone server: the embedding handle on its own HttpServer.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod chats;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod embed;
 pub mod error;
 pub mod http;

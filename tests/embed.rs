@@ -10,7 +10,7 @@ use common::{ChildServer, Client, WAIT};
 use serde_json::{json, Value};
 use shopchat::auth::Authenticator;
 use shopchat::embed::{AdminError, Audience, Builder, ShopUpdate, UserUpdate};
-use shopchat::ids::UserId;
+use shopchat::ids::{ShopId, UserId};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The example binary, which `cargo test` builds next to the test binaries.
@@ -157,13 +157,13 @@ fn handle_operations_work_without_http() {
 
         // Profiles and shops.
         let ann = chat
-            .upsert_user(10, UserUpdate::named("Ann"))
+            .upsert_user(UserId(10), UserUpdate::named("Ann"))
             .await
             .unwrap();
         assert_eq!((ann.id, ann.nickname.as_str()), (10, "Ann"));
         let shop = chat
             .upsert_shop(
-                5,
+                ShopId(5),
                 ShopUpdate {
                     capacity: Some(3),
                     ..ShopUpdate::named("Tea House")
@@ -173,26 +173,30 @@ fn handle_operations_work_without_http() {
             .unwrap();
         assert_eq!((shop.name.as_str(), shop.capacity), ("Tea House", 3));
         assert!(matches!(
-            chat.upsert_user(0, UserUpdate::named("x")).await,
+            chat.upsert_user(UserId(0), UserUpdate::named("x")).await,
             Err(AdminError::BadRequest(_))
         ));
         assert!(matches!(
-            chat.upsert_shop(6, ShopUpdate::named(" ")).await,
+            chat.upsert_shop(ShopId(6), ShopUpdate::named(" ")).await,
             Err(AdminError::BadRequest(_))
         ));
 
         // An agent: attached, flagged online, connected, hence routable.
-        chat.attach_agent(5, 20, Some("Bo".into())).await.unwrap();
+        chat.attach_agent(ShopId(5), UserId(20), Some("Bo".into()))
+            .await
+            .unwrap();
         assert!(matches!(
-            chat.attach_agent(999, 20, None).await,
+            chat.attach_agent(ShopId(999), UserId(20), None).await,
             Err(AdminError::NotFound(_))
         ));
-        chat.set_agent_online(5, 20, true).await.unwrap();
+        chat.set_agent_online(ShopId(5), UserId(20), true)
+            .await
+            .unwrap();
         let mut agent = Client::connect(&url(20)).await;
         let mut consumer = Client::connect(&url(10)).await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let agents = chat.shop_agents(5).await.unwrap();
+            let agents = chat.shop_agents(ShopId(5)).await.unwrap();
             assert_eq!(agents.len(), 1);
             assert_eq!((agents[0].uid, agents[0].online), (20, true));
             if agents[0].connected {
@@ -205,8 +209,10 @@ fn handle_operations_work_without_http() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(
-            chat.online_users(&[30, 20, 10]).await.unwrap(),
-            vec![10, 20]
+            chat.online_users(&[UserId(30), UserId(20), UserId(10)])
+                .await
+                .unwrap(),
+            vec![UserId(10), UserId(20)]
         );
         common::ask_shop(&mut consumer, 5, "is the oolong in stock?").await;
         let push = agent.push().await;
@@ -214,12 +220,15 @@ fn handle_operations_work_without_http() {
         assert_eq!(push["result"]["nickname"], "Ann");
 
         // Groups.
-        let group = chat.create_group("tea club", 10, &[20]).await.unwrap();
-        assert!(chat.add_group_member(group, 30).await.unwrap());
-        assert!(!chat.add_group_member(group, 30).await.unwrap());
-        chat.remove_group_member(group, 30).await.unwrap();
+        let group = chat
+            .create_group("tea club", UserId(10), &[UserId(20)])
+            .await
+            .unwrap();
+        assert!(chat.add_group_member(group, UserId(30)).await.unwrap());
+        assert!(!chat.add_group_member(group, UserId(30)).await.unwrap());
+        chat.remove_group_member(group, UserId(30)).await.unwrap();
         assert!(matches!(
-            chat.remove_group_member(group, 30).await,
+            chat.remove_group_member(group, UserId(30)).await,
             Err(AdminError::NotFound(_))
         ));
         let members = consumer
@@ -235,7 +244,7 @@ fn handle_operations_work_without_http() {
 
         // Notices.
         let ids = chat
-            .notify(Audience::Users(vec![10]), 1, "welcome".into())
+            .notify(Audience::Users(vec![UserId(10)]), 1, "welcome".into())
             .await
             .unwrap();
         let notice = consumer.push().await;
@@ -251,7 +260,7 @@ fn handle_operations_work_without_http() {
         ));
 
         // Detached, the agent is no longer the shop's.
-        chat.detach_agent(5, 20).await.unwrap();
+        chat.detach_agent(ShopId(5), UserId(20)).await.unwrap();
         let reply = agent
             .request("service", "setOnline", json!({"online": true}))
             .await;

@@ -145,7 +145,7 @@ impl Cluster {
         log::info!(
             "cluster mode: node {} on {} (presence expires {} s after a node stops refreshing it)",
             cluster.node(),
-            crate::app::redact(&config.url),
+            crate::config::redact(&config.url),
             config.presence_ttl_secs
         );
         Ok(cluster)

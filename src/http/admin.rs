@@ -1,7 +1,7 @@
 //! The admin API (PROTOCOL.md §9) for the platform's back end, behind `admin.token`.
 //! JSON in, `{"code":1,"msg":null,"result":..}` out; refusals are HTTP 401/400/404 with
 //! code 0, and a database failure is 503. Each handler parses its request and calls the
-//! same operation of [`Shopchat`] that an embedding host calls directly.
+//! same operation of [`crate::admin::Admin`] that an embedding host calls directly.
 
 use std::future::{ready, Ready};
 
@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 
 use super::api::state;
 use super::AppState;
-pub use crate::embed::AdminError;
-use crate::embed::{bad, Audience, ShopUpdate, Shopchat, UserUpdate};
+pub use crate::admin::AdminError;
+use crate::admin::{bad, Audience, ShopUpdate, UserUpdate};
+use crate::ids::{GroupId, ShopId, UserId};
 use crate::protocol::lenient;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -115,9 +116,10 @@ async fn put_user(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let uid = path_id(&path)?;
+    let uid = UserId(path_id(&path)?);
     let UserBody { nickname, avatar } = body(&bytes)?;
-    let info = Shopchat::from(st)
+    let info = st
+        .admin
         .upsert_user(uid, UserUpdate { nickname, avatar })
         .await?;
     Ok(ok(json!(info)))
@@ -136,13 +138,14 @@ async fn put_shop(
     path: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = path_id(&path)?;
+    let shop = ShopId(path_id(&path)?);
     let ShopBody {
         name,
         logo,
         capacity,
     } = body(&bytes)?;
-    let info = Shopchat::from(st)
+    let info = st
+        .admin
         .upsert_shop(
             shop,
             ShopUpdate {
@@ -164,9 +167,14 @@ fn path_id(s: &str) -> Result<i64, AdminError> {
     }
 }
 
-/// The two ids of `/admin/{shops|groups}/{id}/{agents|members}/{uid}`.
-fn path_ids(path: &(String, String)) -> Result<(i64, i64), AdminError> {
-    Ok((path_id(&path.0)?, path_id(&path.1)?))
+/// The two ids of `/admin/shops/{shop}/agents/{uid}`.
+fn shop_and_agent(path: &(String, String)) -> Result<(ShopId, UserId), AdminError> {
+    Ok((ShopId(path_id(&path.0)?), UserId(path_id(&path.1)?)))
+}
+
+/// The two ids of `/admin/groups/{group}/members/{uid}`.
+fn group_and_member(path: &(String, String)) -> Result<(GroupId, UserId), AdminError> {
+    Ok((GroupId(path_id(&path.0)?), UserId(path_id(&path.1)?)))
 }
 
 #[derive(Deserialize)]
@@ -180,9 +188,9 @@ async fn put_agent(
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = path_ids(&path)?;
+    let (shop, uid) = shop_and_agent(&path)?;
     let AgentBody { name } = body(&bytes)?;
-    Shopchat::from(st).attach_agent(shop, uid, name).await?;
+    st.admin.attach_agent(shop, uid, name).await?;
     Ok(ok(json!({"shop_id": shop, "uid": uid})))
 }
 
@@ -191,8 +199,8 @@ async fn delete_agent(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = path_ids(&path)?;
-    Shopchat::from(st).detach_agent(shop, uid).await?;
+    let (shop, uid) = shop_and_agent(&path)?;
+    st.admin.detach_agent(shop, uid).await?;
     Ok(ok(Value::Null))
 }
 
@@ -208,11 +216,9 @@ async fn set_online(
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
-    let (shop, uid) = path_ids(&path)?;
+    let (shop, uid) = shop_and_agent(&path)?;
     let OnlineBody { online } = body(&bytes)?;
-    Shopchat::from(st)
-        .set_agent_online(shop, uid, online)
-        .await?;
+    st.admin.set_agent_online(shop, uid, online).await?;
     Ok(ok(json!({"shop_id": shop, "uid": uid, "online": online})))
 }
 
@@ -221,8 +227,8 @@ async fn list_agents(
     st: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let shop = path_id(&path)?;
-    let agents = Shopchat::from(st).shop_agents(shop).await?;
+    let shop = ShopId(path_id(&path)?);
+    let agents = st.admin.shop_agents(shop).await?;
     Ok(ok(json!({"shop_id": shop, "agents": agents})))
 }
 
@@ -243,13 +249,11 @@ async fn create_group(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AdminError> {
     let b: GroupBody = body(&bytes)?;
-    let chat = Shopchat::from(st);
+    let (owner, members) = (UserId(b.owner_uid), to_users(&b.member_uids));
     let group = if b.open == Some(true) {
-        chat.create_open_group(&b.name, b.owner_uid, &b.member_uids)
-            .await?
+        st.admin.create_open_group(&b.name, owner, &members).await?
     } else {
-        chat.create_group(&b.name, b.owner_uid, &b.member_uids)
-            .await?
+        st.admin.create_group(&b.name, owner, &members).await?
     };
     Ok(ok(json!({"group_id": group})))
 }
@@ -259,8 +263,8 @@ async fn add_member(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (group, uid) = path_ids(&path)?;
-    let added = Shopchat::from(st).add_group_member(group, uid).await?;
+    let (group, uid) = group_and_member(&path)?;
+    let added = st.admin.add_group_member(group, uid).await?;
     Ok(ok(json!({"group_id": group, "uid": uid, "added": added})))
 }
 
@@ -269,9 +273,13 @@ async fn remove_member(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AdminError> {
-    let (group, uid) = path_ids(&path)?;
-    Shopchat::from(st).remove_group_member(group, uid).await?;
+    let (group, uid) = group_and_member(&path)?;
+    st.admin.remove_group_member(group, uid).await?;
     Ok(ok(Value::Null))
+}
+
+fn to_users(uids: &[i64]) -> Vec<UserId> {
+    uids.iter().copied().map(UserId).collect()
 }
 
 #[derive(Deserialize)]
@@ -293,10 +301,10 @@ async fn notify(
     let b: NotifyBody = body(&bytes)?;
     let to = match (b.all.unwrap_or(false), b.uids.is_empty()) {
         (true, true) => Audience::All,
-        (false, false) => Audience::Users(b.uids),
+        (false, false) => Audience::Users(to_users(&b.uids)),
         _ => return Err(bad("give either uids or all: true")),
     };
-    let ids = Shopchat::from(st).notify(to, b.msg_type, b.msg).await?;
+    let ids = st.admin.notify(to, b.msg_type, b.msg).await?;
     let ids: Vec<i64> = ids.into_iter().map(|i| i.0).collect();
     Ok(ok(json!({"msg_ids": ids})))
 }

@@ -25,8 +25,8 @@ use crate::auth::Authenticator;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::DbExecutor;
+use crate::domain::Presenter;
 use crate::metrics::Metrics;
-use crate::server::push::Presenter;
 use crate::server::ChatServer;
 
 /// Whether the request comes straight from one of `server.trusted_proxies`, whose
@@ -61,6 +61,8 @@ pub fn client_ip(req: &actix_web::HttpRequest, trusted: &[IpAddr]) -> IpAddr {
 /// Shared by every worker.
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The platform's operations, which the admin API calls.
+    pub admin: crate::admin::Admin,
     pub auth: Authenticator,
     pub server: Addr<ChatServer>,
     pub db: Addr<DbExecutor>,

@@ -4,7 +4,6 @@
 //! order; the writes they imply go back to ChatServer's write queue, so a decision is
 //! acted on (acks, pushes, backlogs) only once it is committed.
 
-pub mod choice;
 pub mod messages;
 
 use std::collections::{HashMap, HashSet};
@@ -22,13 +21,13 @@ use crate::db::{
     DbExecutor, LoadShop, Profile, RoutingQuery, RoutingView, ServiceChatRow, ShopRow, ShopState,
     WriteOp,
 };
+use crate::domain::choice::{choose_agent, Candidate};
+use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::{self, code, Role, ServiceEvent};
-use crate::server::push::Presenter;
 use crate::server::write_queue::{AfterCommit, PendingOp};
 use crate::server::{ChatServer, Enqueue, ReplyTx};
-use choice::{choose_agent, Candidate};
 
 /// A conversation counts toward its agent's load until it has been quiet this long.
 pub const OPEN_IDLE_SECS: i64 = 30 * 60;

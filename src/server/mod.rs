@@ -6,7 +6,6 @@ mod events;
 mod groups;
 pub mod idle;
 pub mod messages;
-pub mod push;
 mod service;
 pub mod write_queue;
 
@@ -26,6 +25,7 @@ use crate::db::{
     ApplyWrites, DbError, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile, WriteDone,
     WriteOp,
 };
+use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
 use crate::metrics::Metrics;
@@ -33,7 +33,6 @@ use crate::protocol::{
     self, chat_type, code, ChatPush, Request, SendAck, SendMsg, SyncPage, SyncRequest,
 };
 use crate::router::ShopRouter;
-use push::Presenter;
 use write_queue::{AfterCommit, PendingOp, WriteQueue};
 
 /// A live connection as the server sees it.
