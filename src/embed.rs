@@ -21,7 +21,8 @@
 //! .run();
 //! let handle = server.handle();
 //! actix_rt::spawn(server);
-//! chat.upsert_user(42, shopchat::embed::UserUpdate::named("Alice")).await?;
+//! let alice = shopchat::ids::UserId(42);
+//! chat.upsert_user(alice, shopchat::embed::UserUpdate::named("Alice")).await?;
 //! // ... later, on the host's own shutdown:
 //! handle.pause().await;
 //! chat.shutdown().await;

@@ -38,6 +38,7 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod watch;
+pub mod writes;
 
 pub use app::{run, StartError};
 pub use config::Config;

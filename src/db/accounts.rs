@@ -111,8 +111,9 @@ pub fn friend_list(conn: &mut DbConn, uid: UserId, limit: i64) -> QueryResult<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::queries::{ensure_user, store_messages};
+    use crate::db::store::store_messages;
     use crate::db::testing::{db, direct};
+    use crate::db::users::ensure_user;
 
     #[test]
     fn accounts_are_unique_by_name_and_ids_stay_above_the_platform_range() {

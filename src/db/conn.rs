@@ -245,3 +245,12 @@ pub fn mysql_last_insert_id(c: &mut diesel::MysqlConnection) -> diesel::QueryRes
     .get_result(c)?;
     i64::try_from(id).map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
+
+/// A filter on `messages` built at run time.
+pub type Cond = Box<
+    dyn diesel::BoxableExpression<
+        super::schema::messages::table,
+        MultiBackend,
+        SqlType = diesel::sql_types::Bool,
+    >,
+>;

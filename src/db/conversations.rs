@@ -271,8 +271,9 @@ pub fn direct_peers(conn: &mut DbConn, uid: UserId, limit: i64) -> QueryResult<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::queries::{store_messages, upsert_user};
+    use crate::db::store::store_messages;
     use crate::db::testing::{db, direct};
+    use crate::db::users::upsert_user;
 
     fn at(mut m: NewMessage, t: i64) -> NewMessage {
         m.createtime = t;

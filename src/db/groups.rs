@@ -5,11 +5,12 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use super::conn::Cond;
 use super::conn::{insert_returning_id, DbConn};
 use super::conversations::Mark;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile};
-use super::queries::{ensure_user, Cond};
 use super::schema::{chat_groups, group_members, messages, notice_reads};
+use super::users::ensure_user;
 use crate::ids::{ChatId, GroupId, UserId};
 use crate::protocol::chat_type;
 

@@ -5,20 +5,25 @@ pub mod accounts;
 pub mod conn;
 pub mod conversations;
 pub mod groups;
+pub mod history;
 pub mod models;
-pub mod queries;
 pub mod schema;
 pub mod service;
+pub mod store;
+pub mod users;
 
 use actix::{Actor, Addr, Handler, Message as ActixMessage, SyncArbiter, SyncContext};
 
 pub use conn::{connect, DbConn, Pool};
+pub use conversations::Touches;
 pub use conversations::{Mark, Side};
+pub use history::RecordScope;
 pub use models::{
     AgentRow, ConversationView, MessageWithSender, NewMessage, Profile, RoutingView,
     ServiceChatRow, ShopRow, ShopState, UserCard,
 };
-pub use queries::{RecordScope, RoutingQuery, WriteDone, WriteOp};
+pub use service::RoutingQuery;
+pub use store::Apply;
 
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
@@ -90,19 +95,40 @@ db_command! {
     /// From the WebSocket upgrade: the profile of a user about to connect (created as a
     /// placeholder if the platform has not synced one yet) and the shop it serves, if an agent.
     EnsureUser { uid: UserId } -> (Profile, Option<ShopId>)
-        => |c, m| queries::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, service::agent_shop(c, m.uid)?)))
+        => |c, m| users::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, service::agent_shop(c, m.uid)?)))
 }
 
 db_command! {
     /// From the admin API: create or update a profile; returns it as stored.
     UpsertUser { uid: UserId, nickname: Option<String>, avatar: Option<String> } -> Profile
-        => |c, m| queries::upsert_user(c, m.uid, m.nickname.as_deref(), m.avatar.as_deref(), now())
+        => |c, m| users::upsert_user(c, m.uid, m.nickname.as_deref(), m.avatar.as_deref(), now())
 }
 
-db_command! {
-    /// From ChatServer's write queue: apply a batch of writes in one transaction (messages
-    /// with their conversation rows, assignments); results in batch order. All or nothing.
-    ApplyWrites { batch: Vec<WriteOp> } -> Vec<WriteDone> => |c, m| queries::apply_writes(c, &m.batch)
+/// From ChatServer's write queue: apply a batch of writes in one transaction (messages
+/// with their conversation rows, assignments). The writes come back holding their
+/// outcomes, or, if the transaction failed, with the error that undid them all.
+pub struct ApplyWrites<W: ?Sized>(pub Vec<Box<W>>);
+
+/// The batch back: applied, or undone by the error.
+pub type Applied<W> = Result<Vec<Box<W>>, (DbError, Vec<Box<W>>)>;
+
+impl<W: Apply + ?Sized + 'static> ActixMessage for ApplyWrites<W> {
+    type Result = Applied<W>;
+}
+
+impl<W: Apply + ?Sized + 'static> Handler<ApplyWrites<W>> for DbExecutor {
+    type Result = Applied<W>;
+
+    fn handle(&mut self, msg: ApplyWrites<W>, _: &mut Self::Context) -> Applied<W> {
+        let mut batch = msg.0;
+        let applied = self
+            .conn()
+            .and_then(|mut c| Ok(store::apply_batch(&mut c, &mut batch)?));
+        match applied {
+            Ok(()) => Ok(batch),
+            Err(e) => Err((e, batch)),
+        }
+    }
 }
 
 db_command! {
@@ -112,7 +138,7 @@ db_command! {
         => |c, m| if m.watch.is_gone() {
             Err(DbError::Cancelled)
         } else {
-            Ok(queries::sync_messages(c, m.uid, m.agent_shop, m.since, m.limit)?)
+            Ok(history::sync_messages(c, m.uid, m.agent_shop, m.since, m.limit)?)
         }
 }
 
@@ -131,7 +157,7 @@ db_command! {
 db_command! {
     /// For `/user/getChatRecord`: one page of a conversation, newest first, and its size.
     LoadRecords { scope: RecordScope, page: i64, per_page: i64 } -> (Vec<MessageWithSender>, i64)
-        => |c, m| queries::chat_records(c, &m.scope, m.page, m.per_page)
+        => |c, m| history::chat_records(c, &m.scope, m.page, m.per_page)
 }
 
 db_command! {
@@ -149,7 +175,7 @@ db_command! {
 db_command! {
     /// For `/user/index`: the caller's profile and friend list.
     LoadIndex { uid: UserId, limit: i64 } -> (Profile, Vec<UserCard>)
-        => |c, m| queries::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, accounts::friend_list(c, m.uid, m.limit)?)))
+        => |c, m| users::ensure_user(c, m.uid, now()).and_then(|p| Ok((p, accounts::friend_list(c, m.uid, m.limit)?)))
 }
 
 #[cfg(test)]
@@ -286,5 +312,5 @@ db_command! {
 
 db_command! {
     /// For `GET /healthz`: a read of a real table, so a broken schema or file fails it.
-    Ping {} -> () => |c, _m| queries::ping(c)
+    Ping {} -> () => |c, _m| users::ping(c)
 }

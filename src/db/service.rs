@@ -10,11 +10,22 @@ use super::models::{
     AgentRow, MessageWithSender, NewMessage, Profile, RoutingView, ServiceChatRow, ShopRow,
     ShopState,
 };
-use super::queries::ensure_user;
-use super::queries::RoutingQuery;
 use super::schema::{agents, messages, service_chats, shops};
+use super::users::ensure_user;
 use crate::ids::{ShopId, UserId};
 use crate::protocol::chat_type;
+
+/// What a ShopRouter in cluster mode reads before it decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoutingQuery {
+    pub shop: ShopId,
+    /// The conversation about to be routed, if any.
+    pub consumer: Option<UserId>,
+    /// Whether to list the conversations waiting for an agent.
+    pub waiting: bool,
+    /// Conversations quiet since before this unix time do not count toward load.
+    pub open_since: i64,
+}
 
 pub fn shop_ids(conn: &mut DbConn) -> QueryResult<Vec<ShopId>> {
     Ok(shops::table
@@ -333,5 +344,5 @@ pub fn assign(
             Option::<super::models::ProfileRow>::as_select(),
         ))
         .load(conn)?;
-    super::queries::with_senders(conn, rows)
+    super::users::with_senders(conn, rows)
 }

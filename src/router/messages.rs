@@ -7,7 +7,7 @@ use actix::Message as ActixMessage;
 use crate::db::{NewMessage, Profile};
 use crate::ids::{ConnId, UserId};
 use crate::protocol::Role;
-use crate::server::ReplyTx;
+use crate::writes::ReplyTx;
 
 /// A customer-service message to route: from the consumer to whichever agent should
 /// get it, or from an agent to the consumer. The router completes `message` (the agent)

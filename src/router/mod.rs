@@ -19,15 +19,16 @@ pub use messages::*;
 use crate::cluster::Cluster;
 use crate::db::{
     DbExecutor, LoadShop, Profile, RoutingQuery, RoutingView, ServiceChatRow, ShopRow, ShopState,
-    WriteOp,
 };
 use crate::domain::choice::{choose_agent, Candidate};
 use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::{self, code, Role, ServiceEvent};
-use crate::server::write_queue::{AfterCommit, PendingOp};
-use crate::server::{ChatServer, Enqueue, ReplyTx};
+use crate::writes::{Assign, Enqueue, ReadRouting, ReplyTx, StoreMessage, Write};
+
+/// Serialized notices, and to whom.
+type Notices = Vec<(UserId, Arc<str>)>;
 
 /// A conversation counts toward its agent's load until it has been quiet this long.
 pub const OPEN_IDLE_SECS: i64 = 30 * 60;
@@ -89,7 +90,8 @@ pub struct ShopRouter {
     presence: HashMap<UserId, usize>,
     convs: HashMap<UserId, Conv>,
     next_wait: u64,
-    server: Addr<ChatServer>,
+    /// ChatServer's write queue, where decisions are stored and followed up.
+    queue: Recipient<Enqueue>,
     db: Addr<DbExecutor>,
     presenter: Presenter,
     rng: StdRng,
@@ -102,7 +104,7 @@ pub struct ShopRouter {
 impl ShopRouter {
     pub fn new(
         shop: ShopId,
-        server: Addr<ChatServer>,
+        queue: Recipient<Enqueue>,
         db: Addr<DbExecutor>,
         presenter: Presenter,
         cluster: Option<Cluster>,
@@ -114,7 +116,7 @@ impl ShopRouter {
             presence: HashMap::new(),
             convs: HashMap::new(),
             next_wait: 1,
-            server,
+            queue,
             db,
             presenter,
             rng: StdRng::from_entropy(),
@@ -143,10 +145,8 @@ impl ShopRouter {
             waiting: want.waiting,
             open_since: crate::auth::unix_now() as i64 - OPEN_IDLE_SECS,
         };
-        self.server.do_send(Enqueue(vec![PendingOp {
-            op: WriteOp::ReadRouting(query),
-            after: AfterCommit::Routing(tx),
-        }]));
+        self.queue
+            .do_send(Enqueue(vec![ReadRouting::new(query, tx)]));
         let shop = self.shop;
         let agents: Vec<UserId> = match want.connected {
             true => self.agents.keys().copied().collect(),
@@ -329,27 +329,18 @@ impl ShopRouter {
         &self,
         consumer: UserId,
         agent: UserId,
-        notices: Vec<(UserId, Arc<str>)>,
+        notices: Notices,
         reply: Option<ReplyTx>,
         only_if_waiting: bool,
-    ) -> PendingOp {
-        PendingOp {
-            op: WriteOp::Assign {
-                shop: self.shop,
-                consumer,
-                agent,
-                only_if_waiting,
-            },
-            after: AfterCommit::Assignment {
-                agent,
-                notices,
-                reply,
-            },
-        }
+    ) -> Box<dyn Write> {
+        let mut assign = Assign::new(self.shop, consumer, agent, only_if_waiting);
+        assign.notices = notices;
+        assign.reply = reply;
+        Box::new(assign)
     }
 
     /// The writes a routed message implies, or the refusal with the reply channel to tell.
-    fn route(&mut self, msg: RouteSend) -> Result<Vec<PendingOp>, (ChatError, ReplyTx)> {
+    fn route(&mut self, msg: RouteSend) -> Result<Vec<Box<dyn Write>>, (ChatError, ReplyTx)> {
         let Some(shop) = self.info.clone() else {
             return Err((ChatError::UnknownShop, msg.reply));
         };
@@ -365,7 +356,7 @@ impl ShopRouter {
         } = msg;
         let consumer = UserId(message.consumer_uid);
         let now = message.createtime;
-        let mut ops = Vec::new();
+        let mut ops: Vec<Box<dyn Write>> = Vec::new();
         let (shown_sender, audience) = match role {
             Role::Consumer => {
                 let assigned = self.convs.get(&consumer).and_then(|c| c.agent);
@@ -425,7 +416,7 @@ impl ShopRouter {
             }
         };
         let push = self.presenter.push(&message, 0, &shown_sender, Some(&shop));
-        ops.push(PendingOp::message(message, push, audience, conn, reply));
+        ops.push(StoreMessage::new(message, push, audience, conn, reply));
         Ok(ops)
     }
 
@@ -467,7 +458,7 @@ impl ShopRouter {
             );
             ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
         }
-        self.server.do_send(Enqueue(ops));
+        self.queue.do_send(Enqueue(ops));
     }
 
     /// The consumer of one of this shop's conversations, from its chat_id: the number
@@ -487,7 +478,8 @@ impl ShopRouter {
             .then_some(UserId(consumer))
     }
 
-    fn transfer(&mut self, msg: &TransferChat) -> Result<PendingOp, ChatError> {
+    /// Gives the conversation to `msg.to` here; returns its consumer and the notices to send.
+    fn transfer(&mut self, msg: &TransferChat) -> Result<(UserId, Notices), ChatError> {
         if !self.agents.contains_key(&msg.by) {
             return Err(ChatError::Forbidden);
         }
@@ -523,14 +515,14 @@ impl ShopRouter {
             msg.to,
             msg.by
         );
-        Ok(self.assignment(consumer, msg.to, notices, None, false))
+        Ok((consumer, notices))
     }
 }
 
 impl ShopRouter {
     fn route_and_queue(&mut self, msg: RouteSend) {
         match self.route(msg) {
-            Ok(ops) => self.server.do_send(Enqueue(ops)),
+            Ok(ops) => self.queue.do_send(Enqueue(ops)),
             Err((e, reply)) => {
                 let _ = reply.send(Err(e));
             }
@@ -667,11 +659,9 @@ impl Handler<TransferChat> for ShopRouter {
             ..Want::default()
         };
         self.with_fresh_view(want, ctx, move |act, _| match act.transfer(&msg) {
-            Ok(mut op) => {
-                if let AfterCommit::Assignment { reply, .. } = &mut op.after {
-                    *reply = Some(msg.reply);
-                }
-                act.server.do_send(Enqueue(vec![op]));
+            Ok((consumer, notices)) => {
+                let write = act.assignment(consumer, msg.to, notices, Some(msg.reply), false);
+                act.queue.do_send(Enqueue(vec![write]));
             }
             Err(e) => {
                 let _ = msg.reply.send(Err(e));

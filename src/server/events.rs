@@ -8,7 +8,7 @@ use super::{AgentFlagChanged, AgentMoved, ChatServer, ShopChanged};
 use crate::cluster::ClusterEvent;
 use crate::db::{LoadShopIds, Profile};
 use crate::ids::ChatId;
-use crate::protocol;
+use crate::protocol::{self, ChatPush};
 use crate::router::{AgentFlag, AgentPresence, ReloadAgents};
 
 impl ChatServer {
@@ -65,13 +65,16 @@ impl ChatServer {
             ClusterEvent::AgentFlagChanged { shop, uid, online } => {
                 self.router(shop, ctx).do_send(AgentFlag { uid, online });
             }
-            ClusterEvent::NoticeAll { mut push } => {
-                let receivers: Vec<_> = self.online.keys().copied().collect();
-                for uid in receivers {
-                    push.chat_id = ChatId::system(uid).0;
-                    self.deliver(uid, &protocol::push_text(&push), None);
-                }
-            }
+            ClusterEvent::NoticeAll { push } => self.notice_connected(push),
+        }
+    }
+
+    /// Pushes a notice to everyone to each user connected here, in their own chat_id.
+    pub(super) fn notice_connected(&mut self, mut push: ChatPush) {
+        let receivers: Vec<_> = self.online.keys().copied().collect();
+        for uid in receivers {
+            push.chat_id = ChatId::system(uid).0;
+            self.deliver(uid, &protocol::push_text(&push), None);
         }
     }
 

@@ -5,17 +5,14 @@
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::write_queue::{AfterCommit, PendingOp};
 use super::{answer_later, ChatServer, Notify, ReplyTx};
 use crate::chats::ask;
-use crate::cluster::ClusterEvent;
 use crate::db::groups::{Joined, Joiner};
-use crate::db::{
-    CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups, WriteOp,
-};
+use crate::db::{CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups};
 use crate::error::ChatError;
 use crate::ids::{ChatId, GroupId, MsgId, UserId};
 use crate::protocol::{self, chat_type, code, ChatPush, MemberRow, Request, SendMsg};
+use crate::writes::StoreNotice;
 
 impl ChatServer {
     /// The message and push of a chat_type 2 send (`to_uid` is the group); whether the
@@ -114,24 +111,6 @@ impl ChatServer {
             }
         });
     }
-
-    /// Pushes a stored notice: to one user, or to every connected user under its own
-    /// chat_id (`system_{uid}`), so a broadcast is serialized once per receiving user.
-    pub(super) fn deliver_notice(
-        &mut self,
-        push: &mut ChatPush,
-        to: Option<UserId>,
-        ctx: &mut Context<Self>,
-    ) {
-        match to {
-            Some(uid) => {
-                push.chat_id = ChatId::system(uid).0;
-                self.fan_out(&[uid], &protocol::push_text(push), None);
-            }
-            // Every node pushes a broadcast to its own users.
-            None => self.apply_and_broadcast(ClusterEvent::NoticeAll { push: push.clone() }, ctx),
-        }
-    }
 }
 
 fn joined(j: Joined) -> Result<String, ChatError> {
@@ -169,13 +148,10 @@ impl Handler<Notify> for ChatServer {
                 None,
             );
             message.createtime = now;
-            let push = Box::new(self.presenter.push(&message, 0, &system, None));
+            let push = self.presenter.push(&message, 0, &system, None);
             let (reply, answer) = oneshot::channel();
             answers.push(answer);
-            self.queue.push(PendingOp {
-                op: WriteOp::Store(message),
-                after: AfterCommit::Notice { push, to, reply },
-            });
+            self.queue.push(StoreNotice::new(message, push, to, reply));
         }
         self.flush(ctx);
         Box::pin(async move {

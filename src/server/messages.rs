@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use actix::{Message as ActixMessage, Recipient};
-use tokio::sync::oneshot;
 
 use crate::db::Profile;
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, ShopId, UserId};
 use crate::protocol::Request;
 use crate::router::AgentReport;
-use crate::server::write_queue::PendingOp;
+pub use crate::writes::{Enqueue, NoticeTx, ReplyTx};
 
 /// To a session: one message type, so a connection is registered with one recipient.
 #[derive(ActixMessage, Clone)]
@@ -58,12 +57,6 @@ pub struct Disconnect {
     pub uid: UserId,
 }
 
-/// Where the id of a stored notice goes.
-pub type NoticeTx = oneshot::Sender<Result<MsgId, ChatError>>;
-
-/// Where the answer to one request goes: the reply text, or the error to report.
-pub type ReplyTx = oneshot::Sender<Result<String, ChatError>>;
-
 /// From a session: one parsed request, answered on `reply`; a send is answered only
 /// after its message is committed. Sessions use `do_send`, which keeps a connection's
 /// requests in order (parked `send` futures could overtake one another).
@@ -95,11 +88,6 @@ pub struct ProfileChanged(pub Profile);
 #[derive(ActixMessage)]
 #[rtype(result = "()")]
 pub struct Shutdown;
-
-/// From a ShopRouter: writes it decided on, to be applied in this order.
-#[derive(ActixMessage)]
-#[rtype(result = "()")]
-pub struct Enqueue(pub Vec<PendingOp>);
 
 /// From the admin API after a shop was stored: its router reads it again.
 #[derive(ActixMessage)]

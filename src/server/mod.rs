@@ -22,18 +22,16 @@ use crate::chats;
 use crate::cluster::{Cluster, ClusterEvent, FromCluster};
 use crate::config::Config;
 use crate::db::{
-    ApplyWrites, DbError, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile, WriteDone,
-    WriteOp,
+    Applied, ApplyWrites, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile,
 };
 use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
 use crate::metrics::Metrics;
-use crate::protocol::{
-    self, chat_type, code, ChatPush, Request, SendAck, SendMsg, SyncPage, SyncRequest,
-};
+use crate::protocol::{self, chat_type, code, ChatPush, Request, SendMsg, SyncPage, SyncRequest};
 use crate::router::ShopRouter;
-use write_queue::{AfterCommit, PendingOp, WriteQueue};
+use crate::writes::{Effects, StoreMessage, Write};
+use write_queue::WriteQueue;
 
 /// A live connection as the server sees it.
 struct ConnHandle {
@@ -228,7 +226,7 @@ impl ChatServer {
         match ready {
             Ok((message, push, audience)) => {
                 self.queue
-                    .push(PendingOp::message(message, push, audience, conn, reply));
+                    .push(StoreMessage::new(message, push, audience, conn, reply));
                 self.flush(ctx);
             }
             Err(refusal) => {
@@ -271,22 +269,17 @@ impl ChatServer {
 
     /// Applies the next batch if none is being applied; on commit, acts on each write in order.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(batch) = self.queue.take_batch() else {
-            self.metrics.db_queue.set(self.queue.depth() as i64);
+        let batch = self.queue.take_batch();
+        self.metrics.db_queue.set(self.queue.depth() as i64);
+        let Some(batch) = batch else {
             return;
         };
-        self.metrics.db_queue.set(self.queue.depth() as i64);
-        // The writes go to the DbExecutor as they are; what happens after commit needs
-        // only the rest (a push carries the ack's chat_id, time and client_msg_id).
-        let (ops, batch): (Vec<WriteOp>, Vec<(Instant, AfterCommit)>) = batch
-            .into_iter()
-            .map(|(queued, p)| (p.op, (queued, p.after)))
-            .unzip();
+        let (queued, writes): (Vec<Instant>, Vec<Box<dyn Write>>) = batch.into_iter().unzip();
         self.db
-            .send(ApplyWrites { batch: ops })
+            .send(ApplyWrites(writes))
             .into_actor(self)
             .map(move |res, act, ctx| {
-                act.finish_batch(batch, res, ctx);
+                act.finish_batch(queued, res);
                 act.queue.batch_done();
                 act.flush(ctx);
                 act.check_drained();
@@ -294,120 +287,27 @@ impl ChatServer {
             .spawn(ctx);
     }
 
+    /// Each write's follow-up, in batch order; or, if the batch was undone, each is told so.
     fn finish_batch(
         &mut self,
-        batch: Vec<(Instant, AfterCommit)>,
-        res: Result<Result<Vec<WriteDone>, DbError>, MailboxError>,
-        ctx: &mut Context<Self>,
+        queued: Vec<Instant>,
+        res: Result<Applied<dyn Write>, MailboxError>,
     ) {
-        let (queued, batch): (Vec<Instant>, Vec<AfterCommit>) = batch.into_iter().unzip();
-        let done = match res {
-            Ok(Ok(done)) if done.len() == batch.len() => done,
-            Ok(Ok(done)) => {
-                log::error!(
-                    "a batch of {} writes returned {} results",
-                    batch.len(),
-                    done.len()
-                );
-                return fail_all(batch);
+        match res {
+            Ok(Ok(writes)) => {
+                for (write, queued_at) in writes.into_iter().zip(queued) {
+                    write.committed(self, queued_at);
+                }
             }
-            Ok(Err(e)) => {
-                log::error!("applying {} writes failed: {e}", batch.len());
-                return fail_all(batch);
+            Ok(Err((e, writes))) => {
+                log::error!("applying {} writes failed: {e}", writes.len());
+                writes.into_iter().for_each(|w| w.failed());
             }
-            Err(e) => {
-                log::error!(
-                    "applying {} writes failed: db executor unreachable: {e}",
-                    batch.len()
-                );
-                return fail_all(batch);
-            }
-        };
-        for ((after, result), queued_at) in batch.into_iter().zip(done).zip(queued) {
-            match (after, result) {
-                (
-                    AfterCommit::Message {
-                        mut push,
-                        audience,
-                        sender,
-                        reply,
-                    },
-                    WriteDone::Stored { id, members },
-                ) => {
-                    self.metrics.count_stored(push.chat_type);
-                    push.msg_id = id.0;
-                    let text = protocol::push_text(&push);
-                    // A group's audience is its membership at commit time.
-                    self.fan_out(members.as_ref().unwrap_or(&audience), &text, Some(sender));
-                    self.metrics
-                        .push_latency
-                        .observe(queued_at.elapsed().as_secs_f64());
-                    let ack = SendAck {
-                        msg_id: id.0,
-                        chat_id: push.chat_id,
-                        createtime: push.createtime,
-                        client_msg_id: push.client_msg_id,
-                    };
-                    // A sender that hung up before its ack loses only the ack: the message is stored.
-                    let _ = reply.send(Ok(protocol::ok(&ack)));
-                }
-                (
-                    AfterCommit::Message { push, reply, .. },
-                    WriteDone::Duplicate {
-                        id,
-                        chat_id,
-                        createtime,
-                    },
-                ) => {
-                    // A retry: the original's ack again, and no second push.
-                    let ack = SendAck {
-                        msg_id: id.0,
-                        chat_id,
-                        createtime,
-                        client_msg_id: push.client_msg_id,
-                    };
-                    let _ = reply.send(Ok(protocol::ok(&ack)));
-                }
-                (AfterCommit::Message { reply, .. }, WriteDone::Forbidden) => {
-                    let _ = reply.send(Err(ChatError::Forbidden));
-                }
-                (
-                    AfterCommit::Notice {
-                        mut push,
-                        to,
-                        reply,
-                    },
-                    WriteDone::Stored { id, .. },
-                ) => {
-                    self.metrics.count_stored(push.chat_type);
-                    push.msg_id = id.0;
-                    self.deliver_notice(&mut push, to, ctx);
-                    let _ = reply.send(Ok(id));
-                }
-                (
-                    AfterCommit::Assignment {
-                        agent,
-                        notices,
-                        reply,
-                    },
-                    WriteDone::Assigned(backlog),
-                ) => {
-                    for row in backlog {
-                        let text = protocol::push_text(&self.presenter.stored(row));
-                        self.fan_out(&[agent], &text, None);
-                    }
-                    for (uid, text) in &notices {
-                        self.fan_out(&[*uid], text, None);
-                    }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(protocol::ok(&())));
-                    }
-                }
-                (AfterCommit::Routing(tx), WriteDone::Routing(view)) => {
-                    let _ = tx.send(view);
-                }
-                _ => log::error!("a write's result does not match its kind"),
-            }
+            // The writes went down with the executor; their waiters see a closed channel.
+            Err(e) => log::error!(
+                "applying {} writes failed: db executor unreachable: {e}",
+                queued.len()
+            ),
         }
     }
 
@@ -493,21 +393,23 @@ fn answer_later(
     });
 }
 
-fn fail_all(batch: Vec<AfterCommit>) {
-    for after in batch {
-        match after {
-            AfterCommit::Message { reply, .. }
-            | AfterCommit::Assignment {
-                reply: Some(reply), ..
-            } => {
-                let _ = reply.send(Err(ChatError::StorageUnavailable));
-            }
-            AfterCommit::Notice { reply, .. } => {
-                let _ = reply.send(Err(ChatError::StorageUnavailable));
-            }
-            // A router that gets no view decides from what it knows.
-            AfterCommit::Assignment { reply: None, .. } | AfterCommit::Routing(_) => {}
-        }
+impl Effects for ChatServer {
+    fn fan_out(&mut self, uids: &[UserId], text: &Arc<str>, except: Option<ConnId>) {
+        ChatServer::fan_out(self, uids, text, except);
+    }
+
+    fn notice_all(&mut self, push: ChatPush) {
+        // Every node pushes a broadcast to its own users.
+        self.broadcast(&ClusterEvent::NoticeAll { push: push.clone() });
+        self.notice_connected(push);
+    }
+
+    fn presenter(&self) -> &Presenter {
+        &self.presenter
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }
 

@@ -39,7 +39,7 @@ impl ChatServer {
         }
         let addr = ShopRouter::new(
             shop,
-            ctx.address(),
+            ctx.address().recipient(),
             self.db.clone(),
             self.presenter.clone(),
             self.cluster.clone(),

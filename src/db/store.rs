@@ -1,0 +1,109 @@
+//! Writing messages: the group commit of a batch of writes, and storing one message.
+//! What each kind of write stores, and what follows its commit, is declared in the
+//! `writes` module above; this is the part that runs inside the transaction.
+
+use diesel::prelude::*;
+
+use super::conn::{insert_returning_id, DbConn};
+use super::conversations::Touches;
+use super::models::NewMessage;
+use super::schema::messages;
+use crate::ids::MsgId;
+
+/// One write of a batch: what it does inside the batch's transaction. It keeps its own
+/// outcome, so that whatever follows its commit finds it without any pairing by position.
+pub trait Apply: Send {
+    fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()>;
+}
+
+/// Applies `batch` in one transaction (group commit), in order, then writes the
+/// conversation rows the writes noted, once per row. A write refused on its own terms
+/// (a retry, a non-member) keeps that as its outcome and does not undo the others; an
+/// error undoes them all.
+pub fn apply_batch<W: Apply + ?Sized>(conn: &mut DbConn, batch: &mut [Box<W>]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let mut touches = Touches::default();
+        for write in batch.iter_mut() {
+            write.apply(conn, &mut touches)?;
+        }
+        touches.apply(conn)
+    })
+}
+
+/// The message its sender already stored in `m`'s chat under `m`'s client_msg_id, if
+/// any (the key is scoped to sender and chat, PROTOCOL.md §15). The unique index keeps
+/// them for good, so a retry is recognised however late it comes.
+pub fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, String, i64)>> {
+    let Some(client_id) = &m.client_msg_id else {
+        return Ok(None);
+    };
+    messages::table
+        .filter(messages::from_uid.eq(m.from_uid))
+        .filter(messages::chat_id.eq(&m.chat_id))
+        .filter(messages::client_msg_id.eq(client_id))
+        .select((messages::id, messages::chat_id, messages::createtime))
+        .first(conn)
+        .optional()
+}
+
+/// Stores messages in one transaction, without the retry check; ids come back in batch
+/// order. For tests that need rows in place.
+#[cfg(test)]
+pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Vec<MsgId>> {
+    conn.transaction(|conn| {
+        let mut touches = Touches::default();
+        let ids = batch
+            .iter()
+            .map(|m| store_one(conn, m, &mut touches))
+            .collect::<QueryResult<Vec<_>>>()?;
+        touches.apply(conn)?;
+        Ok(ids)
+    })
+}
+
+/// Stores `m`; the conversation rows it changes are noted in `touches`, written once
+/// per batch.
+pub fn store_one<'a>(
+    conn: &mut DbConn,
+    m: &'a NewMessage,
+    touches: &mut Touches<'a>,
+) -> QueryResult<MsgId> {
+    let id = insert_message(conn, m)?;
+    touches.add(m);
+    super::service::record(conn, id.0, m)?;
+    Ok(id)
+}
+
+fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
+    insert_returning_id!(conn, messages::table, m, messages::id).map(MsgId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::history::sync_messages;
+    use crate::db::testing::{db, direct};
+    use crate::ids::UserId;
+
+    #[test]
+    fn a_batch_gets_ascending_ids_in_order() {
+        let (_d, mut c) = db();
+        let batch: Vec<_> = (0..10).map(|i| direct(1, 2, &format!("m{i}"))).collect();
+        let ids = store_messages(&mut c, &batch).unwrap();
+        assert_eq!(ids.len(), 10);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let more = store_messages(&mut c, &batch[..1]).unwrap();
+        assert!(more[0] > ids[9]);
+    }
+
+    #[test]
+    fn a_failing_batch_stores_nothing() {
+        let (_d, mut c) = db();
+        let mut a = direct(1, 2, "a");
+        a.client_msg_id = Some("dup".into());
+        let b = a.clone();
+        assert!(store_messages(&mut c, &[a, b]).is_err());
+        let (rows, _) = sync_messages(&mut c, UserId(2), None, MsgId(0), 10).unwrap();
+        assert!(rows.is_empty());
+    }
+}

@@ -1,0 +1,145 @@
+//! A user's message (1:1, group, customer service): stored unless it is a retry or
+//! its sender may not post there; then pushed to its audience and acked.
+
+use std::time::Instant;
+
+use diesel::QueryResult;
+
+use super::{Effects, ReplyTx, Write};
+use crate::db::{groups, store, Apply, DbConn, NewMessage, Touches};
+use crate::error::ChatError;
+use crate::ids::{ConnId, MsgId, UserId};
+use crate::protocol::{self, chat_type, ChatPush, SendAck};
+
+pub struct StoreMessage {
+    message: NewMessage,
+    /// Its msg_id is filled in after commit (boxed: it is most of the write).
+    push: Box<ChatPush>,
+    /// Who gets the push; a group's members are read when it is stored instead.
+    audience: Vec<UserId>,
+    /// The sending connection, which gets the ack and not the push.
+    sender: ConnId,
+    reply: ReplyTx,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Pending,
+    /// Stored; for a group message, with the members at that moment.
+    Stored {
+        id: MsgId,
+        members: Option<Vec<UserId>>,
+    },
+    /// Not stored again: the sender already sent this client_msg_id (PROTOCOL.md §15).
+    Duplicate {
+        id: MsgId,
+        chat_id: String,
+        createtime: i64,
+    },
+    /// Not stored: the sender is not a member of the group.
+    Forbidden,
+}
+
+impl StoreMessage {
+    /// Store `message`; after commit push `push` to `audience` (all but `sender`'s
+    /// connection) and ack on `reply`.
+    pub fn new(
+        message: NewMessage,
+        push: ChatPush,
+        audience: Vec<UserId>,
+        sender: ConnId,
+        reply: ReplyTx,
+    ) -> Box<StoreMessage> {
+        Box::new(StoreMessage {
+            message,
+            push: Box::new(push),
+            audience,
+            sender,
+            reply,
+            outcome: Outcome::Pending,
+        })
+    }
+}
+
+impl Apply for StoreMessage {
+    fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
+        let m = &self.message;
+        self.outcome = if let Some((id, chat_id, createtime)) = store::earlier_send(conn, m)? {
+            Outcome::Duplicate {
+                id: MsgId(id),
+                chat_id,
+                createtime,
+            }
+        } else if m.chat_type == chat_type::GROUP {
+            match groups::store_group_message(conn, m)? {
+                Some((id, members)) => Outcome::Stored {
+                    id: MsgId(id),
+                    members: Some(members),
+                },
+                None => Outcome::Forbidden,
+            }
+        } else {
+            Outcome::Stored {
+                id: store::store_one(conn, m, touches)?,
+                members: None,
+            }
+        };
+        Ok(())
+    }
+}
+
+impl Write for StoreMessage {
+    fn committed(self: Box<Self>, fx: &mut dyn Effects, queued_at: Instant) {
+        let StoreMessage {
+            mut push,
+            audience,
+            sender,
+            reply,
+            outcome,
+            ..
+        } = *self;
+        let ack = match outcome {
+            Outcome::Stored { id, members } => {
+                fx.metrics().count_stored(push.chat_type);
+                push.msg_id = id.0;
+                let text = protocol::push_text(&push);
+                fx.fan_out(members.as_ref().unwrap_or(&audience), &text, Some(sender));
+                fx.metrics()
+                    .push_latency
+                    .observe(queued_at.elapsed().as_secs_f64());
+                SendAck {
+                    msg_id: id.0,
+                    chat_id: push.chat_id,
+                    createtime: push.createtime,
+                    client_msg_id: push.client_msg_id,
+                }
+            }
+            // A retry: the original's ack again, and no second push.
+            Outcome::Duplicate {
+                id,
+                chat_id,
+                createtime,
+            } => SendAck {
+                msg_id: id.0,
+                chat_id,
+                createtime,
+                client_msg_id: push.client_msg_id,
+            },
+            Outcome::Forbidden => {
+                let _ = reply.send(Err(ChatError::Forbidden));
+                return;
+            }
+            Outcome::Pending => {
+                log::error!("a committed message was never applied");
+                let _ = reply.send(Err(ChatError::StorageUnavailable));
+                return;
+            }
+        };
+        // A sender that hung up before its ack loses only the ack: the message is stored.
+        let _ = reply.send(Ok(protocol::ok(&ack)));
+    }
+
+    fn failed(self: Box<Self>) {
+        let _ = self.reply.send(Err(ChatError::StorageUnavailable));
+    }
+}

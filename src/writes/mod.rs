@@ -1,0 +1,61 @@
+//! Each kind of write in one place: what it stores (inside the batch transaction of
+//! `db::store::apply_batch`) and what follows its commit (acks, pushes), declared
+//! together as one type implementing [`Write`]. A write carries its own outcome from
+//! the database back to its follow-up, so no result is ever paired with the wrong write.
+//!
+//! ChatServer's queue applies them; ShopRouters hand theirs over with [`Enqueue`]. Both
+//! actors use this module, neither uses the other's.
+
+mod assignment;
+mod message;
+mod notice;
+mod routing;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Message as ActixMessage;
+use tokio::sync::oneshot;
+
+pub use assignment::Assign;
+pub use message::StoreMessage;
+pub use notice::StoreNotice;
+pub use routing::ReadRouting;
+
+use crate::db::Apply;
+use crate::domain::Presenter;
+use crate::error::ChatError;
+use crate::ids::{ConnId, MsgId, UserId};
+use crate::metrics::Metrics;
+use crate::protocol::ChatPush;
+
+/// Where the answer to one request goes: the reply text, or the error to report.
+pub type ReplyTx = oneshot::Sender<Result<String, ChatError>>;
+
+/// Where the id of a stored notice goes.
+pub type NoticeTx = oneshot::Sender<Result<MsgId, ChatError>>;
+
+/// What a committed write may do to the world: the registry's side of it. ChatServer
+/// implements it.
+pub trait Effects {
+    /// Pushes `text` to every connection of `uids` but `except`, on every node.
+    fn fan_out(&mut self, uids: &[UserId], text: &Arc<str>, except: Option<ConnId>);
+    /// Pushes a notice stored once for everyone to every connected user, on every node.
+    fn notice_all(&mut self, push: ChatPush);
+    fn presenter(&self) -> &Presenter;
+    fn metrics(&self) -> &Metrics;
+}
+
+/// One kind of write: [`Apply`] stores it, then exactly one of `committed` or `failed`
+/// follows.
+pub trait Write: Apply {
+    /// After its batch committed; `queued_at` is when it entered the queue.
+    fn committed(self: Box<Self>, fx: &mut dyn Effects, queued_at: Instant);
+    /// Its batch was undone (or never reached the database): tell whoever waits.
+    fn failed(self: Box<Self>);
+}
+
+/// From a ShopRouter: writes it decided on, for ChatServer's queue, applied in this order.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Enqueue(pub Vec<Box<dyn Write>>);

@@ -1,0 +1,76 @@
+//! A system notice from the platform: stored once per user (or once for everyone),
+//! then pushed to whoever of its audience is connected.
+
+use std::time::Instant;
+
+use diesel::QueryResult;
+
+use super::{Effects, NoticeTx, Write};
+use crate::db::{store, Apply, DbConn, NewMessage, Touches};
+use crate::error::ChatError;
+use crate::ids::{ChatId, MsgId, UserId};
+use crate::protocol::{self, ChatPush};
+
+pub struct StoreNotice {
+    message: NewMessage,
+    push: Box<ChatPush>,
+    /// The user it is for; `None`: everyone (each sees it in their own chat_id).
+    to: Option<UserId>,
+    reply: NoticeTx,
+    id: Option<MsgId>,
+}
+
+impl StoreNotice {
+    pub fn new(
+        message: NewMessage,
+        push: ChatPush,
+        to: Option<UserId>,
+        reply: NoticeTx,
+    ) -> Box<StoreNotice> {
+        Box::new(StoreNotice {
+            message,
+            push: Box::new(push),
+            to,
+            reply,
+            id: None,
+        })
+    }
+}
+
+impl Apply for StoreNotice {
+    fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
+        self.id = Some(store::store_one(conn, &self.message, touches)?);
+        Ok(())
+    }
+}
+
+impl Write for StoreNotice {
+    fn committed(self: Box<Self>, fx: &mut dyn Effects, _: Instant) {
+        let StoreNotice {
+            mut push,
+            to,
+            reply,
+            id,
+            ..
+        } = *self;
+        let Some(id) = id else {
+            log::error!("a committed notice was never applied");
+            let _ = reply.send(Err(ChatError::StorageUnavailable));
+            return;
+        };
+        fx.metrics().count_stored(push.chat_type);
+        push.msg_id = id.0;
+        match to {
+            Some(uid) => {
+                push.chat_id = ChatId::system(uid).0;
+                fx.fan_out(&[uid], &protocol::push_text(&push), None);
+            }
+            None => fx.notice_all(*push),
+        }
+        let _ = reply.send(Ok(id));
+    }
+
+    fn failed(self: Box<Self>) {
+        let _ = self.reply.send(Err(ChatError::StorageUnavailable));
+    }
+}
