@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     // base_url is empty; set here to show the override).
     config.media.base_url = format!("http://{addr}/im");
 
-    let chat = Builder::new(config).start()?;
+    let chat = Builder::new(config).start().await?;
     let routes = chat.mount("/im");
     let backend = web::Data::new(chat.clone());
     let server = HttpServer::new(move || {

@@ -34,7 +34,7 @@ pub async fn run(
     let workers = config.server.workers;
     let shutdown_timeout = config.server.shutdown_timeout_secs;
     let config_timeout = config.server.client_timeout_secs;
-    let chat = Builder::new(config).start()?;
+    let chat = Builder::new(config).start().await?;
     let routes = chat.mount("");
     let addr = listener.local_addr()?;
     tune_listener(&listener, std::time::Duration::from_secs(config_timeout));

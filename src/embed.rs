@@ -10,7 +10,7 @@
 //! use actix_web::{web, App, HttpServer};
 //!
 //! # async fn host(config: shopchat::Config) -> Result<(), Box<dyn std::error::Error>> {
-//! let chat = shopchat::embed::Builder::new(config).start()?;
+//! let chat = shopchat::embed::Builder::new(config).start().await?;
 //! let routes = chat.mount("/im");
 //! let server = HttpServer::new(move || {
 //!     App::new()
@@ -72,17 +72,25 @@ impl Builder {
     }
 
     /// Opens (and migrates) the database and starts the actors. Must run inside an actix
-    /// System (`#[actix_web::main]`, `actix_rt::System::new().block_on(..)`).
-    pub fn start(self) -> Result<Shopchat, StartError> {
+    /// System (`#[actix_web::main]`, `actix_rt::System::new().block_on(..)`). Connecting
+    /// and migrating run on a blocking thread, so the host's async threads keep serving
+    /// while a database is slow to answer or another node holds the migration lock.
+    pub async fn start(self) -> Result<Shopchat, StartError> {
         let config = Arc::new(self.config);
         let database_url = config
             .database
             .url_with_password()
             .map_err(StartError::Config)?;
-        let pool = db::connect(&database_url, config.database.pool_size)?;
-        let db = DbExecutor::start(pool, config.database.pool_size as usize);
-        let read_pool = db::conn::open(&database_url, config.database.read_pool_size)?;
-        let reads = DbExecutor::start(read_pool, config.database.read_pool_size as usize);
+        let (pool_size, read_pool_size) =
+            (config.database.pool_size, config.database.read_pool_size);
+        let (pool, read_pool) = actix_rt::task::spawn_blocking(move || {
+            let pool = db::connect(&database_url, pool_size)?;
+            Ok::<_, db::DbError>((pool, db::conn::open(&database_url, read_pool_size)?))
+        })
+        .await
+        .map_err(|e| db::DbError::Config(format!("database start-up did not finish: {e}")))??;
+        let db = DbExecutor::start(pool, pool_size as usize);
+        let reads = DbExecutor::start(read_pool, read_pool_size as usize);
         let metrics = Arc::new(Metrics::new());
         let cluster = match config.redis.url.as_str() {
             "" => None,

@@ -151,7 +151,10 @@ fn handle_operations_work_without_http() {
     let config = common::test_config(dir.path());
     let auth = Authenticator::new(&config.auth);
     actix_rt::System::new().block_on(async move {
-        let chat = Builder::new(config).start().expect("shopchat should start");
+        let chat = Builder::new(config)
+            .start()
+            .await
+            .expect("shopchat should start");
         let (addr, handle, serving) = host(&chat, "/chat/");
         let url = |uid: i64| format!("ws://{addr}/chat/?token={}", auth.mint(UserId(uid)));
 
@@ -281,7 +284,11 @@ fn the_web_client_can_be_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::test_config(dir.path());
     actix_rt::System::new().block_on(async move {
-        let chat = Builder::new(config).web_client(false).start().unwrap();
+        let chat = Builder::new(config)
+            .web_client(false)
+            .start()
+            .await
+            .unwrap();
         let (addr, handle, serving) = host(&chat, "/im");
         let page = reqwest::get(format!("http://{addr}/im/")).await.unwrap();
         assert_eq!(page.status(), 200);
@@ -297,4 +304,46 @@ fn the_web_client_can_be_left_out() {
         handle.stop(true).await;
         serving.await.unwrap().unwrap();
     });
+}
+
+/// Start-up connects and migrates on a blocking thread: while another connection holds
+/// the database locked, the host's own tasks on the same System keep running.
+#[test]
+fn starting_leaves_the_hosts_threads_free() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let path = config
+        .database
+        .url
+        .trim_start_matches("sqlite://")
+        .to_string();
+    let mut holder = diesel::SqliteConnection::establish(&path).unwrap();
+    holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        holder.batch_execute("COMMIT").unwrap();
+    });
+    actix_rt::System::new().block_on(async move {
+        let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let counter = ticks.clone();
+        actix_rt::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                counter.set(counter.get() + 1);
+            }
+        });
+        let chat = Builder::new(config)
+            .start()
+            .await
+            .expect("shopchat should start once the lock is released");
+        assert!(
+            ticks.get() >= 5,
+            "the host's task ran {} times while shopchat waited for the database",
+            ticks.get()
+        );
+        chat.shutdown().await;
+    });
+    release.join().unwrap();
 }
