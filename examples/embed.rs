@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use clap::Parser;
 use serde::Deserialize;
-use shopchat::embed::{AdminError, Audience, Builder, Shopchat};
+use shopchat::embed::{Audience, Builder, HttpError, Shopchat};
 use shopchat::ids::UserId;
 use shopchat::Config;
 
@@ -82,7 +82,7 @@ async fn notice(
     chat: web::Data<Shopchat>,
     uid: web::Path<UserId>,
     text: String,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let ids = chat
         .notify(Audience::Users(vec![uid.into_inner()]), 1, text)
         .await?;
@@ -98,7 +98,7 @@ struct OnlineQuery {
 async fn online(
     chat: web::Data<Shopchat>,
     q: web::Query<OnlineQuery>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let uids: Vec<UserId> = q
         .uids
         .split(',')

@@ -49,6 +49,9 @@ use crate::StartError;
 pub use crate::admin::{
     Admin, AdminError, Audience, ShopInfo, ShopUpdate, UserInfo, UserUpdate, MAX_NOTICE_UIDS,
 };
+/// What a host's handler returns to answer like shopchat's admin API (an [`AdminError`]
+/// converts with `?`).
+pub use crate::http::error::HttpError;
 
 /// Starts shopchat's actors from a [`Config`].
 pub struct Builder {

@@ -1,16 +1,17 @@
 //! The admin API (PROTOCOL.md §9) for the platform's back end, behind `admin.token`.
 //! JSON in, `{"code":1,"msg":null,"result":..}` out; refusals are HTTP 401/400/404 with
-//! code 0, and a database failure is 503. Each handler parses its request and calls the
+//! code 0, and a database failure is 503 (rendered by [`HttpError`]). Each handler parses its request and calls the
 //! same operation of [`crate::admin::Admin`] that an embedding host calls directly.
 
 use std::future::{ready, Ready};
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::state;
+use super::error::HttpError;
 use super::AppState;
 pub use crate::admin::AdminError;
 use crate::admin::{bad, Audience, ShopUpdate, UserUpdate};
@@ -42,28 +43,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/notify", web::post().to(notify));
 }
 
-impl ResponseError for AdminError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Storage => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let word = match self {
-            AdminError::Unauthorized => "unauthorized",
-            AdminError::BadRequest(_) => "bad_params",
-            AdminError::NotFound(_) => "not_found",
-            AdminError::Storage => "storage_unavailable",
-        };
-        HttpResponse::build(self.status_code())
-            .json(json!({"code": 0, "msg": self.to_string(), "error": word}))
-    }
-}
-
 /// Compares in time independent of where the strings differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -73,8 +52,8 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 pub struct Admin;
 
 impl FromRequest for Admin {
-    type Error = AdminError;
-    type Future = Ready<Result<Admin, AdminError>>;
+    type Error = HttpError;
+    type Future = Ready<Result<Admin, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let given = req
@@ -87,7 +66,7 @@ impl FromRequest for Admin {
         let expected = state(req).config.admin.token.as_bytes();
         ready(match given {
             Some(t) if same_secret(t.as_bytes(), expected) => Ok(Admin),
-            _ => Err(AdminError::Unauthorized),
+            _ => Err(AdminError::Unauthorized.into()),
         })
     }
 }
@@ -115,7 +94,7 @@ async fn put_user(
     st: web::Data<AppState>,
     path: web::Path<String>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let uid = UserId(path_id(&path)?);
     let UserBody { nickname, avatar } = body(&bytes)?;
     let info = st
@@ -137,7 +116,7 @@ async fn put_shop(
     st: web::Data<AppState>,
     path: web::Path<String>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let shop = ShopId(path_id(&path)?);
     let ShopBody {
         name,
@@ -187,7 +166,7 @@ async fn put_agent(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let (shop, uid) = shop_and_agent(&path)?;
     let AgentBody { name } = body(&bytes)?;
     st.admin.attach_agent(shop, uid, name).await?;
@@ -198,7 +177,7 @@ async fn delete_agent(
     _: Admin,
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let (shop, uid) = shop_and_agent(&path)?;
     st.admin.detach_agent(shop, uid).await?;
     Ok(ok(Value::Null))
@@ -215,7 +194,7 @@ async fn set_online(
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let (shop, uid) = shop_and_agent(&path)?;
     let OnlineBody { online } = body(&bytes)?;
     st.admin.set_agent_online(shop, uid, online).await?;
@@ -226,7 +205,7 @@ async fn list_agents(
     _: Admin,
     st: web::Data<AppState>,
     path: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let shop = ShopId(path_id(&path)?);
     let agents = st.admin.shop_agents(shop).await?;
     Ok(ok(json!({"shop_id": shop, "agents": agents})))
@@ -247,7 +226,7 @@ async fn create_group(
     _: Admin,
     st: web::Data<AppState>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let b: GroupBody = body(&bytes)?;
     let (owner, members) = (UserId(b.owner_uid), to_users(&b.member_uids));
     let group = if b.open == Some(true) {
@@ -262,7 +241,7 @@ async fn add_member(
     _: Admin,
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let (group, uid) = group_and_member(&path)?;
     let added = st.admin.add_group_member(group, uid).await?;
     Ok(ok(json!({"group_id": group, "uid": uid, "added": added})))
@@ -272,7 +251,7 @@ async fn remove_member(
     _: Admin,
     st: web::Data<AppState>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let (group, uid) = group_and_member(&path)?;
     st.admin.remove_group_member(group, uid).await?;
     Ok(ok(Value::Null))
@@ -297,12 +276,12 @@ async fn notify(
     _: Admin,
     st: web::Data<AppState>,
     bytes: web::Bytes,
-) -> Result<HttpResponse, AdminError> {
+) -> Result<HttpResponse, HttpError> {
     let b: NotifyBody = body(&bytes)?;
     let to = match (b.all.unwrap_or(false), b.uids.is_empty()) {
         (true, true) => Audience::All,
         (false, false) => Audience::Users(to_users(&b.uids)),
-        _ => return Err(bad("give either uids or all: true")),
+        _ => return Err(bad("give either uids or all: true").into()),
     };
     let ids = st.admin.notify(to, b.msg_type, b.msg).await?;
     let ids: Vec<i64> = ids.into_iter().map(|i| i.0).collect();

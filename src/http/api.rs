@@ -4,44 +4,15 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::{http::header, web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{http::header, web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
+use super::error::HttpError;
 use super::AppState;
 use crate::auth::token_from_parts;
 use crate::error::ChatError;
 use crate::ids::UserId;
-
-/// Why an API call failed, rendered as the original client expects.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("not logged in")]
-    NotLoggedIn,
-    /// A failure whose message PROTOCOL.md fixes (the login and register texts).
-    #[error("{0}")]
-    Text(&'static str),
-    #[error("{0}")]
-    Chat(#[from] ChatError),
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::OK
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            ApiError::NotLoggedIn => json!({"code": 401, "msg": "请登录", "result": null}),
-            ApiError::Text(msg) => json!({"code": 0, "msg": msg, "result": null}),
-            ApiError::Chat(e) => {
-                let (msg, word) = e.wire();
-                json!({"code": 0, "msg": msg, "error": word, "result": null})
-            }
-        };
-        HttpResponse::Ok().json(body)
-    }
-}
 
 /// `{"code":1,"msg":<msg>,"result":<result>}`.
 pub fn ok_with(msg: Option<&str>, result: impl serde::Serialize) -> HttpResponse {
@@ -58,8 +29,8 @@ pub fn state(req: &HttpRequest) -> &AppState {
 pub struct Caller(pub UserId);
 
 impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Error = HttpError;
+    type Future = Ready<Result<Caller, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -69,12 +40,12 @@ impl FromRequest for Caller {
             header_str(header::AUTHORIZATION.as_str()),
         );
         let uid = token.and_then(|t| state(req).auth.verify(&t).ok());
-        ready(uid.map(Caller).ok_or(ApiError::NotLoggedIn))
+        ready(uid.map(Caller).ok_or(HttpError::NotLoggedIn))
     }
 }
 
 /// A request's parameters: a JSON object body, a form body, or nothing at all.
-pub fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, HttpError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -99,8 +70,8 @@ pub fn params(req: &HttpRequest, body: &[u8]) -> Result<Map<String, Value>, ApiE
 }
 
 /// The parameters decoded into `T` (lenient about numbers-as-strings like the WebSocket side).
-pub fn decode<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+pub fn decode<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, HttpError> {
     let map = params(req, body)?;
     serde_json::from_value(Value::Object(map))
-        .map_err(|e| ApiError::Chat(ChatError::bad(e.to_string())))
+        .map_err(|e| HttpError::Chat(ChatError::bad(e.to_string())))
 }

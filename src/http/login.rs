@@ -17,8 +17,9 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{decode, ok_with, state, ApiError};
+use super::api::{decode, ok_with, state};
 use super::client_ip;
+use super::error::HttpError;
 use super::limit::{within, KeyedLimit};
 use crate::chats::ask;
 use crate::config::Config;
@@ -67,11 +68,11 @@ impl LoginGuard {
     }
 
     /// One call of `/login` or `/login/register` from `addr`.
-    fn admit(&self, addr: IpAddr) -> Result<(), ApiError> {
+    fn admit(&self, addr: IpAddr) -> Result<(), HttpError> {
         if within(&self.per_addr, &addr, 1) {
             Ok(())
         } else {
-            Err(ApiError::Chat(ChatError::RateLimited))
+            Err(HttpError::Chat(ChatError::RateLimited))
         }
     }
 
@@ -120,11 +121,11 @@ impl LoginGuard {
     async fn hash<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, HttpError> {
         let permit = tokio::time::timeout(HASH_WAIT, self.hashing.acquire())
             .await
-            .map_err(|_| ApiError::Chat(ChatError::RateLimited))?
-            .map_err(|_| ApiError::Chat(ChatError::ShuttingDown))?;
+            .map_err(|_| HttpError::Chat(ChatError::RateLimited))?
+            .map_err(|_| HttpError::Chat(ChatError::ShuttingDown))?;
         let out = web::block(work)
             .await
             .map_err(|_| ChatError::StorageUnavailable)?;
@@ -163,35 +164,35 @@ fn text(v: &Value) -> String {
     }
 }
 
-async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, HttpError> {
     let c: Credentials = decode(&req, &body)?;
     let (username, password) = (text(&c.username), text(&c.password));
     if username.is_empty() {
-        return Err(ApiError::Text("用户名不得为空"));
+        return Err(HttpError::Text("用户名不得为空"));
     }
     if !USERNAME.is_match(&username) {
-        return Err(ApiError::Text("用户名错误"));
+        return Err(HttpError::Text("用户名错误"));
     }
     if password.is_empty() {
-        return Err(ApiError::Text("密码不得为空"));
+        return Err(HttpError::Text("密码不得为空"));
     }
     if !PASSWORD.is_match(&password) {
-        return Err(ApiError::Text("密码格式错误"));
+        return Err(HttpError::Text("密码格式错误"));
     }
     let st = state(&req);
     let addr = client_ip(&req, &st.config.server.trusted_proxies);
     st.login.admit(addr)?;
     if st.login.locked(addr, &username) {
-        return Err(ApiError::Chat(ChatError::RateLimited));
+        return Err(HttpError::Chat(ChatError::RateLimited));
     }
     let Some((uid, hash)) = ask(st.db.send(FindLogin {
         username: username.clone(),
     }))
     .await?
     else {
-        return Err(ApiError::Text("账户不存在"));
+        return Err(HttpError::Text("账户不存在"));
     };
-    let hash = hash.ok_or(ApiError::Text("密码错误"))?;
+    let hash = hash.ok_or(HttpError::Text("密码错误"))?;
     let matches = st
         .login
         .hash(move || {
@@ -201,7 +202,7 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiEr
         .await?;
     if !matches {
         st.login.failed(addr, &username);
-        return Err(ApiError::Text("密码错误"));
+        return Err(HttpError::Text("密码错误"));
     }
     st.login.succeeded(addr, &username);
     Ok(ok_with(
@@ -210,16 +211,16 @@ async fn login(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiEr
     ))
 }
 
-async fn register(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn register(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, HttpError> {
     let c: Credentials = decode(&req, &body)?;
     let (username, password) = (text(&c.username), text(&c.password));
     if !USERNAME.is_match(&username) {
-        return Err(ApiError::Text(
+        return Err(HttpError::Text(
             "请输入5~16位以字母开头的数字、字母或下划线的用户名",
         ));
     }
     if !PASSWORD.is_match(&password) {
-        return Err(ApiError::Text("请输入6~18位数字、字母或下划线的组合密码"));
+        return Err(HttpError::Text("请输入6~18位数字、字母或下划线的组合密码"));
     }
     let st = state(&req);
     st.login
@@ -245,10 +246,10 @@ async fn register(req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, Ap
     .await?
     {
         Registered::Created(uid) => uid,
-        Registered::NameTaken => return Err(ApiError::Text("当前用户名已存在")),
+        Registered::NameTaken => return Err(HttpError::Text("当前用户名已存在")),
         Registered::IdsExhausted => {
             log::error!("register: every id from auth.register_id_base to 2^53 - 1 is taken");
-            return Err(ApiError::Chat(ChatError::RegistrationClosed));
+            return Err(HttpError::Chat(ChatError::RegistrationClosed));
         }
     };
     Ok(ok_with(

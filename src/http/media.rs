@@ -13,7 +13,8 @@ use rand::RngCore;
 use regex::Regex;
 use serde_json::json;
 
-use super::api::{state, ApiError, Caller};
+use super::api::{state, Caller};
+use super::error::HttpError;
 use super::limit::{within, KeyedLimit};
 
 /// Names the server gave uploads: nothing else is served, so no path can escape the folder.
@@ -131,7 +132,7 @@ async fn upload(
     req: HttpRequest,
     caller: Caller,
     mut form: Multipart,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let st = state(&req);
     let limit = st.config.media.max_upload_bytes;
     if !st.uploads.file(caller.0 .0) {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod client;
+pub mod error;
 pub mod limit;
 pub mod login;
 pub mod media;
@@ -164,11 +165,7 @@ pub async fn body_deadline(
     }
     let res = next.call(req).await?;
     if timed_out.get() {
-        let body = json!({"code": 0, "msg": "request body too slow", "error": "timeout"});
-        let mut timeout = HttpResponse::RequestTimeout().json(body);
-        timeout
-            .head_mut()
-            .set_connection_type(actix_web::http::ConnectionType::Close);
+        let timeout = actix_web::ResponseError::error_response(&error::HttpError::BodyTimeout);
         return Ok(ServiceResponse::new(res.request().clone(), timeout).map_into_right_body());
     }
     Ok(res.map_into_left_body())
@@ -200,16 +197,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Mounts every route on `cfg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(|err, _| {
-        let body =
-            json!({"code": 0, "msg": format!("bad JSON body: {err}"), "error": "bad_params"});
-        actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
-            .into()
+        error::HttpError::BadRequest(format!("bad JSON body: {err}")).into()
     }))
-    .app_data(web::PathConfig::default().error_handler(|err, _| {
-        let body = json!({"code": 0, "msg": format!("bad path: {err}"), "error": "bad_params"});
-        actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
-            .into()
-    }))
+    .app_data(
+        web::PathConfig::default().error_handler(|err, _| {
+            error::HttpError::BadRequest(format!("bad path: {err}")).into()
+        }),
+    )
     // "" is the mount point itself when mounted under a prefix ("/im").
     .route("", web::get().to(ws::entry))
     .route("/", web::get().to(ws::entry))
@@ -220,6 +214,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .configure(user::routes)
     .configure(media::routes)
     .default_service(web::to(|| async {
-        HttpResponse::NotFound().json(json!({"code": 0, "msg": "not found", "error": "not_found"}))
+        Err::<HttpResponse, _>(error::HttpError::NoRoute)
     }));
 }

@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{decode, ok_with, state, ApiError, Caller};
+use super::api::{decode, ok_with, state, Caller};
+use super::error::HttpError;
 use crate::chats::{self, ask, RecordTarget};
 use crate::db::LoadIndex;
 use crate::ids::UserId;
@@ -20,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/user/getChatRecord", web::post().to(chat_record));
 }
 
-async fn index(req: HttpRequest, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn index(req: HttpRequest, caller: Caller) -> Result<HttpResponse, HttpError> {
     let st = state(&req);
     let base = &st.config.media.base_url;
     let (mine, friends) = ask(st.db.send(LoadIndex {
@@ -57,7 +58,7 @@ async fn chat_recently(
     req: HttpRequest,
     caller: Caller,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let q: RecentQuery = decode(&req, &body)?;
     let st = state(&req);
     let list = chats::recent_chats(
@@ -86,7 +87,7 @@ async fn chat_record(
     req: HttpRequest,
     caller: Caller,
     body: web::Bytes,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, HttpError> {
     let q: RecordQuery = decode(&req, &body)?;
     let target = match (q.chat_id.filter(|c| !c.is_empty()), q.to_uid, q.chat_type) {
         (Some(chat), _, _) => RecordTarget::ChatId(chat),
