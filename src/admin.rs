@@ -14,15 +14,13 @@ use crate::db::{
 };
 use crate::error::ChatError;
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
-use crate::protocol::absolute_url;
+use crate::protocol::{absolute_url, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES};
 use crate::router::AgentReport;
 use crate::server::{
     AgentFlagChanged, AgentMoved, ChatServer, Notify, OnlineAmong, ProfileChanged, ShopAgents,
     ShopChanged,
 };
 
-const MAX_NAME_CHARS: usize = 64;
-const MAX_URL_BYTES: usize = 1024;
 /// The most users one notice may name; beyond that, broadcast to all.
 pub const MAX_NOTICE_UIDS: usize = 1000;
 
@@ -65,7 +63,7 @@ fn check_name(name: Option<&String>, required_chars: bool) -> Result<(), AdminEr
             if (required_chars && n.trim().is_empty()) || n.chars().count() > MAX_NAME_CHARS =>
         {
             Err(bad(format!(
-                "names are {} to 64 characters",
+                "names are {} to {MAX_NAME_CHARS} characters",
                 u8::from(required_chars)
             )))
         }
@@ -76,7 +74,7 @@ fn check_name(name: Option<&String>, required_chars: bool) -> Result<(), AdminEr
 fn check_url(url: Option<&String>, field: &str) -> Result<(), AdminError> {
     match url {
         Some(u) if u.len() > MAX_URL_BYTES => {
-            Err(bad(format!("{field} is longer than 1024 bytes")))
+            Err(bad(format!("{field} is longer than {MAX_URL_BYTES} bytes")))
         }
         _ => Ok(()),
     }
@@ -317,8 +315,10 @@ impl Admin {
         let name = name.trim().to_string();
         check_name(Some(&name), true)?;
         positive(owner)?;
-        if members.len() > db::groups::MAX_INITIAL_MEMBERS || members.iter().any(|u| u.0 <= 0) {
-            return Err(bad("member_uids must be at most 2000 positive ids"));
+        if members.len() > MAX_PLATFORM_GROUP_MEMBERS || members.iter().any(|u| u.0 <= 0) {
+            return Err(bad(format!(
+                "member_uids must be at most {MAX_PLATFORM_GROUP_MEMBERS} positive ids"
+            )));
         }
         let mut members = members.to_vec();
         members.sort();

@@ -159,29 +159,7 @@ pub fn token_from_parts<'a>(
 
 /// JWTs are base64url plus dots, so a client rarely escapes them; decode the few that do.
 fn percent_decode(v: &str) -> std::borrow::Cow<'_, str> {
-    if !v.contains('%') {
-        return std::borrow::Cow::Borrowed(v);
-    }
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    percent_encoding::percent_decode_str(v).decode_utf8_lossy()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use actix::{dev::Request, Addr, Handler, Message as ActixMessage};
 use crate::db::{self, DbError, DbExecutor, Mark, RecordScope, Side};
 use crate::domain::Presenter;
 use crate::error::ChatError;
-use crate::ids::{GroupId, ShopId, UserId};
+use crate::ids::{ChatId, ChatKind, GroupId, ShopId, UserId};
 use crate::protocol::{ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role};
 
 /// Messages per page of `/user/getChatRecord`.
@@ -104,7 +104,7 @@ pub async fn mark_chat(
             false => Err(ChatError::Forbidden),
         };
     }
-    if let Some(owner) = notices_of(&chat.chat_id) {
+    if let Some(ChatKind::System(owner)) = ChatId::parse(&chat.chat_id) {
         if owner != uid {
             return Err(ChatError::Forbidden);
         }
@@ -125,20 +125,10 @@ pub async fn mark_chat(
 
 /// `"group_5"` → group 5.
 fn group_of(chat: &str) -> Option<GroupId> {
-    chat.strip_prefix("group_")?
-        .parse()
-        .ok()
-        .filter(|g| *g > 0)
-        .map(GroupId)
-}
-
-/// `"system_9"` → user 9's notices.
-fn notices_of(chat: &str) -> Option<UserId> {
-    chat.strip_prefix("system_")?
-        .parse()
-        .ok()
-        .filter(|u| *u > 0)
-        .map(UserId)
+    match ChatId::parse(chat)? {
+        ChatKind::Group(g) => Some(g),
+        _ => None,
+    }
 }
 
 /// Which conversation's history is asked for.
@@ -146,16 +136,6 @@ fn notices_of(chat: &str) -> Option<UserId> {
 pub enum RecordTarget {
     ChatId(String),
     Peer { to_uid: i64, chat_type: i64 },
-}
-
-/// `"7_12"` → (7, 12) with one underscore; `"3____12"` → (3, 12) with four.
-fn split_ids(chat: &str, sep: &str) -> Option<(i64, i64)> {
-    let (a, b) = chat.split_once(sep)?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    if !digits(a) || !digits(b) {
-        return None;
-    }
-    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// The conversation the caller may read, or why not: only participants may (for
@@ -170,39 +150,27 @@ pub fn readable_scope(
         consumer: UserId(consumer),
     };
     match target {
-        RecordTarget::ChatId(chat) => {
-            if let Some(owner) = notices_of(chat) {
-                return if owner == uid {
-                    Ok(RecordScope::Notices(uid))
-                } else {
-                    Err(ChatError::Forbidden)
-                };
-            }
-            if let Some((a, b)) = split_ids(chat, "_") {
-                return if a == uid.0 || b == uid.0 {
-                    Ok(RecordScope::Direct(chat.clone()))
-                } else {
-                    Err(ChatError::Forbidden)
-                };
-            }
-            let (a, b) = split_ids(chat, "____").ok_or(ChatError::Forbidden)?;
+        RecordTarget::ChatId(chat) => match ChatId::parse(chat).ok_or(ChatError::Forbidden)? {
+            ChatKind::System(owner) if owner == uid => Ok(RecordScope::Notices(uid)),
+            ChatKind::Direct(a, b) if a == uid || b == uid => Ok(RecordScope::Direct(chat.clone())),
             // The string does not say which number is the shop: the caller's role does.
-            match agent_shop.map(|s| s.0) {
+            ChatKind::Service(a, b) => match agent_shop.map(|s| s.0) {
                 Some(shop) if shop == a => Ok(service(a, b)),
                 Some(shop) if shop == b => Ok(service(b, a)),
                 _ if uid.0 == b => Ok(service(a, b)),
                 _ if uid.0 == a => Ok(service(b, a)),
                 _ => Err(ChatError::Forbidden),
+            },
+            ChatKind::System(_) | ChatKind::Direct(..) | ChatKind::Group(_) => {
+                Err(ChatError::Forbidden)
             }
-        }
+        },
         RecordTarget::Peer { to_uid, chat_type } => {
             if *to_uid <= 0 {
                 return Err(ChatError::bad("to_uid must be a positive id"));
             }
             match *chat_type {
-                1 => Ok(RecordScope::Direct(
-                    crate::ids::ChatId::direct(uid, UserId(*to_uid)).0,
-                )),
+                1 => Ok(RecordScope::Direct(ChatId::direct(uid, UserId(*to_uid)).0)),
                 // An agent reads its shop's conversation with consumer `to_uid`; anyone
                 // else their own conversation with shop `to_uid`.
                 4 => Ok(match agent_shop {

@@ -95,6 +95,44 @@ impl ChatId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What a chat_id string names: the only parser of them. `None` unless it is one of
+    /// the four forms with ids of digits only (a group's and a notice owner's positive).
+    pub fn parse(s: &str) -> Option<ChatKind> {
+        fn id(t: &str) -> Option<i64> {
+            let digits = !t.is_empty() && t.bytes().all(|c| c.is_ascii_digit());
+            digits.then(|| t.parse().ok()).flatten()
+        }
+        if let Some(g) = s.strip_prefix("group_") {
+            return id(g)
+                .filter(|g| *g > 0)
+                .map(|g| ChatKind::Group(GroupId(g)));
+        }
+        if let Some(u) = s.strip_prefix("system_") {
+            return id(u)
+                .filter(|u| *u > 0)
+                .map(|u| ChatKind::System(UserId(u)));
+        }
+        if let Some((a, b)) = s.split_once("____") {
+            return Some(ChatKind::Service(id(a)?, id(b)?));
+        }
+        let (a, b) = s.split_once('_')?;
+        Some(ChatKind::Direct(UserId(id(a)?), UserId(id(b)?)))
+    }
+}
+
+/// What a chat_id names (PROTOCOL.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatKind {
+    /// `a_b`: a 1:1 between two users.
+    Direct(UserId, UserId),
+    /// `a____b`: customer service between a shop and a consumer, ascending. Which number
+    /// is the shop the string does not say; the caller's role or shop does.
+    Service(i64, i64),
+    /// `group_{id}`.
+    Group(GroupId),
+    /// `system_{uid}`: a user's notices.
+    System(UserId),
 }
 
 impl fmt::Display for ChatId {
@@ -115,6 +153,35 @@ mod tests {
         assert_eq!(ChatId::service(ShopId(30), UserId(12)).as_str(), "12____30");
         assert_eq!(ChatId::group(GroupId(5)).as_str(), "group_5");
         assert_eq!(ChatId::system(UserId(9)).as_str(), "system_9");
+    }
+
+    #[test]
+    fn chat_ids_parse_into_what_they_name() {
+        use ChatKind::*;
+        assert_eq!(ChatId::parse("7_12"), Some(Direct(UserId(7), UserId(12))));
+        assert_eq!(ChatId::parse("3____12"), Some(Service(3, 12)));
+        assert_eq!(ChatId::parse("group_5"), Some(Group(GroupId(5))));
+        assert_eq!(ChatId::parse("system_9"), Some(System(UserId(9))));
+        for bad in [
+            "",
+            "7",
+            "7_",
+            "_7",
+            "7__12",
+            "7___12",
+            "7_____12",
+            "a_b",
+            "7_-1",
+            "group_0",
+            "group_",
+            "group_x",
+            "system_0",
+            "system_-3",
+            "3____",
+            "99999999999999999999_1",
+        ] {
+            assert_eq!(ChatId::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

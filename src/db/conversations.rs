@@ -191,7 +191,10 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
             let (peer_name, peer_avatar) = if faces_shop(&row) {
                 match shops.get(&row.peer_id) {
                     Some(s) => (s.name.clone(), s.logo.clone()),
-                    None => (format!("shop{}", row.peer_id), String::new()),
+                    None => (
+                        ShopRow::placeholder_name(ShopId(row.peer_id)),
+                        String::new(),
+                    ),
                 }
             } else {
                 match profiles.get(&row.peer_id) {

@@ -14,9 +14,6 @@ use super::users::ensure_user;
 use crate::ids::{ChatId, GroupId, UserId};
 use crate::protocol::chat_type;
 
-/// The most members a group may be created with in one call.
-pub const MAX_INITIAL_MEMBERS: usize = 2000;
-
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = chat_groups)]
 pub struct GroupRow {

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{messages, users};
-use crate::ids::UserId;
+use crate::ids::{ShopId, UserId};
 
 /// What pushes need of a user: the name and avatar as stored (avatar may be relative).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +169,13 @@ pub struct ShopRow {
     pub name: String,
     pub logo: String,
     pub capacity: i32,
+}
+
+impl ShopRow {
+    /// What a shop is called until the platform names it.
+    pub fn placeholder_name(shop: ShopId) -> String {
+        format!("shop{shop}")
+    }
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]

@@ -59,7 +59,7 @@ pub fn upsert_shop(
             let inserted = diesel::insert_into(shops::table)
                 .values((
                     shops::id.eq(shop.0),
-                    shops::name.eq(format!("shop{shop}")),
+                    shops::name.eq(ShopRow::placeholder_name(shop)),
                     shops::logo.eq(""),
                     shops::capacity.eq(0),
                     shops::created_at.eq(now),

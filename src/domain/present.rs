@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
-use crate::ids::{ChatId, UserId};
+use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::{absolute_url, chat_type, ChatPush};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
@@ -75,8 +75,10 @@ impl Presenter {
                     // The consumer sees the shop, and which of its agents answered.
                     p.service_nickname = Some(std::mem::take(&mut p.nickname));
                     p.service_avatar = Some(std::mem::take(&mut p.avatar));
-                    p.nickname =
-                        shop.map_or_else(|| format!("shop{}", m.shop_id), |s| s.name.clone());
+                    p.nickname = shop.map_or_else(
+                        || ShopRow::placeholder_name(ShopId(m.shop_id)),
+                        |s| s.name.clone(),
+                    );
                     p.avatar = self.url(shop.map_or("", |s| s.logo.as_str()));
                     p.id = None;
                 } else {

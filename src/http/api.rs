@@ -19,6 +19,17 @@ pub fn ok_with(msg: Option<&str>, result: impl serde::Serialize) -> HttpResponse
     HttpResponse::Ok().json(json!({"code": 1, "msg": msg, "result": result}))
 }
 
+/// The token a request carries (`?token=`, `authorizations: bear T` or
+/// `Authorization: Bearer T`), for the WebSocket upgrade and the original API alike.
+pub fn request_token(req: &HttpRequest) -> Option<std::borrow::Cow<'_, str>> {
+    let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    token_from_parts(
+        req.query_string(),
+        header_str("authorizations"),
+        header_str(header::AUTHORIZATION.as_str()),
+    )
+}
+
 pub fn state(req: &HttpRequest) -> &AppState {
     req.app_data::<web::Data<AppState>>()
         .expect("AppState should be registered by http::routes")
@@ -33,13 +44,7 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Caller, HttpError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let header_str = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let token = token_from_parts(
-            req.query_string(),
-            header_str("authorizations"),
-            header_str(header::AUTHORIZATION.as_str()),
-        );
-        let uid = token.and_then(|t| state(req).auth.verify(&t).ok());
+        let uid = request_token(req).and_then(|t| state(req).auth.verify(&t).ok());
         ready(uid.map(Caller).ok_or(HttpError::NotLoggedIn))
     }
 }

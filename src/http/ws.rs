@@ -3,7 +3,6 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use super::AppState;
-use crate::auth::token_from_parts;
 use crate::db::EnsureUser;
 use crate::protocol;
 use crate::session::{self, SessionParams};
@@ -29,11 +28,7 @@ pub async fn entry(
             .content_type("text/plain; charset=utf-8")
             .body("shopchat: connect a WebSocket here with ?token=JWT\n"));
     }
-    let token = token_from_parts(
-        req.query_string(),
-        header_str(&req, "authorizations"),
-        header_str(&req, header::AUTHORIZATION.as_str()),
-    );
+    let token = super::api::request_token(&req);
     let uid = match token.as_deref().map(|t| state.auth.verify(t)) {
         Some(Ok(uid)) => uid,
         other => {

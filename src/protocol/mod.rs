@@ -270,10 +270,14 @@ impl Transfer {
     }
 }
 
-/// The longest group name.
-pub const MAX_GROUP_NAME_CHARS: usize = 64;
-/// The most members a group may be created with in one request.
+/// The longest name of a group, a profile or a shop.
+pub const MAX_NAME_CHARS: usize = 64;
+/// The longest avatar or logo URL.
+pub const MAX_URL_BYTES: usize = 1024;
+/// The most members a user's `group.create` may name.
 pub const MAX_GROUP_CREATE_MEMBERS: usize = 500;
+/// The most members the platform may create a group with (admin API, embedding handle).
+pub const MAX_PLATFORM_GROUP_MEMBERS: usize = 2000;
 
 /// `group.create` content.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -289,15 +293,17 @@ pub struct GroupCreate {
 impl GroupCreate {
     fn checked(mut self) -> Result<GroupCreate, ChatError> {
         self.name = self.name.trim().to_string();
-        if self.name.is_empty() || self.name.chars().count() > MAX_GROUP_NAME_CHARS {
-            return Err(ChatError::bad("name must be 1 to 64 characters"));
+        if self.name.is_empty() || self.name.chars().count() > MAX_NAME_CHARS {
+            return Err(ChatError::bad(format!(
+                "name must be 1 to {MAX_NAME_CHARS} characters"
+            )));
         }
         if self.member_uids.len() > MAX_GROUP_CREATE_MEMBERS
             || self.member_uids.iter().any(|u| *u <= 0)
         {
-            return Err(ChatError::bad(
-                "member_uids must be at most 500 positive ids",
-            ));
+            return Err(ChatError::bad(format!(
+                "member_uids must be at most {MAX_GROUP_CREATE_MEMBERS} positive ids"
+            )));
         }
         self.member_uids.sort_unstable();
         self.member_uids.dedup();

@@ -23,7 +23,7 @@ use crate::db::{
 use crate::domain::choice::{choose_agent, Candidate};
 use crate::domain::Presenter;
 use crate::error::ChatError;
-use crate::ids::{ChatId, ShopId, UserId};
+use crate::ids::{ChatId, ChatKind, ShopId, UserId};
 use crate::protocol::{self, code, Role, ServiceEvent};
 use crate::writes::{Assign, Enqueue, ReadRouting, ReplyTx, StoreMessage, Write};
 
@@ -464,8 +464,9 @@ impl ShopRouter {
     /// The consumer of one of this shop's conversations, from its chat_id: the number
     /// that is not the shop's (both are, when the consumer's id equals the shop's).
     fn consumer_of(&self, chat_id: &str) -> Option<UserId> {
-        let (a, b) = chat_id.split_once("____")?;
-        let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+        let ChatKind::Service(a, b) = ChatId::parse(chat_id)? else {
+            return None;
+        };
         let shop = self.shop.0;
         let consumer = if a == shop {
             b

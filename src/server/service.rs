@@ -18,15 +18,9 @@ pub(super) type Route = Box<dyn FnOnce(ReplyTx)>;
 
 /// `shop_id` as sent: absent, null or 0 is "not given".
 fn given_shop(v: &Value) -> Result<Option<i64>, ChatError> {
-    let n = match v {
-        Value::Null => return Ok(None),
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    };
-    match n {
-        Some(0) => Ok(None),
-        Some(n) if n > 0 => Ok(Some(n)),
+    match protocol::lenient::opt_int(v) {
+        Ok(None | Some(0)) => Ok(None),
+        Ok(Some(n)) if n > 0 => Ok(Some(n)),
         _ => Err(ChatError::bad("shop_id must be a positive id")),
     }
 }
