@@ -42,15 +42,15 @@ async fn agent_shop(db: &Addr<DbExecutor>, uid: UserId) -> Result<ShopId, ChatEr
         .ok_or(ChatError::Forbidden)
 }
 
-/// The caller's conversations (with `is_service`, its shop's), newest first, with the
+/// The caller's conversations (`as_agent`: its shop's), newest first, with the
 /// sum of their unread counts.
 pub async fn recent_chats(
     db: &Addr<DbExecutor>,
     uid: UserId,
-    is_service: bool,
+    as_agent: bool,
     presenter: &Presenter,
 ) -> Result<RecentChats, ChatError> {
-    let side = if is_service {
+    let side = if as_agent {
         Side::Shop(agent_shop(db, uid).await?)
     } else {
         Side::User(uid)

@@ -41,8 +41,8 @@ impl<'a> Touches<'a> {
             }
             chat_type::SERVICE => {
                 // The consumer's row names the shop; the shop's one shared row names the consumer.
-                self.note(m.consumer_uid, m.shop_id, m.shop_id, m, m.from_service);
-                self.note(0, m.shop_id, m.consumer_uid, m, !m.from_service);
+                self.note(m.consumer_uid, m.shop_id, m.shop_id, m, m.from_agent);
+                self.note(0, m.shop_id, m.consumer_uid, m, !m.from_agent);
             }
             _ => {}
         }

@@ -44,7 +44,9 @@ pub struct NewMessage {
     pub shop_id: i64,
     pub group_id: i64,
     pub consumer_uid: i64,
-    pub from_service: bool,
+    /// Sent by one of the shop's agents (the column keeps the original's name).
+    #[diesel(column_name = from_service)]
+    pub from_agent: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
     pub agent_uid: i64,
@@ -72,7 +74,7 @@ impl NewMessage {
             shop_id: 0,
             group_id: 0,
             consumer_uid: 0,
-            from_service: false,
+            from_agent: false,
             client_msg_id,
             createtime: crate::auth::unix_now() as i64,
             agent_uid: 0,
@@ -93,7 +95,9 @@ pub struct MessageRow {
     pub shop_id: i64,
     pub group_id: i64,
     pub consumer_uid: i64,
-    pub from_service: bool,
+    /// Sent by one of the shop's agents (the column keeps the original's name).
+    #[diesel(column_name = from_service)]
+    pub from_agent: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
     pub agent_uid: i64,

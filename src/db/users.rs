@@ -104,7 +104,7 @@ pub fn with_senders(
         .collect();
     let agent_uids: Vec<i64> = rows
         .iter()
-        .filter(|(m, _)| service(m) && m.from_service)
+        .filter(|(m, _)| service(m) && m.from_agent)
         .map(|(m, _)| m.from_uid)
         .collect();
     let agent_names: HashMap<i64, String> = agents::table
@@ -120,7 +120,7 @@ pub fn with_senders(
             let mut sender = sender
                 .map(Profile::from)
                 .unwrap_or_else(|| Profile::placeholder(UserId(message.from_uid)));
-            if message.from_service {
+            if message.from_agent {
                 if let Some(name) = agent_names.get(&message.from_uid) {
                     sender.nickname = name.clone();
                 }

@@ -71,7 +71,7 @@ impl Presenter {
             }
             chat_type::SERVICE => {
                 p.shop_id = Some(m.shop_id);
-                if m.from_service {
+                if m.from_agent {
                     // The consumer sees the shop, and which of its agents answered.
                     p.service_nickname = Some(std::mem::take(&mut p.nickname));
                     p.service_avatar = Some(std::mem::take(&mut p.avatar));
@@ -123,7 +123,7 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             shop_id: r.shop_id,
             group_id: r.group_id,
             consumer_uid: r.consumer_uid,
-            from_service: r.from_service,
+            from_agent: r.from_agent,
             client_msg_id: r.client_msg_id,
             createtime: r.createtime,
             agent_uid: r.agent_uid,

@@ -48,23 +48,17 @@ async fn index(req: HttpRequest, caller: Caller) -> Result<HttpResponse, HttpErr
     ))
 }
 
-#[derive(Deserialize)]
-struct RecentQuery {
-    #[serde(default, deserialize_with = "lenient::opt_bool")]
-    is_service: Option<bool>,
-}
-
 async fn chat_recently(
     req: HttpRequest,
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
-    let q: RecentQuery = decode(&req, &body)?;
+    let q: crate::protocol::RecentChatRequest = decode(&req, &body)?;
     let st = state(&req);
     let list = chats::recent_chats(
         &st.reads,
         caller.0,
-        q.is_service.unwrap_or(false),
+        q.as_agent.unwrap_or(false),
         &st.presenter,
     )
     .await?;

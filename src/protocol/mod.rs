@@ -239,8 +239,9 @@ impl ChatRef {
 /// `user.recentChat` content.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RecentChatRequest {
-    #[serde(default, deserialize_with = "lenient::opt_bool")]
-    pub is_service: Option<bool>,
+    /// Wire name `is_service`: the caller's shop's list, as its agent.
+    #[serde(default, rename = "is_service", deserialize_with = "lenient::opt_bool")]
+    pub as_agent: Option<bool>,
 }
 
 /// `service.setOnline` content.

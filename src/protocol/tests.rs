@@ -246,11 +246,11 @@ fn recent_chat_reply_has_the_documented_row_shape() {
     else {
         panic!()
     };
-    assert_eq!(r.is_service, Some(true));
+    assert_eq!(r.as_agent, Some(true));
     let Request::RecentChat(r) = parsed(r#"{"class":"user","action":"recentChat"}"#) else {
         panic!()
     };
-    assert_eq!(r.is_service, None);
+    assert_eq!(r.as_agent, None);
     let page = RecentChats {
         rows: vec![RecentChatRow {
             id: 1,

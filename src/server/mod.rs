@@ -351,7 +351,7 @@ impl ChatServer {
             match request {
                 Request::RecentChat(r) => {
                     let list =
-                        chats::recent_chats(&reads, uid, r.is_service.unwrap_or(false), &presenter)
+                        chats::recent_chats(&reads, uid, r.as_agent.unwrap_or(false), &presenter)
                             .await?;
                     Ok(protocol::reply_with(code::RECENT_CHATS, &list))
                 }

@@ -114,7 +114,7 @@ impl ChatServer {
         );
         message.shop_id = shop.0;
         message.consumer_uid = consumer.0;
-        message.from_service = role == Role::Agent;
+        message.from_agent = role == Role::Agent;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
             router.do_send(RouteSend {
