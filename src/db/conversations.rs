@@ -275,8 +275,22 @@ pub fn direct_peers(conn: &mut DbConn, uid: UserId, limit: i64) -> QueryResult<V
 mod tests {
     use super::*;
     use crate::db::store::store_messages;
-    use crate::db::testing::{db, direct};
+    use crate::db::testing::{db, direct, statements};
     use crate::db::users::upsert_user;
+
+    #[test]
+    fn recent_chats_cost_the_same_statements_for_one_peer_or_twenty() {
+        let (_d, mut c) = db();
+        store_messages(&mut c, &[direct(2, 1, "hi")]).unwrap();
+        let (one, for_one) = statements(&mut c, |c| recent(c, Side::User(UserId(1))).unwrap());
+        let batch: Vec<_> = (3..22).map(|peer| direct(peer, 1, "hi")).collect();
+        store_messages(&mut c, &batch).unwrap();
+        let (twenty, for_twenty) =
+            statements(&mut c, |c| recent(c, Side::User(UserId(1))).unwrap());
+        assert_eq!((one.len(), twenty.len()), (1, 20));
+        assert!(for_one > 0, "statements are counted");
+        assert_eq!(for_twenty, for_one, "a query per conversation");
+    }
 
     fn at(mut m: NewMessage, t: i64) -> NewMessage {
         m.createtime = t;

@@ -2,6 +2,8 @@
 //! reader when a message is stored: each reader keeps cursors (read up to, hidden up
 //! to, joined from) and unread counts are counted when asked.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -234,7 +236,7 @@ pub fn member_profiles(
     ))
 }
 
-/// The groups `uid` belongs to, with their sizes.
+/// The groups `uid` belongs to, with their sizes: three statements however many.
 pub fn user_groups(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<GroupSummary>> {
     let mine: Vec<i64> = group_members::table
         .filter(group_members::uid.eq(uid.0))
@@ -245,19 +247,21 @@ pub fn user_groups(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<GroupSumma
         .order(chat_groups::id.asc())
         .select((chat_groups::id, chat_groups::name))
         .load(conn)?;
-    rows.into_iter()
-        .map(|(id, name)| {
-            let member_count = group_members::table
-                .filter(group_members::group_id.eq(id))
-                .count()
-                .get_result(conn)?;
-            Ok(GroupSummary {
-                group_id: id,
-                name,
-                member_count,
-            })
+    let sizes: HashMap<i64, i64> = group_members::table
+        .filter(group_members::group_id.eq_any(&mine))
+        .group_by(group_members::group_id)
+        .select((group_members::group_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(id, name)| GroupSummary {
+            group_id: id,
+            member_count: sizes.get(&id).copied().unwrap_or(0),
+            name,
         })
-        .collect()
+        .collect())
 }
 
 /// Stores a group message if its sender is a member, keeping the group's last message;
@@ -290,22 +294,24 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
         .filter(group_members::uid.eq(uid.0))
         .select(MemberRow::as_select())
         .load(conn)?;
+    let ids: Vec<i64> = mine.iter().map(|m| m.group_id).collect();
+    let groups: HashMap<i64, GroupRow> = chat_groups::table
+        .filter(chat_groups::id.eq_any(&ids))
+        .select(GroupRow::as_select())
+        .load::<GroupRow>(conn)?
+        .into_iter()
+        .map(|g| (g.id, g))
+        .collect();
+    let unread = group_unread(conn, uid)?;
     let mut rows = Vec::new();
     for member in mine {
-        let Some(g) = find_group(conn, GroupId(member.group_id))? else {
+        let Some(g) = groups.get(&member.group_id) else {
             continue;
         };
         if g.last_msg_id <= member.joined_from.max(member.hidden_upto) {
             continue;
         }
-        let unread: i64 = messages::table
-            .filter(messages::chat_type.eq(chat_type::GROUP))
-            .filter(messages::group_id.eq(g.id))
-            .filter(messages::group_id.gt(0)) // lets SQLite use its partial index
-            .filter(messages::id.gt(member.read_upto.max(member.joined_from)))
-            .filter(messages::from_uid.ne(uid.0))
-            .count()
-            .get_result(conn)?;
+        let unread = unread.get(&g.id).copied().unwrap_or(0);
         rows.push(ConversationView {
             row: ConversationRow {
                 id: g.id,
@@ -314,18 +320,38 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
                 chat_id: ChatId::group(GroupId(g.id)).0,
                 chat_type: chat_type::GROUP,
                 peer_id: g.id,
-                last_msg: g.last_msg,
+                last_msg: g.last_msg.clone(),
                 last_uid: g.last_uid,
                 last_time: g.last_time,
                 msg_type: g.msg_type,
                 unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
                 hidden: false,
             },
-            peer_name: g.name,
+            peer_name: g.name.clone(),
             peer_avatar: String::new(),
         });
     }
     Ok(rows)
+}
+
+/// Unread messages per group of `uid`: others' messages past both its read cursor and
+/// where it joined, in one statement for all its groups.
+fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<i64, i64>> {
+    let me = group_members::group_id
+        .eq(messages::group_id)
+        .and(group_members::uid.eq(uid.0));
+    Ok(messages::table
+        .inner_join(group_members::table.on(me))
+        .filter(messages::chat_type.eq(chat_type::GROUP))
+        .filter(messages::group_id.gt(0)) // lets SQLite use its partial index
+        .filter(messages::id.gt(group_members::read_upto))
+        .filter(messages::id.gt(group_members::joined_from))
+        .filter(messages::from_uid.ne(uid.0))
+        .group_by(messages::group_id)
+        .select((messages::group_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect())
 }
 
 /// Notices `uid` may see: its own, and those to everyone (`to_uid` 0) after `from`
@@ -485,4 +511,56 @@ pub fn sync_memberships(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<(i64,
         .filter(group_members::uid.eq(uid.0))
         .select((group_members::group_id, group_members::joined_from))
         .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::{db, statements};
+
+    /// A group of `owner` and `peer` where `peer` said something.
+    fn busy_group(c: &mut DbConn, owner: UserId, peer: UserId, name: &str) -> GroupId {
+        let group = create_group(c, name, owner, &[peer], false, Joiner::Platform, 1)
+            .unwrap()
+            .unwrap();
+        let mut m = NewMessage::new(
+            chat_type::GROUP,
+            ChatId::group(group).0,
+            1,
+            format!("hello {name}"),
+            peer.0,
+            0,
+            None,
+        );
+        m.group_id = group.0;
+        store_group_message(c, &m).unwrap().unwrap();
+        group
+    }
+
+    #[test]
+    fn listing_groups_costs_the_same_statements_for_one_group_or_twenty() {
+        let (_d, mut c) = db();
+        let (me, peer) = (UserId(1), UserId(2));
+        busy_group(&mut c, me, peer, "g0");
+        let (one, list_one) = statements(&mut c, |c| user_groups(c, me).unwrap());
+        let (rows_one, recent_one) = statements(&mut c, |c| recent_group_rows(c, me).unwrap());
+        assert_eq!((one.len(), rows_one.len()), (1, 1));
+        for i in 1..20 {
+            busy_group(&mut c, me, peer, &format!("g{i}"));
+        }
+        let (twenty, list_twenty) = statements(&mut c, |c| user_groups(c, me).unwrap());
+        let (rows, recent_twenty) = statements(&mut c, |c| recent_group_rows(c, me).unwrap());
+        assert_eq!((twenty.len(), rows.len()), (20, 20));
+        assert!(twenty.iter().all(|g| g.member_count == 2), "{twenty:?}");
+        assert!(
+            rows.iter().all(|r| r.row.unread_count == 1),
+            "one unread each"
+        );
+        assert_eq!(list_twenty, list_one, "group.list ran a query per group");
+        assert_eq!(
+            recent_twenty, recent_one,
+            "recent chats ran a query per group"
+        );
+        assert_eq!((list_one, recent_one), (3, 3), "statements counted");
+    }
 }

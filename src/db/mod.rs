@@ -180,9 +180,29 @@ db_command! {
 
 #[cfg(test)]
 pub(crate) mod testing {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use diesel::connection::{Connection, InstrumentationEvent};
+
     use super::conn::{self, PooledConn};
-    use super::NewMessage;
+    use super::{DbConn, NewMessage};
     use crate::ids::{ChatId, UserId};
+
+    /// What `f` returns, and how many SQL statements it ran: list paths are checked to
+    /// cost the same however many rows they list (no query per row).
+    pub fn statements<T>(c: &mut PooledConn, f: impl FnOnce(&mut DbConn) -> T) -> (T, usize) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let out = f(c);
+        c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        (out, count.load(Ordering::Relaxed))
+    }
 
     /// A migrated database in a fresh temp dir (kept alive by the returned guard).
     pub fn db() -> (tempfile::TempDir, PooledConn) {
