@@ -235,6 +235,37 @@ macro_rules! insert_returning_id {
 }
 pub(crate) use insert_returning_id;
 
+/// Inserts `$values` into `$table` or, when its primary key `$key` is taken, applies
+/// `$change` to the row there: one statement on every backend (`ON CONFLICT .. DO
+/// UPDATE`; MySQL's `ON DUPLICATE KEY UPDATE`). Evaluates to `QueryResult<usize>`.
+macro_rules! upsert {
+    ($conn:expr, $table:expr, $values:expr, $key:expr, $change:expr) => {
+        match $conn {
+            $crate::db::conn::DbConn::Sqlite(c) => diesel::insert_into($table)
+                .values($values)
+                .on_conflict($key)
+                .do_update()
+                .set($change)
+                .execute(c),
+            #[cfg(feature = "postgres")]
+            $crate::db::conn::DbConn::Pg(c) => diesel::insert_into($table)
+                .values($values)
+                .on_conflict($key)
+                .do_update()
+                .set($change)
+                .execute(c),
+            #[cfg(feature = "mysql")]
+            $crate::db::conn::DbConn::Mysql(c) => diesel::insert_into($table)
+                .values($values)
+                .on_conflict(diesel::dsl::DuplicatedKeys)
+                .do_update()
+                .set($change)
+                .execute(c),
+        }
+    };
+}
+pub(crate) use upsert;
+
 /// The id MySQL gave the last row this connection inserted.
 #[cfg(feature = "mysql")]
 pub fn mysql_last_insert_id(c: &mut diesel::MysqlConnection) -> diesel::QueryResult<i64> {

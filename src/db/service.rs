@@ -2,9 +2,9 @@
 //! shop and consumer saying who serves it and since when it has waited.
 
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 
-use super::conn::DbConn;
+use super::conn::{upsert, DbConn};
 use super::conversations::profiles_by_id;
 use super::models::{
     AgentRow, MessageWithSender, NewMessage, Profile, RoutingView, ServiceChatRow, ShopRow,
@@ -54,40 +54,23 @@ pub fn upsert_shop(
     capacity: Option<i32>,
     now: i64,
 ) -> QueryResult<ShopRow> {
-    conn.transaction(|conn| {
-        if find_shop(conn, shop)?.is_none() {
-            let inserted = diesel::insert_into(shops::table)
-                .values((
-                    shops::id.eq(shop.0),
-                    shops::name.eq(ShopRow::placeholder_name(shop)),
-                    shops::logo.eq(""),
-                    shops::capacity.eq(0),
-                    shops::created_at.eq(now),
-                ))
-                .execute(conn);
-            match inserted {
-                Ok(_) | Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let target = shops::table.find(shop.0);
-        if let Some(n) = name {
-            diesel::update(target)
-                .set(shops::name.eq(n))
-                .execute(conn)?;
-        }
-        if let Some(l) = logo {
-            diesel::update(target)
-                .set(shops::logo.eq(l))
-                .execute(conn)?;
-        }
-        if let Some(c) = capacity {
-            diesel::update(target)
-                .set(shops::capacity.eq(c))
-                .execute(conn)?;
-        }
-        find_shop(conn, shop)?.ok_or(DieselError::NotFound)
-    })
+    let placeholder = ShopRow::placeholder_name(shop);
+    let row = (
+        shops::id.eq(shop.0),
+        shops::name.eq(name.unwrap_or(&placeholder)),
+        shops::logo.eq(logo.unwrap_or("")),
+        shops::capacity.eq(capacity.unwrap_or(0)),
+        shops::created_at.eq(now),
+    );
+    // Setting the id to itself keeps the change valid when no field is given.
+    let change = (
+        shops::id.eq(shop.0),
+        name.map(|n| shops::name.eq(n)),
+        logo.map(|l| shops::logo.eq(l)),
+        capacity.map(|c| shops::capacity.eq(c)),
+    );
+    upsert!(&mut *conn, shops::table, row, shops::id, change)?;
+    find_shop(conn, shop)?.ok_or(DieselError::NotFound)
 }
 
 pub fn find_agent(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<AgentRow>> {
@@ -118,30 +101,15 @@ pub fn attach_agent(
         }
         ensure_user(conn, uid, now)?;
         let before = find_agent(conn, uid)?;
-        match &before {
-            Some(_) => {
-                let target = agents::table.find(uid.0);
-                diesel::update(target)
-                    .set(agents::shop_id.eq(shop.0))
-                    .execute(conn)?;
-                if let Some(n) = name {
-                    diesel::update(target)
-                        .set(agents::name.eq(n))
-                        .execute(conn)?;
-                }
-            }
-            None => {
-                diesel::insert_into(agents::table)
-                    .values((
-                        agents::uid.eq(uid.0),
-                        agents::shop_id.eq(shop.0),
-                        agents::name.eq(name.unwrap_or("")),
-                        agents::online.eq(false),
-                        agents::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
-            }
-        }
+        let row = (
+            agents::uid.eq(uid.0),
+            agents::shop_id.eq(shop.0),
+            agents::name.eq(name.unwrap_or("")),
+            agents::online.eq(false),
+            agents::created_at.eq(now),
+        );
+        let change = (agents::shop_id.eq(shop.0), name.map(|n| agents::name.eq(n)));
+        upsert!(&mut *conn, agents::table, row, agents::uid, change)?;
         Ok(Some(before.map(|a| ShopId(a.shop_id))))
     })
 }

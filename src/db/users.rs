@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::conn::DbConn;
+use super::conn::{upsert, DbConn};
 use super::models::{MessageRow, MessageWithSender, Profile, ProfileRow, ShopRow};
 use super::schema::{agents, shops, users};
 use crate::ids::UserId;
@@ -55,7 +55,8 @@ fn insert_placeholder(conn: &mut DbConn, uid: UserId, now: i64) -> QueryResult<(
     }
 }
 
-/// Creates or updates a profile; fields left `None` keep their value.
+/// Creates or updates a profile in one statement; fields left `None` keep their value
+/// (a new row takes the placeholder's).
 pub fn upsert_user(
     conn: &mut DbConn,
     uid: UserId,
@@ -63,22 +64,22 @@ pub fn upsert_user(
     avatar: Option<&str>,
     now: i64,
 ) -> QueryResult<Profile> {
-    conn.transaction(|conn| {
-        if find_profile(conn, uid)?.is_none() {
-            insert_placeholder(conn, uid, now)?;
-        }
-        if let Some(n) = nickname {
-            diesel::update(users::table.find(uid.0))
-                .set(users::nickname.eq(n))
-                .execute(conn)?;
-        }
-        if let Some(a) = avatar {
-            diesel::update(users::table.find(uid.0))
-                .set(users::avatar.eq(a))
-                .execute(conn)?;
-        }
-        find_profile(conn, uid)?.ok_or(DieselError::NotFound)
-    })
+    let placeholder = Profile::placeholder_nickname(uid);
+    let row = (
+        users::id.eq(uid.0),
+        users::nickname.eq(nickname.unwrap_or(&placeholder)),
+        users::avatar.eq(avatar.unwrap_or("")),
+        users::sign.eq(""),
+        users::created_at.eq(now),
+    );
+    // Setting the id to itself keeps the change valid when no field is given.
+    let change = (
+        users::id.eq(uid.0),
+        nickname.map(|n| users::nickname.eq(n)),
+        avatar.map(|a| users::avatar.eq(a)),
+    );
+    upsert!(&mut *conn, users::table, row, users::id, change)?;
+    find_profile(conn, uid)?.ok_or(DieselError::NotFound)
 }
 
 /// Attaches each message's sender profile and, for customer service, its shop and the
@@ -140,7 +141,24 @@ pub fn with_senders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing::db;
+    use crate::db::testing::{db, statements};
+
+    #[test]
+    fn an_upsert_is_one_write_and_one_read() {
+        let (_d, mut c) = db();
+        let (p, n) = statements(&mut c, |c| upsert_user(c, UserId(5), Some("Bo"), None, 1));
+        assert_eq!((p.unwrap().nickname.as_str(), n), ("Bo", 2));
+        let (p, n) = statements(&mut c, |c| {
+            upsert_user(c, UserId(5), None, Some("a.png"), 1)
+        });
+        let p = p.unwrap();
+        assert_eq!(
+            (p.nickname.as_str(), p.avatar.as_str(), n),
+            ("Bo", "a.png", 2)
+        );
+        let (p, n) = statements(&mut c, |c| upsert_user(c, UserId(6), None, None, 1));
+        assert_eq!((p.unwrap().nickname.as_str(), n), ("user6", 2));
+    }
 
     #[test]
     fn ensure_user_creates_a_placeholder_once() {
