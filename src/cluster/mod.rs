@@ -415,8 +415,6 @@ impl Cluster {
             }
         };
         let t = now();
-        let expiry = t + self.0.ttl_secs as i64;
-        let ttl = self.0.ttl_secs as i64;
         let mut pipe = redis::pipe();
         let mut answers = Vec::new();
         let mut delivers = 0u64;
@@ -424,43 +422,18 @@ impl Cluster {
             match op {
                 Out::Deliver { uids, text } => {
                     delivers += 1;
-                    let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
-                    for uid in &uids {
-                        for node in nodes.get(uid).into_iter().flatten() {
-                            if *node != self.0.node {
-                                by_node.entry(node).or_default().push(*uid);
-                            }
-                        }
-                    }
-                    for (node, to) in by_node {
-                        pipe.publish(self.node_channel(node), wire::encode_delivery(&to, &text))
-                            .ignore();
-                    }
+                    self.deliver_into(&mut pipe, &nodes, &uids, &text);
                 }
                 Out::Event(text) => {
                     pipe.publish(self.all_channel(), text).ignore();
                 }
                 Out::User { uid, on } => {
-                    let key = self.user_key(uid);
-                    if on {
-                        pipe.zadd(&key, &self.0.node, expiry)
-                            .ignore()
-                            .expire(&key, ttl)
-                            .ignore();
-                    } else {
-                        pipe.zrem(&key, &self.0.node).ignore();
-                    }
+                    let member = self.0.node.clone();
+                    self.presence_into(&mut pipe, self.user_key(uid), member, on, t);
                 }
                 Out::Routable { shop, uid, on } => {
-                    let key = self.routable_key(shop);
-                    if on {
-                        pipe.zadd(&key, self.routable_member(uid), expiry)
-                            .ignore()
-                            .expire(&key, ttl)
-                            .ignore();
-                    } else {
-                        pipe.zrem(&key, self.routable_member(uid)).ignore();
-                    }
+                    let member = self.routable_member(uid);
+                    self.presence_into(&mut pipe, self.routable_key(shop), member, on, t);
                 }
                 Out::Refresh => self.refresh_into(&mut pipe, t),
                 Out::Withdraw(done) => {
@@ -484,6 +457,48 @@ impl Cluster {
             let _ = done.send(());
         }
         res
+    }
+
+    /// Publishes `text` once to each other node holding some of `uids`, naming those.
+    fn deliver_into(
+        &self,
+        pipe: &mut redis::Pipeline,
+        nodes: &HashMap<UserId, Vec<String>>,
+        uids: &[UserId],
+        text: &str,
+    ) {
+        let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
+        for uid in uids {
+            for node in nodes.get(uid).into_iter().flatten() {
+                if *node != self.0.node {
+                    by_node.entry(node).or_default().push(*uid);
+                }
+            }
+        }
+        for (node, to) in by_node {
+            pipe.publish(self.node_channel(node), wire::encode_delivery(&to, text))
+                .ignore();
+        }
+    }
+
+    /// Adds `member` to the presence set `key` until the TTL runs out (`on`), or removes it.
+    fn presence_into(
+        &self,
+        pipe: &mut redis::Pipeline,
+        key: String,
+        member: String,
+        on: bool,
+        t: i64,
+    ) {
+        let ttl = self.0.ttl_secs as i64;
+        if on {
+            pipe.zadd(&key, member, t + ttl)
+                .ignore()
+                .expire(&key, ttl)
+                .ignore();
+        } else {
+            pipe.zrem(&key, member).ignore();
+        }
     }
 
     /// Renews every entry this node announced, and sweeps expired members of those keys.

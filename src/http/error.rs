@@ -31,12 +31,22 @@ pub enum HttpError {
     BadRequest(String),
     #[error("not found")]
     NoRoute,
+    /// An upload refused, in the upload route's own format (HTTP 200, the status as `code`).
+    #[error("{msg}")]
+    Upload {
+        code: u16,
+        msg: String,
+        word: &'static str,
+    },
 }
 
 impl ResponseError for HttpError {
     fn status_code(&self) -> StatusCode {
         match self {
-            HttpError::NotLoggedIn | HttpError::Text(_) | HttpError::Chat(_) => StatusCode::OK,
+            HttpError::NotLoggedIn
+            | HttpError::Text(_)
+            | HttpError::Chat(_)
+            | HttpError::Upload { .. } => StatusCode::OK,
             HttpError::Admin(AdminError::Unauthorized) => StatusCode::UNAUTHORIZED,
             HttpError::Admin(AdminError::BadRequest(_)) | HttpError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
@@ -54,6 +64,9 @@ impl ResponseError for HttpError {
             HttpError::Chat(e) => {
                 let (msg, word) = e.wire();
                 json!({"code": 0, "msg": msg, "error": word, "result": null})
+            }
+            HttpError::Upload { code, msg, word } => {
+                json!({"code": code, "msg": msg, "error": word, "data": {}})
             }
             other => json!({"code": 0, "msg": other.to_string(), "error": other.word()}),
         };
@@ -76,6 +89,7 @@ impl HttpError {
             HttpError::Admin(AdminError::NotFound(_)) | HttpError::NoRoute => "not_found",
             HttpError::Admin(AdminError::Storage) => "storage_unavailable",
             HttpError::BodyTimeout => "timeout",
+            HttpError::Upload { word, .. } => word,
             HttpError::NotLoggedIn | HttpError::Text(_) | HttpError::Chat(_) => "",
         }
     }

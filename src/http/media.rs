@@ -29,8 +29,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// layim reads `code` 0 as success and shows `msg` otherwise, so failures carry a
 /// non-zero code (an HTTP-like number) and a stable `error` word.
-fn refused(code: u16, msg: &str, word: &str) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": code, "msg": msg, "error": word, "data": {}}))
+fn refused(code: u16, msg: impl Into<String>, word: &'static str) -> HttpError {
+    HttpError::Upload {
+        code,
+        msg: msg.into(),
+        word,
+    }
 }
 
 /// The largest width or height an upload may have: a client that shows a 60,000-pixel
@@ -134,89 +138,78 @@ async fn upload(
     mut form: Multipart,
 ) -> Result<HttpResponse, HttpError> {
     let st = state(&req);
-    let limit = st.config.media.max_upload_bytes;
-    if !st.uploads.file(caller.0 .0) {
-        return Ok(refused(
+    let uid = caller.0;
+    if !st.uploads.file(uid.0) {
+        return Err(refused(
             429,
             "too many uploads, try again in a minute",
             "rate_limited",
         ));
     }
+    let limit = st.config.media.max_upload_bytes;
+    let Some(bytes) = file_field(&mut form, limit).await? else {
+        return Err(refused(
+            400,
+            "multipart field `file` is required",
+            "bad_params",
+        ));
+    };
+    let ext = check_image(&bytes).map_err(|why| refused(415, why, "not_an_image"))?;
+    if !st.uploads.bytes(uid.0, bytes.len()) {
+        return Err(refused(
+            429,
+            "upload quota for this hour is used up",
+            "rate_limited",
+        ));
+    }
+    let mut id = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut id);
+    let name = format!(
+        "{}.{ext}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let dir = PathBuf::from(&st.config.media.upload_dir);
+    let path = dir.join(&name);
+    let written = web::block(move || {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&path, &bytes)
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        log::error!("uid {uid}: saving an upload failed: {written:?}");
+        return Err(refused(
+            500,
+            "could not store the file",
+            "storage_unavailable",
+        ));
+    }
+    let src = format!("{}/media/{name}", public_base(&req));
+    Ok(HttpResponse::Ok().json(json!({"code": 0, "msg": "", "data": {"src": src}})))
+}
+
+/// The bytes of the form's first `file` field (other fields are skipped), refused past
+/// `limit` bytes as soon as they pass it; `None` if there is no such field.
+async fn file_field(form: &mut Multipart, limit: usize) -> Result<Option<Vec<u8>>, HttpError> {
+    let bad = |e: actix_multipart::MultipartError| {
+        refused(400, format!("bad multipart body: {e}"), "bad_params")
+    };
     while let Some(field) = form.next().await {
-        let mut field = match field {
-            Ok(f) => f,
-            Err(e) => {
-                return Ok(refused(
-                    400,
-                    &format!("bad multipart body: {e}"),
-                    "bad_params",
-                ))
-            }
-        };
+        let mut field = field.map_err(bad)?;
         if field.name() != Some("file") {
             continue;
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    return Ok(refused(
-                        400,
-                        &format!("bad multipart body: {e}"),
-                        "bad_params",
-                    ))
-                }
-            };
+            let chunk = chunk.map_err(bad)?;
             if bytes.len() + chunk.len() > limit {
-                return Ok(refused(
-                    413,
-                    &format!("file is larger than {limit} bytes"),
-                    "too_large",
-                ));
+                let why = format!("file is larger than {limit} bytes");
+                return Err(refused(413, why, "too_large"));
             }
             bytes.extend_from_slice(&chunk);
         }
-        let ext = match check_image(&bytes) {
-            Ok(ext) => ext,
-            Err(why) => return Ok(refused(415, why, "not_an_image")),
-        };
-        if !st.uploads.bytes(caller.0 .0, bytes.len()) {
-            return Ok(refused(
-                429,
-                "upload quota for this hour is used up",
-                "rate_limited",
-            ));
-        }
-        let mut id = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut id);
-        let name = format!(
-            "{}.{ext}",
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        let dir = PathBuf::from(&st.config.media.upload_dir);
-        let path = dir.join(&name);
-        let written = web::block(move || {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(&path, &bytes)
-        })
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
-            log::error!("uid {}: saving an upload failed: {written:?}", caller.0);
-            return Ok(refused(
-                500,
-                "could not store the file",
-                "storage_unavailable",
-            ));
-        }
-        let src = format!("{}/media/{name}", public_base(&req));
-        return Ok(HttpResponse::Ok().json(json!({"code": 0, "msg": "", "data": {"src": src}})));
+        return Ok(Some(bytes));
     }
-    Ok(refused(
-        400,
-        "multipart field `file` is required",
-        "bad_params",
-    ))
+    Ok(None)
 }
 
 /// Where this server's routes are reached from outside: `media.base_url` when set,
