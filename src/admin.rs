@@ -8,6 +8,7 @@ use actix::Addr;
 use serde::Serialize;
 
 use crate::chats::ask;
+use crate::cluster::ClusterEvent;
 use crate::db::{
     self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup, SetAgentOnline,
     UpsertShop, UpsertUser,
@@ -16,10 +17,7 @@ use crate::error::ChatError;
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 use crate::protocol::{absolute_url, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES};
 use crate::router::AgentReport;
-use crate::server::{
-    AgentFlagChanged, AgentMoved, ChatServer, Notify, OnlineAmong, ProfileChanged, ShopAgents,
-    ShopChanged,
-};
+use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents};
 
 /// The most users one notice may name; beyond that, broadcast to all.
 pub const MAX_NOTICE_UIDS: usize = 1000;
@@ -184,7 +182,8 @@ impl Admin {
             nickname: profile.nickname.clone(),
             avatar: absolute_url(&self.media_base, &profile.avatar),
         };
-        self.server.do_send(ProfileChanged(profile));
+        self.server
+            .do_send(Changed(ClusterEvent::profile(&profile)));
         Ok(info)
     }
 
@@ -207,7 +206,8 @@ impl Admin {
             capacity: update.capacity,
         }))
         .await?;
-        self.server.do_send(ShopChanged { shop });
+        self.server
+            .do_send(Changed(ClusterEvent::ShopChanged { shop }));
         Ok(ShopInfo {
             id: row.id,
             logo: absolute_url(&self.media_base, &row.logo),
@@ -228,11 +228,11 @@ impl Admin {
         let before = ask(self.db.send(AttachAgent { shop, uid, name }))
             .await?
             .ok_or(AdminError::NotFound("no such shop"))?;
-        self.server.do_send(AgentMoved {
+        self.server.do_send(Changed(ClusterEvent::AgentMoved {
             uid,
             from: before,
             to: Some(shop),
-        });
+        }));
         Ok(())
     }
 
@@ -242,11 +242,11 @@ impl Admin {
         if !ask(self.db.send(DetachAgent { shop, uid })).await? {
             return Err(AdminError::NotFound("no such agent in this shop"));
         }
-        self.server.do_send(AgentMoved {
+        self.server.do_send(Changed(ClusterEvent::AgentMoved {
             uid,
             from: Some(shop),
             to: None,
-        });
+        }));
         Ok(())
     }
 
@@ -261,7 +261,11 @@ impl Admin {
         if !ask(self.db.send(SetAgentOnline { shop, uid, online })).await? {
             return Err(AdminError::NotFound("no such agent in this shop"));
         }
-        self.server.do_send(AgentFlagChanged { shop, uid, online });
+        self.server.do_send(Changed(ClusterEvent::AgentFlagChanged {
+            shop,
+            uid,
+            online,
+        }));
         Ok(())
     }
 

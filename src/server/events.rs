@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use super::{AgentFlagChanged, AgentMoved, ChatServer, ShopChanged};
+use super::{Changed, ChatServer};
 use crate::cluster::ClusterEvent;
 use crate::db::{LoadShopIds, Profile};
 use crate::ids::ChatId;
@@ -96,36 +96,10 @@ impl ChatServer {
     }
 }
 
-impl Handler<ShopChanged> for ChatServer {
+impl Handler<Changed> for ChatServer {
     type Result = ();
 
-    fn handle(&mut self, msg: ShopChanged, ctx: &mut Context<Self>) {
-        self.apply_and_broadcast(ClusterEvent::ShopChanged { shop: msg.shop }, ctx);
-    }
-}
-
-impl Handler<AgentMoved> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentMoved, ctx: &mut Context<Self>) {
-        let event = ClusterEvent::AgentMoved {
-            uid: msg.uid,
-            from: msg.from,
-            to: msg.to,
-        };
-        self.apply_and_broadcast(event, ctx);
-    }
-}
-
-impl Handler<AgentFlagChanged> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentFlagChanged, ctx: &mut Context<Self>) {
-        let event = ClusterEvent::AgentFlagChanged {
-            shop: msg.shop,
-            uid: msg.uid,
-            online: msg.online,
-        };
-        self.apply_and_broadcast(event, ctx);
+    fn handle(&mut self, msg: Changed, ctx: &mut Context<Self>) {
+        self.apply_and_broadcast(msg.0, ctx);
     }
 }

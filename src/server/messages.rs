@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix::{Message as ActixMessage, Recipient};
 
+use crate::cluster::ClusterEvent;
 use crate::db::Profile;
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, ShopId, UserId};
@@ -78,41 +79,17 @@ pub struct OnlineAmong {
     pub uids: Vec<UserId>,
 }
 
-/// From the admin API after a profile is stored: later pushes carry the new name/avatar.
+/// From the admin operations (and `service.setOnline`) once a change is stored: apply
+/// it on this node, then on every other (a profile, a shop, an agent moved or flagged).
 #[derive(ActixMessage)]
 #[rtype(result = "()")]
-pub struct ProfileChanged(pub Profile);
+pub struct Changed(pub ClusterEvent);
 
 /// From `run` on shutdown: refuse new sends, finish stored work, close every socket
 /// with 1001. Returns once that is done.
 #[derive(ActixMessage)]
 #[rtype(result = "()")]
 pub struct Shutdown;
-
-/// From the admin API after a shop was stored: its router reads it again.
-#[derive(ActixMessage)]
-#[rtype(result = "()")]
-pub struct ShopChanged {
-    pub shop: ShopId,
-}
-
-/// From the admin API after an agent was attached, moved or detached.
-#[derive(ActixMessage)]
-#[rtype(result = "()")]
-pub struct AgentMoved {
-    pub uid: UserId,
-    pub from: Option<ShopId>,
-    pub to: Option<ShopId>,
-}
-
-/// From the admin API after an agent's online flag was stored.
-#[derive(ActixMessage)]
-#[rtype(result = "()")]
-pub struct AgentFlagChanged {
-    pub shop: ShopId,
-    pub uid: UserId,
-    pub online: bool,
-}
 
 /// From `GET /admin/shops/{id}/agents`: the agents as the shop's router sees them, or
 /// `None` if there is no such shop.

@@ -571,14 +571,6 @@ impl Handler<OnlineAmong> for ChatServer {
     }
 }
 
-impl Handler<ProfileChanged> for ChatServer {
-    type Result = ();
-
-    fn handle(&mut self, msg: ProfileChanged, ctx: &mut Context<Self>) {
-        self.apply_and_broadcast(ClusterEvent::profile(&msg.0), ctx);
-    }
-}
-
 impl Handler<FromCluster> for ChatServer {
     type Result = ();
 

@@ -6,12 +6,13 @@ use serde_json::Value;
 
 use super::{answer_later, ChatServer, ReplyTx};
 use crate::chats::ask;
+use crate::cluster::ClusterEvent;
 use crate::db::{NewMessage, SetAgentOnline};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, ShopId, UserId};
 use crate::protocol::{self, chat_type, Role, SendMsg, Transfer};
 use crate::router::{AgentPresence, ReportAgents, RouteSend, ShopRouter, TransferChat};
-use crate::server::{AgentFlagChanged, ShopAgents};
+use crate::server::{Changed, ShopAgents};
 
 /// A send that passed its checks and only needs a reply channel to be routed.
 pub(super) type Route = Box<dyn FnOnce(ReplyTx)>;
@@ -146,7 +147,11 @@ impl ChatServer {
                 return Err(ChatError::Forbidden);
             }
             // Applied here and, in cluster mode, on every node.
-            server.do_send(AgentFlagChanged { shop, uid, online });
+            server.do_send(Changed(ClusterEvent::AgentFlagChanged {
+                shop,
+                uid,
+                online,
+            }));
             Ok(protocol::ok(&()))
         });
     }
