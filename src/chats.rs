@@ -232,13 +232,13 @@ pub async fn records(
                 avatar: push.avatar,
                 nickname: push.nickname,
                 chat_id: push.chat_id,
-                from_uid,
-                to_uid,
+                from_uid: from_uid.0,
+                to_uid: to_uid.0,
                 chat_type: push.chat_type,
                 msg_type: push.msg_type,
                 msg: push.msg,
                 createtime: push.createtime,
-                mine: from_uid == uid.0,
+                mine: from_uid == uid,
             }
         })
         .collect();

@@ -1,17 +1,48 @@
-//! Typed identifiers. Every id that crosses a module boundary has its own type so a
-//! shop id can never be passed where a user id is expected.
+//! Typed identifiers: a shop id can never be passed where a user id is expected. The
+//! same types are the wire's numbers (serde) and the database's columns (Diesel), as
+//! Lemmy's `newtypes.rs` does. An id of 0 means "none" where a column allows it (a
+//! message's `shop_id` outside customer service).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::BigInt;
 use serde::{Deserialize, Serialize};
 
+/// An id newtype over `i64`: the same number on the wire (serde transparent) and in the
+/// database (a Diesel `BigInt`), so rows and queries carry the type too.
 macro_rules! int_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            AsExpression, FromSqlRow,
+        )]
         #[serde(transparent)]
+        #[diesel(sql_type = BigInt)]
         pub struct $name(pub i64);
+
+        impl<DB: Backend> ToSql<BigInt, DB> for $name
+        where
+            i64: ToSql<BigInt, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.0.to_sql(out)
+            }
+        }
+
+        impl<DB: Backend> FromSql<BigInt, DB> for $name
+        where
+            i64: FromSql<BigInt, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                i64::from_sql(bytes).map($name)
+            }
+        }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -36,13 +36,14 @@ impl<'a> Touches<'a> {
     pub fn add(&mut self, m: &'a NewMessage) {
         match m.chat_type {
             chat_type::DIRECT => {
-                self.note(m.from_uid, 0, m.to_uid, m, false);
-                self.note(m.to_uid, 0, m.from_uid, m, true);
+                self.note(m.from_uid.0, 0, m.to_uid.0, m, false);
+                self.note(m.to_uid.0, 0, m.from_uid.0, m, true);
             }
             chat_type::SERVICE => {
                 // The consumer's row names the shop; the shop's one shared row names the consumer.
-                self.note(m.consumer_uid, m.shop_id, m.shop_id, m, m.from_agent);
-                self.note(0, m.shop_id, m.consumer_uid, m, !m.from_agent);
+                let (consumer, shop) = (m.consumer_uid.0, m.shop_id.0);
+                self.note(consumer, shop, shop, m, m.from_agent);
+                self.note(0, shop, consumer, m, !m.from_agent);
             }
             _ => {}
         }

@@ -270,8 +270,8 @@ pub fn store_group_message(
     conn: &mut DbConn,
     m: &NewMessage,
 ) -> QueryResult<Option<(i64, Vec<UserId>)>> {
-    let group = GroupId(m.group_id);
-    if !is_member(conn, group, UserId(m.from_uid))? {
+    let group = m.group_id;
+    if !is_member(conn, group, m.from_uid)? {
         return Ok(None);
     }
     let id = insert_returning_id!(&mut *conn, messages::table, m, messages::id)?;
@@ -528,11 +528,11 @@ mod tests {
             ChatId::group(group).0,
             1,
             format!("hello {name}"),
-            peer.0,
-            0,
+            peer,
+            UserId(group.0),
             None,
         );
-        m.group_id = group.0;
+        m.group_id = group;
         store_group_message(c, &m).unwrap().unwrap();
         group
     }

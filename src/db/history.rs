@@ -57,7 +57,7 @@ fn load_with_senders(
         .filter(messages::id.eq_any(ids))
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
-    rows.sort_by_key(|(m, _)| if desc { -m.id } else { m.id });
+    rows.sort_by_key(|(m, _)| if desc { -m.id.0 } else { m.id.0 });
     with_senders(conn, rows)
 }
 
@@ -184,11 +184,10 @@ mod tests {
             rows[1].sender.nickname, "user2",
             "a sender without a row gets the placeholder"
         );
-        let (rows, more) =
-            sync_messages(&mut c, UserId(2), None, MsgId(rows[1].message.id), 2).unwrap();
+        let (rows, more) = sync_messages(&mut c, UserId(2), None, rows[1].message.id, 2).unwrap();
         assert!(!more);
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].message.id, ids[3].0);
+        assert_eq!(rows[0].message.id, ids[3]);
         let (rows, _) = sync_messages(&mut c, UserId(4), None, MsgId(0), 10).unwrap();
         assert_eq!(rows.len(), 1);
     }

@@ -219,8 +219,8 @@ pub(crate) mod testing {
             ChatId::direct(UserId(from), UserId(to)).0,
             1,
             text.into(),
-            from,
-            to,
+            UserId(from),
+            UserId(to),
             None,
         );
         m.createtime = 1_700_000_000;

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{messages, users};
-use crate::ids::{ShopId, UserId};
+use crate::ids::{GroupId, MsgId, ShopId, UserId};
 
 /// What pushes need of a user: the name and avatar as stored (avatar may be relative).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,17 +39,17 @@ pub struct NewMessage {
     pub chat_type: i32,
     pub msg_type: i32,
     pub msg: String,
-    pub from_uid: i64,
-    pub to_uid: i64,
-    pub shop_id: i64,
-    pub group_id: i64,
-    pub consumer_uid: i64,
+    pub from_uid: UserId,
+    pub to_uid: UserId,
+    pub shop_id: ShopId,
+    pub group_id: GroupId,
+    pub consumer_uid: UserId,
     /// Sent by one of the shop's agents (the column keeps the original's name).
     #[diesel(column_name = from_service)]
     pub from_agent: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
-    pub agent_uid: i64,
+    pub agent_uid: UserId,
 }
 
 impl NewMessage {
@@ -60,8 +60,8 @@ impl NewMessage {
         chat_id: String,
         msg_type: i32,
         msg: String,
-        from: i64,
-        to: i64,
+        from: UserId,
+        to: UserId,
         client_msg_id: Option<String>,
     ) -> NewMessage {
         NewMessage {
@@ -71,13 +71,13 @@ impl NewMessage {
             msg,
             from_uid: from,
             to_uid: to,
-            shop_id: 0,
-            group_id: 0,
-            consumer_uid: 0,
+            shop_id: ShopId::default(),
+            group_id: GroupId::default(),
+            consumer_uid: UserId::default(),
             from_agent: false,
             client_msg_id,
             createtime: crate::auth::unix_now() as i64,
-            agent_uid: 0,
+            agent_uid: UserId::default(),
         }
     }
 }
@@ -85,22 +85,22 @@ impl NewMessage {
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = messages)]
 pub struct MessageRow {
-    pub id: i64,
+    pub id: MsgId,
     pub chat_id: String,
     pub chat_type: i32,
     pub msg_type: i32,
     pub msg: String,
-    pub from_uid: i64,
-    pub to_uid: i64,
-    pub shop_id: i64,
-    pub group_id: i64,
-    pub consumer_uid: i64,
+    pub from_uid: UserId,
+    pub to_uid: UserId,
+    pub shop_id: ShopId,
+    pub group_id: GroupId,
+    pub consumer_uid: UserId,
     /// Sent by one of the shop's agents (the column keeps the original's name).
     #[diesel(column_name = from_service)]
     pub from_agent: bool,
     pub client_msg_id: Option<String>,
     pub createtime: i64,
-    pub agent_uid: i64,
+    pub agent_uid: UserId,
 }
 
 /// A stored message with its sender's current profile (a placeholder if the sender has

@@ -173,7 +173,11 @@ pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState
     })
 }
 
-fn find_chat(conn: &mut DbConn, shop: i64, consumer: i64) -> QueryResult<Option<ServiceChatRow>> {
+fn find_chat(
+    conn: &mut DbConn,
+    shop: ShopId,
+    consumer: UserId,
+) -> QueryResult<Option<ServiceChatRow>> {
     service_chats::table
         .filter(service_chats::shop_id.eq(shop))
         .filter(service_chats::consumer_uid.eq(consumer))
@@ -189,7 +193,7 @@ pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
         return Ok(());
     }
     let existing = find_chat(conn, m.shop_id, m.consumer_uid)?;
-    let (agent, waiting_from) = match (m.agent_uid, &existing) {
+    let (agent, waiting_from) = match (m.agent_uid.0, &existing) {
         (0, Some(row)) if row.waiting_from > 0 => (row.agent_uid, row.waiting_from),
         (0, Some(row)) => (row.agent_uid, id),
         (0, None) => (0, id),
@@ -226,7 +230,7 @@ pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
 /// agent's open conversations, and (if asked) the waiting conversations, oldest first.
 pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingView> {
     let conv = match q.consumer {
-        Some(c) => find_chat(conn, q.shop.0, c.0)?,
+        Some(c) => find_chat(conn, q.shop, c)?,
         None => None,
     };
     let loads = service_chats::table
@@ -270,7 +274,7 @@ pub fn assign(
     agent: UserId,
     only_if_waiting: bool,
 ) -> QueryResult<Vec<MessageWithSender>> {
-    let Some(row) = find_chat(conn, shop.0, consumer.0)? else {
+    let Some(row) = find_chat(conn, shop, consumer)? else {
         return Ok(Vec::new());
     };
     if only_if_waiting && row.waiting_from == 0 {

@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use super::conn::{upsert, DbConn};
 use super::models::{MessageRow, MessageWithSender, Profile, ProfileRow, ShopRow};
 use super::schema::{agents, shops, users};
-use crate::ids::UserId;
+use crate::ids::{ShopId, UserId};
 
 /// Succeeds when the database can be read.
 pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
@@ -89,29 +89,29 @@ pub fn with_senders(
     rows: Vec<(MessageRow, Option<ProfileRow>)>,
 ) -> QueryResult<Vec<MessageWithSender>> {
     let service = |m: &MessageRow| m.chat_type == crate::protocol::chat_type::SERVICE;
-    let mut shop_ids: Vec<i64> = rows
+    let mut shop_ids: Vec<ShopId> = rows
         .iter()
         .filter(|(m, _)| service(m))
         .map(|(m, _)| m.shop_id)
         .collect();
     shop_ids.sort_unstable();
     shop_ids.dedup();
-    let shops: HashMap<i64, ShopRow> = shops::table
+    let shops: HashMap<ShopId, ShopRow> = shops::table
         .filter(shops::id.eq_any(&shop_ids))
         .select(ShopRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(|s| (s.id, s))
+        .map(|s| (ShopId(s.id), s))
         .collect();
-    let agent_uids: Vec<i64> = rows
+    let agent_uids: Vec<UserId> = rows
         .iter()
         .filter(|(m, _)| service(m) && m.from_agent)
         .map(|(m, _)| m.from_uid)
         .collect();
-    let agent_names: HashMap<i64, String> = agents::table
+    let agent_names: HashMap<UserId, String> = agents::table
         .filter(agents::uid.eq_any(&agent_uids))
         .select((agents::uid, agents::name))
-        .load::<(i64, String)>(conn)?
+        .load::<(UserId, String)>(conn)?
         .into_iter()
         .filter(|(_, n)| !n.is_empty())
         .collect();
@@ -120,7 +120,7 @@ pub fn with_senders(
         .map(|(message, sender)| {
             let mut sender = sender
                 .map(Profile::from)
-                .unwrap_or_else(|| Profile::placeholder(UserId(message.from_uid)));
+                .unwrap_or_else(|| Profile::placeholder(message.from_uid));
             if message.from_agent {
                 if let Some(name) = agent_names.get(&message.from_uid) {
                     sender.nickname = name.clone();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
-use crate::ids::{ChatId, ShopId, UserId};
+use crate::ids::{ChatId, UserId};
 use crate::protocol::{absolute_url, chat_type, ChatPush};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
@@ -67,7 +67,7 @@ impl Presenter {
             chat_type::SYSTEM => {
                 p.nickname = self.system_nickname.to_string();
                 p.avatar = self.url(&self.system_avatar);
-                p.id = Some(0);
+                p.id = Some(UserId(0));
             }
             chat_type::SERVICE => {
                 p.shop_id = Some(m.shop_id);
@@ -75,10 +75,8 @@ impl Presenter {
                     // The consumer sees the shop, and which of its agents answered.
                     p.service_nickname = Some(std::mem::take(&mut p.nickname));
                     p.service_avatar = Some(std::mem::take(&mut p.avatar));
-                    p.nickname = shop.map_or_else(
-                        || ShopRow::placeholder_name(ShopId(m.shop_id)),
-                        |s| s.name.clone(),
-                    );
+                    p.nickname = shop
+                        .map_or_else(|| ShopRow::placeholder_name(m.shop_id), |s| s.name.clone());
                     p.avatar = self.url(shop.map_or("", |s| s.logo.as_str()));
                     p.id = None;
                 } else {
@@ -100,7 +98,7 @@ impl Presenter {
     /// `system_0`) is in the reader's own `system_{uid}` conversation, as when it was pushed.
     pub fn stored_for(&self, r: MessageWithSender, reader: UserId) -> ChatPush {
         let broadcast =
-            r.message.chat_type == crate::protocol::chat_type::SYSTEM && r.message.to_uid == 0;
+            r.message.chat_type == crate::protocol::chat_type::SYSTEM && r.message.to_uid.0 == 0;
         let mut push = self.stored(r);
         if broadcast {
             push.chat_id = ChatId::system(reader).0;
@@ -112,7 +110,7 @@ impl Presenter {
 /// A history row split into its id and the message as it was stored.
 pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
     (
-        r.id,
+        r.id.0,
         NewMessage {
             chat_id: r.chat_id,
             chat_type: r.chat_type,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ChatError;
+use crate::ids::{GroupId, ShopId, UserId};
 
 /// Reply codes (PROTOCOL.md §2).
 pub mod code {
@@ -501,15 +502,15 @@ pub struct ChatPush {
     pub nickname: String,
     pub avatar: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<i64>,
+    pub id: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_nickname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_avatar: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shop_id: Option<i64>,
+    pub shop_id: Option<ShopId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<i64>,
+    pub group_id: Option<GroupId>,
     pub chat_id: String,
     pub chat_type: i32,
     pub msg_type: i32,

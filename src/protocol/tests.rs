@@ -174,7 +174,7 @@ fn direct_push_matches_the_original_example_plus_new_fields() {
     let push = ChatPush {
         nickname: "消息发送人昵称".into(),
         avatar: "消息发送人头像地址".into(),
-        id: Some(1),
+        id: Some(UserId(1)),
         service_nickname: None,
         service_avatar: None,
         shop_id: None,

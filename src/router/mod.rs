@@ -354,7 +354,7 @@ impl ShopRouter {
             conn,
             reply,
         } = msg;
-        let consumer = UserId(message.consumer_uid);
+        let consumer = message.consumer_uid;
         let now = message.createtime;
         let mut ops: Vec<Box<dyn Write>> = Vec::new();
         let (shown_sender, audience) = match role {
@@ -377,7 +377,7 @@ impl ShopRouter {
                     Some(agent) => {
                         conv.agent = Some(agent);
                         conv.waiting = None;
-                        message.agent_uid = agent.0;
+                        message.agent_uid = agent;
                         if was_waiting {
                             ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
                         }
@@ -411,7 +411,7 @@ impl ShopRouter {
                 conv.agent = Some(sender.uid);
                 conv.waiting = None;
                 conv.last_time = now;
-                message.agent_uid = sender.uid.0;
+                message.agent_uid = sender.uid;
                 (shown, vec![consumer, sender.uid])
             }
         };
@@ -589,7 +589,7 @@ impl Handler<RouteSend> for ShopRouter {
     fn handle(&mut self, msg: RouteSend, ctx: &mut Context<Self>) {
         // A consumer's message is routed on the freshest view; an agent's needs none.
         let want = Want {
-            consumer: (msg.role == Role::Consumer).then_some(UserId(msg.message.consumer_uid)),
+            consumer: (msg.role == Role::Consumer).then_some(msg.message.consumer_uid),
             ..Want::default()
         };
         if want.consumer.is_none() {

@@ -30,11 +30,12 @@ impl ChatServer {
             ChatId::group(group).0,
             m.msg_type as i32,
             m.msg,
-            uid.0,
-            group.0,
+            uid,
+            // The original stores a group message's group id as its to_uid.
+            UserId(group.0),
             client_msg_id,
         );
-        message.group_id = group.0;
+        message.group_id = group;
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push))
     }
@@ -137,13 +138,14 @@ impl Handler<Notify> for ChatServer {
         };
         let mut answers = Vec::with_capacity(targets.len());
         for to in targets {
-            let uid = to.map_or(0, |u| u.0);
+            // A notice to everyone is stored once, to uid 0.
+            let uid = to.unwrap_or(UserId(0));
             let mut message = NewMessage::new(
                 chat_type::SYSTEM,
-                ChatId::system(UserId(uid)).0,
+                ChatId::system(uid).0,
                 msg.msg_type,
                 msg.msg.clone(),
-                0,
+                UserId(0),
                 uid,
                 None,
             );

@@ -259,8 +259,8 @@ impl ChatServer {
             ChatId::direct(uid, to).0,
             m.msg_type as i32,
             m.msg,
-            uid.0,
-            to.0,
+            uid,
+            to,
             client_msg_id,
         );
         let push = self.presenter.push(&message, 0, &sender, None);

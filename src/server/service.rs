@@ -109,12 +109,12 @@ impl ChatServer {
             ChatId::service(shop, consumer).0,
             m.msg_type as i32,
             m.msg,
-            uid.0,
-            m.to_uid,
+            uid,
+            UserId(m.to_uid),
             client_msg_id,
         );
-        message.shop_id = shop.0;
-        message.consumer_uid = consumer.0;
+        message.shop_id = shop;
+        message.consumer_uid = consumer;
         message.from_agent = role == Role::Agent;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
