@@ -15,7 +15,9 @@ use crate::db::{
 };
 use crate::error::ChatError;
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
-use crate::protocol::{absolute_url, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES};
+use crate::protocol::{
+    absolute_url, MsgType, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES,
+};
 use crate::router::AgentReport;
 use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents};
 
@@ -387,18 +389,13 @@ impl Admin {
             }
             Audience::Users(_) => return Err(bad("uids must be at most 1000 positive ids")),
         };
-        if !matches!(msg_type, 1 | 2) {
-            return Err(bad("msg_type must be 1 or 2"));
-        }
+        let msg_type =
+            MsgType::from_code(msg_type).ok_or_else(|| bad("msg_type must be 1 or 2"))?;
         if msg.is_empty() || msg.chars().count() > self.max_msg_chars {
             return Err(bad("msg must be non-empty and within limits.max_msg_chars"));
         }
         self.server
-            .send(Notify {
-                to,
-                msg_type: msg_type as i32,
-                msg,
-            })
+            .send(Notify { to, msg_type, msg })
             .await
             .map_err(|_| AdminError::Storage)?
             .map_err(AdminError::from)

@@ -65,7 +65,7 @@ pub async fn recent_chats(
     let rows: Vec<RecentChatRow> = views
         .into_iter()
         .map(|mut v| {
-            if v.row.chat_type == crate::protocol::chat_type::SYSTEM {
+            if v.row.chat_type == crate::protocol::ChatType::System {
                 (v.peer_name, v.peer_avatar) = presenter.system_card();
             }
             v

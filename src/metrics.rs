@@ -82,15 +82,15 @@ impl Metrics {
     }
 
     /// Counts one stored message of `chat_type`.
-    pub fn count_stored(&self, chat_type: i32) {
-        match usize::try_from(chat_type - 1)
+    pub fn count_stored(&self, chat_type: crate::protocol::ChatType) {
+        match usize::try_from(chat_type.code() - 1)
             .ok()
             .and_then(|i| self.stored_by_type.get(i))
         {
             Some(counter) => counter.inc(),
             None => self
                 .stored
-                .with_label_values(&[&chat_type.to_string()])
+                .with_label_values(&[&chat_type.code().to_string()])
                 .inc(),
         }
     }

@@ -10,7 +10,7 @@ use super::conn::DbConn;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
 use super::schema::{conversations, shops, users};
 use crate::ids::{ShopId, UserId};
-use crate::protocol::chat_type;
+use crate::protocol::ChatType;
 
 /// The most rows a recent-chat list returns.
 pub const MAX_RECENT: i64 = 200;
@@ -35,11 +35,11 @@ impl<'a> Touches<'a> {
     /// Notes every conversation row `m` changes.
     pub fn add(&mut self, m: &'a NewMessage) {
         match m.chat_type {
-            chat_type::DIRECT => {
+            ChatType::Direct => {
                 self.note(m.from_uid.0, 0, m.to_uid.0, m, false);
                 self.note(m.to_uid.0, 0, m.from_uid.0, m, true);
             }
-            chat_type::SERVICE => {
+            ChatType::Service => {
                 // The consumer's row names the shop; the shop's one shared row names the consumer.
                 let (consumer, shop) = (m.consumer_uid.0, m.shop_id.0);
                 self.note(consumer, shop, shop, m, m.from_agent);
@@ -167,7 +167,7 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
         .select(ConversationRow::as_select())
         .load(conn)?;
     // A consumer's service row faces a shop; every other row faces a user.
-    let faces_shop = |r: &ConversationRow| r.chat_type == chat_type::SERVICE && r.owner_uid != 0;
+    let faces_shop = |r: &ConversationRow| r.chat_type == ChatType::Service && r.owner_uid != 0;
     let peers: Vec<i64> = rows
         .iter()
         .filter(|r| !faces_shop(r))
@@ -265,7 +265,7 @@ pub fn mark(conn: &mut DbConn, side: Side, chat: &str, mark: Mark) -> QueryResul
 pub fn direct_peers(conn: &mut DbConn, uid: UserId, limit: i64) -> QueryResult<Vec<i64>> {
     conversations::table
         .filter(conversations::owner_uid.eq(uid.0))
-        .filter(conversations::chat_type.eq(chat_type::DIRECT))
+        .filter(conversations::chat_type.eq(ChatType::Direct))
         .order(conversations::last_time.desc())
         .limit(limit)
         .select(conversations::peer_id)

@@ -14,7 +14,7 @@ use super::models::{ConversationRow, ConversationView, NewMessage, Profile};
 use super::schema::{chat_groups, group_members, messages, notice_reads};
 use super::users::ensure_user;
 use crate::ids::{ChatId, GroupId, UserId};
-use crate::protocol::chat_type;
+use crate::protocol::{ChatType, MsgType};
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = chat_groups)]
@@ -26,7 +26,7 @@ pub struct GroupRow {
     pub last_msg: String,
     pub last_uid: i64,
     pub last_time: i64,
-    pub msg_type: i32,
+    pub msg_type: MsgType,
     /// Anyone may `group.join` an open group; a private one takes members only from its
     /// owner (contacts in both directions) or the platform.
     pub is_open: bool,
@@ -123,7 +123,7 @@ pub fn exchanged(conn: &mut DbConn, owner: UserId, others: &[UserId]) -> QueryRe
     let chats: Vec<String> = others.iter().map(|o| ChatId::direct(owner, *o).0).collect();
     let senders: Vec<i64> = others.iter().map(|o| o.0).chain([owner.0]).collect();
     let pairs: std::collections::HashSet<(String, i64)> = messages::table
-        .filter(messages::chat_type.eq(chat_type::DIRECT))
+        .filter(messages::chat_type.eq(ChatType::Direct))
         .filter(messages::chat_id.eq_any(&chats))
         .filter(messages::from_uid.eq_any(&senders))
         .select((messages::chat_id, messages::from_uid))
@@ -318,7 +318,7 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
                 owner_uid: uid.0,
                 shop_id: 0,
                 chat_id: ChatId::group(GroupId(g.id)).0,
-                chat_type: chat_type::GROUP,
+                chat_type: ChatType::Group,
                 peer_id: g.id,
                 last_msg: g.last_msg.clone(),
                 last_uid: g.last_uid,
@@ -342,7 +342,7 @@ fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<i64, i64>
         .and(group_members::uid.eq(uid.0));
     Ok(messages::table
         .inner_join(group_members::table.on(me))
-        .filter(messages::chat_type.eq(chat_type::GROUP))
+        .filter(messages::chat_type.eq(ChatType::Group))
         .filter(messages::group_id.gt(0)) // lets SQLite use its partial index
         .filter(messages::id.gt(group_members::read_upto))
         .filter(messages::id.gt(group_members::joined_from))
@@ -360,12 +360,12 @@ pub(super) fn notices_for(uid: UserId, from: i64) -> Cond {
     if from == 0 {
         return Box::new(
             messages::chat_type
-                .eq(chat_type::SYSTEM)
+                .eq(ChatType::System)
                 .and(messages::to_uid.eq_any([uid.0, 0])),
         );
     }
     Box::new(
-        messages::chat_type.eq(chat_type::SYSTEM).and(
+        messages::chat_type.eq(ChatType::System).and(
             messages::to_uid
                 .eq(uid.0)
                 .or(messages::to_uid.eq(0).and(messages::id.gt(from))),
@@ -416,7 +416,7 @@ fn notice_cursors(conn: &mut DbConn, uid: UserId) -> QueryResult<(i64, i64)> {
 pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<ConversationView>> {
     let (read_upto, hidden_upto) = notice_cursors(conn, uid)?;
     let from = broadcasts_from(conn, uid)?;
-    let last: Option<(i64, String, i64, i32)> = messages::table
+    let last: Option<(i64, String, i64, MsgType)> = messages::table
         .filter(notices_for(uid, from))
         .order(messages::id.desc())
         .select((
@@ -441,7 +441,7 @@ pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<C
             owner_uid: uid.0,
             shop_id: 0,
             chat_id: ChatId::system(uid).0,
-            chat_type: chat_type::SYSTEM,
+            chat_type: ChatType::System,
             peer_id: 0,
             last_msg,
             last_uid: 0,
@@ -524,9 +524,9 @@ mod tests {
             .unwrap()
             .unwrap();
         let mut m = NewMessage::new(
-            chat_type::GROUP,
+            ChatType::Group,
             ChatId::group(group).0,
-            1,
+            MsgType::Text,
             format!("hello {name}"),
             peer,
             UserId(group.0),

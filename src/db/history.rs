@@ -12,32 +12,32 @@ use crate::ids::{GroupId, MsgId, ShopId, UserId};
 /// What `uid` may see: its 1:1s, its customer-service chats (and its shop's, as an
 /// agent), its notices, and its groups from when it joined.
 fn visible_to(conn: &mut DbConn, uid: UserId, agent_shop: Option<ShopId>) -> QueryResult<Cond> {
-    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE};
+    use crate::protocol::ChatType;
     // Its 1:1 chats are those it has a conversation row of (written with their first
     // message), which lets the database read them by (chat_id, id).
     let my_direct_chats = super::schema::conversations::table
         .filter(super::schema::conversations::owner_uid.eq(uid.0))
         .filter(super::schema::conversations::shop_id.eq(0))
-        .filter(super::schema::conversations::chat_type.eq(DIRECT))
+        .filter(super::schema::conversations::chat_type.eq(ChatType::Direct))
         .select(super::schema::conversations::chat_id);
     let direct = messages::chat_type
-        .eq(DIRECT)
+        .eq(ChatType::Direct)
         .and(messages::chat_id.eq_any(my_direct_chats));
     // The `> 0` terms change nothing but let SQLite use its partial indexes (migration 5).
     let as_consumer = messages::chat_type
-        .eq(SERVICE)
+        .eq(ChatType::Service)
         .and(messages::consumer_uid.eq(uid.0))
         .and(messages::consumer_uid.gt(0));
     // Shop ids are positive, so -1 matches nothing for a user who is no agent.
     let as_agent = messages::chat_type
-        .eq(SERVICE)
+        .eq(ChatType::Service)
         .and(messages::shop_id.eq(agent_shop.map_or(-1, |s| s.0)))
         .and(messages::shop_id.gt(0));
     let notices = super::groups::notices_for(uid, super::groups::broadcasts_from(conn, uid)?);
     let mut cond: Cond = Box::new(direct.or(as_consumer).or(as_agent).or(notices));
     for (group, from) in super::groups::sync_memberships(conn, uid)? {
         let in_group = messages::chat_type
-            .eq(GROUP)
+            .eq(ChatType::Group)
             .and(messages::group_id.eq(group))
             .and(messages::group_id.gt(0))
             .and(messages::id.gt(from));
@@ -103,23 +103,23 @@ pub enum RecordScope {
 }
 
 fn scope_cond(conn: &mut DbConn, scope: &RecordScope) -> QueryResult<Cond> {
-    use crate::protocol::chat_type::{DIRECT, GROUP, SERVICE};
+    use crate::protocol::ChatType;
     Ok(match scope {
         RecordScope::Direct(chat) => Box::new(
             messages::chat_type
-                .eq(DIRECT)
+                .eq(ChatType::Direct)
                 .and(messages::chat_id.eq(chat.clone())),
         ),
         RecordScope::Service { shop, consumer } => Box::new(
             messages::chat_type
-                .eq(SERVICE)
+                .eq(ChatType::Service)
                 .and(messages::shop_id.eq(shop.0))
                 .and(messages::shop_id.gt(0))
                 .and(messages::consumer_uid.eq(consumer.0)),
         ),
         RecordScope::Group { group, from } => Box::new(
             messages::chat_type
-                .eq(GROUP)
+                .eq(ChatType::Group)
                 .and(messages::group_id.eq(group.0))
                 .and(messages::group_id.gt(0))
                 .and(messages::id.gt(*from)),

@@ -215,9 +215,9 @@ pub(crate) mod testing {
 
     pub fn direct(from: i64, to: i64, text: &str) -> NewMessage {
         let mut m = NewMessage::new(
-            1,
+            crate::protocol::ChatType::Direct,
             ChatId::direct(UserId(from), UserId(to)).0,
-            1,
+            crate::protocol::MsgType::Text,
             text.into(),
             UserId(from),
             UserId(to),

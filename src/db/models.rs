@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::{messages, users};
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
+use crate::protocol::{ChatType, MsgType};
 
 /// What pushes need of a user: the name and avatar as stored (avatar may be relative).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +37,8 @@ impl Profile {
 #[diesel(treat_none_as_default_value = false)]
 pub struct NewMessage {
     pub chat_id: String,
-    pub chat_type: i32,
-    pub msg_type: i32,
+    pub chat_type: ChatType,
+    pub msg_type: MsgType,
     pub msg: String,
     pub from_uid: UserId,
     pub to_uid: UserId,
@@ -56,9 +57,9 @@ impl NewMessage {
     /// A message of `chat_type` in conversation `chat_id` from `from` to `to`, stamped
     /// now; the fields of other chat types are zero until the caller sets them.
     pub fn new(
-        chat_type: i32,
+        chat_type: ChatType,
         chat_id: String,
-        msg_type: i32,
+        msg_type: MsgType,
         msg: String,
         from: UserId,
         to: UserId,
@@ -87,8 +88,8 @@ impl NewMessage {
 pub struct MessageRow {
     pub id: MsgId,
     pub chat_id: String,
-    pub chat_type: i32,
-    pub msg_type: i32,
+    pub chat_type: ChatType,
+    pub msg_type: MsgType,
     pub msg: String,
     pub from_uid: UserId,
     pub to_uid: UserId,
@@ -138,12 +139,12 @@ pub struct ConversationRow {
     pub owner_uid: i64,
     pub shop_id: i64,
     pub chat_id: String,
-    pub chat_type: i32,
+    pub chat_type: ChatType,
     pub peer_id: i64,
     pub last_msg: String,
     pub last_uid: i64,
     pub last_time: i64,
-    pub msg_type: i32,
+    pub msg_type: MsgType,
     pub unread_count: i32,
     pub hidden: bool,
 }

@@ -13,7 +13,7 @@ use super::models::{
 use super::schema::{agents, messages, service_chats, shops};
 use super::users::ensure_user;
 use crate::ids::{ShopId, UserId};
-use crate::protocol::chat_type;
+use crate::protocol::ChatType;
 
 /// What a ShopRouter in cluster mode reads before it decides.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,7 +189,7 @@ fn find_chat(
 /// Keeps the service conversation of a stored chat_type-4 message up to date: the
 /// agent it went to or came from serves it; with none, it waits from this message on.
 pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
-    if m.chat_type != chat_type::SERVICE {
+    if m.chat_type != ChatType::Service {
         return Ok(());
     }
     let existing = find_chat(conn, m.shop_id, m.consumer_uid)?;
@@ -305,7 +305,7 @@ pub fn assign(
     }
     let rows = messages::table
         .left_join(super::schema::users::table)
-        .filter(messages::chat_type.eq(chat_type::SERVICE))
+        .filter(messages::chat_type.eq(ChatType::Service))
         .filter(messages::shop_id.eq(shop.0))
         .filter(messages::shop_id.gt(0)) // lets SQLite use its partial index
         .filter(messages::consumer_uid.eq(consumer.0))

@@ -88,7 +88,7 @@ pub fn with_senders(
     conn: &mut DbConn,
     rows: Vec<(MessageRow, Option<ProfileRow>)>,
 ) -> QueryResult<Vec<MessageWithSender>> {
-    let service = |m: &MessageRow| m.chat_type == crate::protocol::chat_type::SERVICE;
+    let service = |m: &MessageRow| m.chat_type == crate::protocol::ChatType::Service;
     let mut shop_ids: Vec<ShopId> = rows
         .iter()
         .filter(|(m, _)| service(m))

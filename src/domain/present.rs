@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
 use crate::ids::{ChatId, UserId};
-use crate::protocol::{absolute_url, chat_type, ChatPush};
+use crate::protocol::{absolute_url, ChatPush, ChatType};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
 #[derive(Clone)]
@@ -63,13 +63,13 @@ impl Presenter {
             client_msg_id: m.client_msg_id.clone(),
         };
         match m.chat_type {
-            chat_type::GROUP => p.group_id = Some(m.group_id),
-            chat_type::SYSTEM => {
+            ChatType::Group => p.group_id = Some(m.group_id),
+            ChatType::System => {
                 p.nickname = self.system_nickname.to_string();
                 p.avatar = self.url(&self.system_avatar);
                 p.id = Some(UserId(0));
             }
-            chat_type::SERVICE => {
+            ChatType::Service => {
                 p.shop_id = Some(m.shop_id);
                 if m.from_agent {
                     // The consumer sees the shop, and which of its agents answered.
@@ -97,8 +97,7 @@ impl Presenter {
     /// A stored message as `reader` sees it: a notice to everyone (stored once, as
     /// `system_0`) is in the reader's own `system_{uid}` conversation, as when it was pushed.
     pub fn stored_for(&self, r: MessageWithSender, reader: UserId) -> ChatPush {
-        let broadcast =
-            r.message.chat_type == crate::protocol::chat_type::SYSTEM && r.message.to_uid.0 == 0;
+        let broadcast = r.message.chat_type == ChatType::System && r.message.to_uid.0 == 0;
         let mut push = self.stored(r);
         if broadcast {
             push.chat_id = ChatId::system(reader).0;

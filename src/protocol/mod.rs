@@ -27,12 +27,102 @@ pub mod code {
     pub const SERVICE_EVENT: i32 = 202;
 }
 
-/// chat_type values (PROTOCOL.md §4).
-pub mod chat_type {
-    pub const DIRECT: i32 = 1;
-    pub const GROUP: i32 = 2;
-    pub const SYSTEM: i32 = 3;
-    pub const SERVICE: i32 = 4;
+/// Declares a wire enum: its number on the wire (serde) and in the database (a Diesel
+/// `Integer`), and the numbers that name it.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $n:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(
+            Copy, Clone, Debug, PartialEq, Eq, Hash, diesel::expression::AsExpression,
+            diesel::deserialize::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $n),*
+        }
+
+        impl $name {
+            /// Its number.
+            pub fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// The variant a number names, if any.
+            pub fn from_code(n: i64) -> Option<$name> {
+                match n {
+                    $($n => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_i32(self.code())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let n = i64::deserialize(d)?;
+                $name::from_code(n).ok_or_else(|| {
+                    serde::de::Error::custom(format!("{} {n} is unknown", stringify!($name)))
+                })
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::serialize::ToSql<diesel::sql_types::Integer, DB>
+            for $name
+        where
+            i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
+                // Each number is a constant, so it outlives the statement being built.
+                match self {
+                    $($name::$variant => <i32 as diesel::serialize::ToSql<
+                        diesel::sql_types::Integer,
+                        DB,
+                    >>::to_sql(&$n, out),)*
+                }
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::deserialize::FromSql<diesel::sql_types::Integer, DB>
+            for $name
+        where
+            i32: diesel::deserialize::FromSql<diesel::sql_types::Integer, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let n = i32::from_sql(bytes)?;
+                $name::from_code(i64::from(n))
+                    .ok_or_else(|| format!("{} {n} is unknown", stringify!($name)).into())
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// What kind of conversation a message is in (PROTOCOL.md §4).
+    ChatType {
+        Direct = 1,
+        Group = 2,
+        /// System notices from the platform.
+        System = 3,
+        /// Customer service between a consumer and a shop.
+        Service = 4,
+    }
+}
+
+wire_enum! {
+    /// What a message holds.
+    MsgType {
+        Text = 1,
+        /// An image URL.
+        Image = 2,
+    }
 }
 
 pub const PONG: &str = r#"{"code":-1,"msg":"PONG"}"#;
@@ -167,11 +257,14 @@ pub struct SendMsg {
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 impl SendMsg {
+    /// The message type, if it is one.
+    pub fn kind(&self) -> Result<MsgType, ChatError> {
+        MsgType::from_code(self.msg_type).ok_or_else(|| ChatError::bad("msg_type must be 1 or 2"))
+    }
+
     /// Checks the fields every chat type shares; returns the client_msg_id, if any.
     pub fn validate_common(&self, max_msg_chars: usize) -> Result<Option<String>, ChatError> {
-        if !matches!(self.msg_type, 1 | 2) {
-            return Err(ChatError::bad("msg_type must be 1 or 2"));
-        }
+        self.kind()?;
         if self.msg.is_empty() {
             return Err(ChatError::bad("msg is empty"));
         }
@@ -181,14 +274,17 @@ impl SendMsg {
         if self.to_uid <= 0 {
             return Err(ChatError::bad("to_uid must be a positive id"));
         }
-        match &self.client_msg_id {
-            Value::Null => Ok(None),
-            Value::String(s) if s.is_empty() => Ok(None),
-            Value::String(s) if s.len() <= MAX_CLIENT_MSG_ID => Ok(Some(s.clone())),
-            _ => Err(ChatError::bad(
-                "client_msg_id must be a string of at most 64 bytes",
-            )),
-        }
+        let client_msg_id = match &self.client_msg_id {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if s.len() <= MAX_CLIENT_MSG_ID => Some(s.clone()),
+            _ => {
+                return Err(ChatError::bad(
+                    "client_msg_id must be a string of at most 64 bytes",
+                ))
+            }
+        };
+        Ok(client_msg_id)
     }
 
     /// role_type for chat_type 4: 0/"user" or 1/"service".
@@ -512,8 +608,8 @@ pub struct ChatPush {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<GroupId>,
     pub chat_id: String,
-    pub chat_type: i32,
-    pub msg_type: i32,
+    pub chat_type: ChatType,
+    pub msg_type: MsgType,
     pub msg: String,
     pub createtime: i64,
     pub msg_id: i64,
@@ -541,8 +637,8 @@ pub struct RecentChatRow {
     pub last_msg: String,
     pub last_uid: i64,
     pub last_time: i64,
-    pub chat_type: i32,
-    pub msg_type: i32,
+    pub chat_type: ChatType,
+    pub msg_type: MsgType,
     pub unread_count: i64,
 }
 
@@ -562,8 +658,8 @@ pub struct RecordRow {
     pub chat_id: String,
     pub from_uid: i64,
     pub to_uid: i64,
-    pub chat_type: i32,
-    pub msg_type: i32,
+    pub chat_type: ChatType,
+    pub msg_type: MsgType,
     pub msg: String,
     pub createtime: i64,
     pub mine: bool,

@@ -11,7 +11,7 @@ use crate::db::groups::{Joined, Joiner};
 use crate::db::{CreateGroup, GroupMembers, JoinGroup, LeaveGroup, NewMessage, UserGroups};
 use crate::error::ChatError;
 use crate::ids::{ChatId, GroupId, MsgId, UserId};
-use crate::protocol::{self, chat_type, code, ChatPush, MemberRow, Request, SendMsg};
+use crate::protocol::{self, code, ChatPush, ChatType, MemberRow, Request, SendMsg};
 use crate::writes::StoreNotice;
 
 impl ChatServer {
@@ -23,12 +23,13 @@ impl ChatServer {
         m: SendMsg,
     ) -> Result<(NewMessage, ChatPush), ChatError> {
         let client_msg_id = m.validate_common(self.max_msg_chars)?;
+        let msg_type = m.kind()?;
         let group = GroupId(m.to_uid);
         let sender = self.sender_profile(uid)?;
         let mut message = NewMessage::new(
-            chat_type::GROUP,
+            ChatType::Group,
             ChatId::group(group).0,
-            m.msg_type as i32,
+            msg_type,
             m.msg,
             uid,
             // The original stores a group message's group id as its to_uid.
@@ -141,7 +142,7 @@ impl Handler<Notify> for ChatServer {
             // A notice to everyone is stored once, to uid 0.
             let uid = to.unwrap_or(UserId(0));
             let mut message = NewMessage::new(
-                chat_type::SYSTEM,
+                ChatType::System,
                 ChatId::system(uid).0,
                 msg.msg_type,
                 msg.msg.clone(),

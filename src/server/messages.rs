@@ -105,6 +105,6 @@ pub struct ShopAgents {
 #[rtype(result = "Result<Vec<MsgId>, ChatError>")]
 pub struct Notify {
     pub to: Option<Vec<UserId>>,
-    pub msg_type: i32,
+    pub msg_type: crate::protocol::MsgType,
     pub msg: String,
 }

@@ -28,7 +28,9 @@ use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
 use crate::metrics::Metrics;
-use crate::protocol::{self, chat_type, code, ChatPush, Request, SendMsg, SyncPage, SyncRequest};
+use crate::protocol::{
+    self, code, ChatPush, ChatType, MsgType, Request, SendMsg, SyncPage, SyncRequest,
+};
 use crate::router::ShopRouter;
 use crate::writes::{Effects, StoreMessage, Write};
 use write_queue::WriteQueue;
@@ -206,22 +208,21 @@ impl ChatServer {
         reply: ReplyTx,
         ctx: &mut Context<Self>,
     ) {
-        let ready = match i32::try_from(m.chat_type).unwrap_or(-1) {
+        let image = MsgType::from_code(m.msg_type) == Some(MsgType::Image);
+        let ready = match ChatType::from_code(m.chat_type) {
             _ if self.shutting_down => Err(ChatError::ShuttingDown),
-            _ if m.msg_type == 2 && !self.image_hosts.allows(&m.msg) => {
-                Err(ChatError::ImageHostNotAllowed)
-            }
-            chat_type::DIRECT => self.direct_send(uid, m),
+            _ if image && !self.image_hosts.allows(&m.msg) => Err(ChatError::ImageHostNotAllowed),
+            Some(ChatType::Direct) => self.direct_send(uid, m),
             // The audience of a group message is its membership, read when it is stored.
-            chat_type::GROUP => self
+            Some(ChatType::Group) => self
                 .group_send(uid, m)
                 .map(|(message, push)| (message, push, Vec::new())),
-            chat_type::SERVICE => match self.service_send(conn, uid, m, ctx) {
+            Some(ChatType::Service) => match self.service_send(conn, uid, m, ctx) {
                 Ok(route) => return route(reply),
                 Err(e) => Err(e),
             },
-            chat_type::SYSTEM => Err(ChatError::SystemReserved),
-            _ => Err(ChatError::bad("chat_type must be 1, 2 or 4")),
+            Some(ChatType::System) => Err(ChatError::SystemReserved),
+            None => Err(ChatError::bad("chat_type must be 1, 2 or 4")),
         };
         match ready {
             Ok((message, push, audience)) => {
@@ -249,15 +250,16 @@ impl ChatServer {
         m: SendMsg,
     ) -> Result<(NewMessage, ChatPush, Vec<UserId>), ChatError> {
         let client_msg_id = m.validate_common(self.max_msg_chars)?;
+        let msg_type = m.kind()?;
         let to = UserId(m.to_uid);
         if to == uid {
             return Err(ChatError::bad("to_uid is the sender"));
         }
         let sender = self.sender_profile(uid)?;
         let message = NewMessage::new(
-            chat_type::DIRECT,
+            ChatType::Direct,
             ChatId::direct(uid, to).0,
-            m.msg_type as i32,
+            msg_type,
             m.msg,
             uid,
             to,

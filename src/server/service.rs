@@ -10,7 +10,7 @@ use crate::cluster::ClusterEvent;
 use crate::db::{NewMessage, SetAgentOnline};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, ShopId, UserId};
-use crate::protocol::{self, chat_type, Role, SendMsg, Transfer};
+use crate::protocol::{self, ChatType, Role, SendMsg, Transfer};
 use crate::router::{AgentPresence, ReportAgents, RouteSend, ShopRouter, TransferChat};
 use crate::server::{Changed, ShopAgents};
 
@@ -79,6 +79,7 @@ impl ChatServer {
         ctx: &mut Context<Self>,
     ) -> Result<Route, ChatError> {
         let client_msg_id = m.validate_common(self.max_msg_chars)?;
+        let msg_type = m.kind()?;
         let role = m.role()?;
         let named_shop = given_shop(&m.shop_id)?;
         let (shop, consumer) = match role {
@@ -105,9 +106,9 @@ impl ChatServer {
         }
         let sender = self.sender_profile(uid)?;
         let mut message = NewMessage::new(
-            chat_type::SERVICE,
+            ChatType::Service,
             ChatId::service(shop, consumer).0,
-            m.msg_type as i32,
+            msg_type,
             m.msg,
             uid,
             UserId(m.to_uid),

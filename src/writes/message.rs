@@ -9,7 +9,7 @@ use super::{Effects, ReplyTx, Write};
 use crate::db::{groups, store, Apply, DbConn, NewMessage, Touches};
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, UserId};
-use crate::protocol::{self, chat_type, ChatPush, SendAck};
+use crate::protocol::{self, ChatPush, ChatType, SendAck};
 
 pub struct StoreMessage {
     message: NewMessage,
@@ -70,7 +70,7 @@ impl Apply for StoreMessage {
                 chat_id,
                 createtime,
             }
-        } else if m.chat_type == chat_type::GROUP {
+        } else if m.chat_type == ChatType::Group {
             match groups::store_group_message(conn, m)? {
                 Some((id, members)) => Outcome::Stored {
                     id: MsgId(id),
