@@ -18,7 +18,7 @@ use crate::ids::{GroupId, MsgId, ShopId, UserId};
 use crate::protocol::{
     absolute_url, MsgType, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES,
 };
-use crate::router::AgentReport;
+use crate::routing::AgentReport;
 use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents};
 
 /// The most users one notice may name; beyond that, broadcast to all.

@@ -1,8 +1,6 @@
 //! Token authentication (PROTOCOL.md §1): HS256 JWTs shared with the e-commerce
 //! platform, the user id read at a configurable claim path.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
@@ -124,12 +122,7 @@ impl Authenticator {
     }
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 /// The token of a request: `?token=` first, then `authorizations: bear X` or
 /// `Authorization: Bearer X` (scheme word case-insensitive).

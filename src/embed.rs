@@ -43,6 +43,7 @@ use crate::db::{self, DbExecutor};
 use crate::domain::Presenter;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::router::ShopRouter;
 use crate::server::{ChatServer, Shutdown};
 use crate::StartError;
 
@@ -105,6 +106,7 @@ impl Builder {
             &config,
             metrics.clone(),
             cluster.clone(),
+            ShopRouter::starter(db.clone(), Presenter::new(&config), cluster.clone()),
         )
         .start();
         let admin = Admin::new(db.clone(), server.clone(), &config);

@@ -95,7 +95,7 @@ enum Out {
 }
 
 fn now() -> i64 {
-    crate::auth::unix_now() as i64
+    crate::clock::unix_now() as i64
 }
 
 /// The score range of live members: expiring strictly after this second, so an entry

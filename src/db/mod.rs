@@ -65,7 +65,7 @@ impl DbExecutor {
 }
 
 fn now() -> i64 {
-    crate::auth::unix_now() as i64
+    crate::clock::unix_now() as i64
 }
 
 /// Declares a command for the DbExecutor: the message (named as a command, with its

@@ -77,7 +77,7 @@ impl NewMessage {
             consumer_uid: UserId::default(),
             from_agent: false,
             client_msg_id,
-            createtime: crate::auth::unix_now() as i64,
+            createtime: crate::clock::unix_now() as i64,
             agent_uid: UserId::default(),
         }
     }

@@ -4,8 +4,6 @@
 //! order; the writes they imply go back to ChatServer's write queue, so a decision is
 //! acted on (acks, pushes, backlogs) only once it is committed.
 
-pub mod messages;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -14,7 +12,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::oneshot;
 
-pub use messages::*;
+use crate::routing::{
+    AgentFlag, AgentPresence, AgentReport, ReloadAgents, ReportAgents, RouteSend, RouterMail,
+    StartRouter, TransferChat,
+};
 
 use crate::cluster::Cluster;
 use crate::db::{
@@ -102,6 +103,27 @@ pub struct ShopRouter {
 }
 
 impl ShopRouter {
+    /// How ChatServer starts routers: each with the database, the push shapes and the
+    /// cluster link given here.
+    pub fn starter(
+        db: Addr<DbExecutor>,
+        presenter: Presenter,
+        cluster: Option<Cluster>,
+    ) -> StartRouter {
+        Box::new(move |shop, queue| {
+            let addr = ShopRouter::new(shop, queue, db.clone(), presenter.clone(), cluster.clone())
+                .start();
+            RouterMail {
+                route: addr.clone().recipient(),
+                presence: addr.clone().recipient(),
+                flag: addr.clone().recipient(),
+                reload: addr.clone().recipient(),
+                transfer: addr.clone().recipient(),
+                report: addr.recipient(),
+            }
+        })
+    }
+
     pub fn new(
         shop: ShopId,
         queue: Recipient<Enqueue>,
@@ -143,7 +165,7 @@ impl ShopRouter {
             shop: self.shop,
             consumer: want.consumer,
             waiting: want.waiting,
-            open_since: crate::auth::unix_now() as i64 - OPEN_IDLE_SECS,
+            open_since: crate::clock::unix_now() as i64 - OPEN_IDLE_SECS,
         };
         self.queue
             .do_send(Enqueue(vec![ReadRouting::new(query, tx)]));
@@ -431,7 +453,7 @@ impl ShopRouter {
     }
 
     fn drain_now(&mut self) {
-        let now = crate::auth::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         let mut waiting: Vec<(u64, UserId)> = self
             .convs
             .iter()
@@ -491,7 +513,7 @@ impl ShopRouter {
         if !self.routable(msg.to) {
             return Err(ChatError::AgentUnavailable);
         }
-        let now = crate::auth::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         let conv = self.convs.get_mut(&consumer).ok_or(ChatError::NotFound)?;
         let from = conv.agent;
         conv.agent = Some(msg.to);
@@ -533,7 +555,7 @@ impl ShopRouter {
     /// The agents as this router sees them; `None` if the shop does not exist.
     fn report(&self) -> Option<Vec<AgentReport>> {
         self.info.as_ref()?;
-        let now = crate::auth::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         let mut report: Vec<AgentReport> = self
             .agents
             .iter()

@@ -9,7 +9,7 @@ use crate::cluster::ClusterEvent;
 use crate::db::{LoadShopIds, Profile};
 use crate::ids::ChatId;
 use crate::protocol::{self, ChatPush};
-use crate::router::{AgentFlag, AgentPresence, ReloadAgents};
+use crate::routing::{AgentFlag, AgentPresence, ReloadAgents};
 
 impl ChatServer {
     /// Applies a change made on this node, then tells the others.
@@ -39,7 +39,7 @@ impl ChatServer {
                     known.insert(shop);
                 }
                 if let Some(router) = self.routers.get(&shop) {
-                    router.do_send(ReloadAgents);
+                    router.reload.do_send(ReloadAgents);
                 }
             }
             ClusterEvent::AgentMoved { uid, from, to } => {
@@ -52,18 +52,20 @@ impl ChatServer {
                 };
                 if let Some(from) = from.filter(|f| Some(*f) != to) {
                     if let Some(router) = self.routers.get(&from) {
-                        router.do_send(AgentPresence { uid, conns: 0 });
-                        router.do_send(ReloadAgents);
+                        router.presence.do_send(AgentPresence { uid, conns: 0 });
+                        router.reload.do_send(ReloadAgents);
                     }
                 }
                 if let Some(to) = to {
                     let router = self.router(to, ctx);
-                    router.do_send(ReloadAgents);
-                    router.do_send(AgentPresence { uid, conns });
+                    router.reload.do_send(ReloadAgents);
+                    router.presence.do_send(AgentPresence { uid, conns });
                 }
             }
             ClusterEvent::AgentFlagChanged { shop, uid, online } => {
-                self.router(shop, ctx).do_send(AgentFlag { uid, online });
+                self.router(shop, ctx)
+                    .flag
+                    .do_send(AgentFlag { uid, online });
             }
             ClusterEvent::NoticeAll { push } => self.notice_connected(push),
         }
@@ -91,7 +93,7 @@ impl ChatServer {
             })
             .spawn(ctx);
         for router in self.routers.values() {
-            router.do_send(ReloadAgents);
+            router.reload.do_send(ReloadAgents);
         }
     }
 }

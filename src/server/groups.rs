@@ -131,7 +131,7 @@ impl Handler<Notify> for ChatServer {
             Some(uids) => uids.into_iter().map(Some).collect(),
             None => vec![None],
         };
-        let now = crate::auth::unix_now() as i64;
+        let now = crate::clock::unix_now() as i64;
         let system = crate::db::Profile {
             uid: UserId(0),
             nickname: String::new(),

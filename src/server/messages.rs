@@ -10,7 +10,7 @@ use crate::db::Profile;
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, ShopId, UserId};
 use crate::protocol::Request;
-use crate::router::AgentReport;
+use crate::routing::AgentReport;
 pub use crate::writes::{Enqueue, NoticeTx, ReplyTx};
 
 /// To a session: one message type, so a connection is registered with one recipient.

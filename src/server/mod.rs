@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{
     self, code, ChatPush, ChatType, MsgType, Request, SendMsg, SyncPage, SyncRequest,
 };
-use crate::router::ShopRouter;
+use crate::routing::{RouterMail, StartRouter};
 use crate::writes::{Effects, StoreMessage, Write};
 use write_queue::WriteQueue;
 
@@ -71,7 +71,9 @@ pub struct ChatServer {
     /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
     /// at tens of thousands of idle connections (BENCHMARKS.md, idle memory).
     online: HashMap<UserId, Box<Online>>,
-    routers: HashMap<ShopId, Addr<ShopRouter>>,
+    routers: HashMap<ShopId, RouterMail>,
+    /// Starts a shop's router on its first use.
+    start_router: StartRouter,
     /// Every shop that exists; `None` if they could not be loaded (then none is refused).
     known_shops: Option<HashSet<ShopId>>,
     queue: WriteQueue,
@@ -88,6 +90,7 @@ impl ChatServer {
         config: &Config,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
+        start_router: StartRouter,
     ) -> ChatServer {
         ChatServer {
             db,
@@ -104,6 +107,7 @@ impl ChatServer {
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
             online: HashMap::new(),
             routers: HashMap::new(),
+            start_router,
             known_shops: None,
             queue: WriteQueue::default(),
             cluster,
@@ -169,7 +173,9 @@ impl ChatServer {
         if let Some(shop) = online.agent_shop {
             let conns = online.conns.len();
             if let Some(router) = self.routers.get(&shop) {
-                router.do_send(crate::router::AgentPresence { uid, conns });
+                router
+                    .presence
+                    .do_send(crate::routing::AgentPresence { uid, conns });
             }
         }
         if online.conns.is_empty() {

@@ -11,7 +11,9 @@ use crate::db::{NewMessage, SetAgentOnline};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, ShopId, UserId};
 use crate::protocol::{self, ChatType, Role, SendMsg, Transfer};
-use crate::router::{AgentPresence, ReportAgents, RouteSend, ShopRouter, TransferChat};
+use crate::routing::{
+    AgentPresence, AgentReport, ReportAgents, RouteSend, RouterMail, TransferChat,
+};
 use crate::server::{Changed, ShopAgents};
 
 /// A send that passed its checks and only needs a reply channel to be routed.
@@ -28,21 +30,14 @@ fn given_shop(v: &Value) -> Result<Option<i64>, ChatError> {
 
 impl ChatServer {
     /// The router of `shop`, started (and told of connected agents) on first use.
-    pub(super) fn router(&mut self, shop: ShopId, ctx: &mut Context<Self>) -> Addr<ShopRouter> {
-        if let Some(addr) = self.routers.get(&shop).filter(|a| a.connected()) {
-            return addr.clone();
+    pub(super) fn router(&mut self, shop: ShopId, ctx: &mut Context<Self>) -> RouterMail {
+        if let Some(mail) = self.routers.get(&shop).filter(|m| m.connected()) {
+            return mail.clone();
         }
-        let addr = ShopRouter::new(
-            shop,
-            ctx.address().recipient(),
-            self.db.clone(),
-            self.presenter.clone(),
-            self.cluster.clone(),
-        )
-        .start();
+        let addr = (self.start_router)(shop, ctx.address().recipient());
         for (uid, online) in &self.online {
             if online.agent_shop == Some(shop) {
-                addr.do_send(AgentPresence {
+                addr.presence.do_send(AgentPresence {
                     uid: *uid,
                     conns: online.conns.len(),
                 });
@@ -66,7 +61,9 @@ impl ChatServer {
         let (Some(shop), conns) = (online.agent_shop, online.conns.len()) else {
             return;
         };
-        self.router(shop, ctx).do_send(AgentPresence { uid, conns });
+        self.router(shop, ctx)
+            .presence
+            .do_send(AgentPresence { uid, conns });
     }
 
     /// Checks a chat_type 4 send and returns how to route it: a consumer's goes to the
@@ -119,7 +116,7 @@ impl ChatServer {
         message.from_agent = role == Role::Agent;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
-            router.do_send(RouteSend {
+            router.route.do_send(RouteSend {
                 message,
                 role,
                 sender,
@@ -169,7 +166,7 @@ impl ChatServer {
             let _ = reply.send(Err(ChatError::Forbidden));
             return;
         };
-        self.router(shop, ctx).do_send(TransferChat {
+        self.router(shop, ctx).transfer.do_send(TransferChat {
             by: uid,
             chat_id: t.chat_id,
             to: UserId(t.to_uid),
@@ -179,13 +176,13 @@ impl ChatServer {
 }
 
 impl Handler<ShopAgents> for ChatServer {
-    type Result = ResponseFuture<Option<Vec<crate::router::AgentReport>>>;
+    type Result = ResponseFuture<Option<Vec<AgentReport>>>;
 
     fn handle(&mut self, msg: ShopAgents, ctx: &mut Context<Self>) -> Self::Result {
         if !self.shop_exists(msg.shop) {
             return Box::pin(async { None });
         }
         let router = self.router(msg.shop, ctx);
-        Box::pin(async move { router.send(ReportAgents).await.ok().flatten() })
+        Box::pin(async move { router.report.send(ReportAgents).await.ok().flatten() })
     }
 }

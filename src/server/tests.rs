@@ -68,12 +68,14 @@ async fn connect(server: &Addr<ChatServer>, uid: i64) -> (ConnId, Log) {
 
 /// A ChatServer on `db` (for writes and reads alike), with `config`.
 fn start_server(db: Addr<DbExecutor>, config: &Config) -> Addr<ChatServer> {
+    let routers = crate::router::ShopRouter::starter(db.clone(), Presenter::new(config), None);
     ChatServer::new(
         db.clone(),
         db,
         config,
         Arc::new(crate::metrics::Metrics::new()),
         None,
+        routers,
     )
     .start()
 }

@@ -1,13 +1,15 @@
-//! What a ShopRouter is told. All come from ChatServer (which hears them from sessions
-//! and the admin API); the router answers through reply channels or by handing writes
-//! back to ChatServer's queue.
+//! What a shop's router is told. All come from ChatServer (which hears them from
+//! sessions and the admin API); the router answers through reply channels or by handing
+//! writes back to ChatServer's queue (`writes::Enqueue`). Defined below both actors, so
+//! that neither uses the other's module: ChatServer holds a [`RouterMail`] per shop, and
+//! starts routers through a [`StartRouter`] given to it by whoever builds it.
 
-use actix::Message as ActixMessage;
+use actix::{Message as ActixMessage, Recipient};
 
 use crate::db::{NewMessage, Profile};
-use crate::ids::{ConnId, UserId};
+use crate::ids::{ConnId, ShopId, UserId};
 use crate::protocol::Role;
-use crate::writes::ReplyTx;
+use crate::writes::{Enqueue, ReplyTx};
 
 /// A customer-service message to route: from the consumer to whichever agent should
 /// get it, or from an agent to the consumer. The router completes `message` (the agent)
@@ -68,3 +70,24 @@ pub struct AgentReport {
 #[derive(ActixMessage)]
 #[rtype(result = "Option<Vec<AgentReport>>")]
 pub struct ReportAgents;
+
+/// A running router's mailboxes, one per message it takes.
+#[derive(Clone)]
+pub struct RouterMail {
+    pub route: Recipient<RouteSend>,
+    pub presence: Recipient<AgentPresence>,
+    pub flag: Recipient<AgentFlag>,
+    pub reload: Recipient<ReloadAgents>,
+    pub transfer: Recipient<TransferChat>,
+    pub report: Recipient<ReportAgents>,
+}
+
+impl RouterMail {
+    /// Whether the router still runs (it stops if its shop cannot be loaded).
+    pub fn connected(&self) -> bool {
+        self.route.connected()
+    }
+}
+
+/// Starts the router of a shop, whose writes go to the given queue.
+pub type StartRouter = Box<dyn Fn(ShopId, Recipient<Enqueue>) -> RouterMail>;
