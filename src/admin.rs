@@ -211,7 +211,7 @@ impl Admin {
         self.server
             .do_send(Changed(ClusterEvent::ShopChanged { shop }));
         Ok(ShopInfo {
-            id: row.id,
+            id: row.id.0,
             logo: absolute_url(&self.media_base, &row.logo),
             name: row.name,
             capacity: row.capacity,

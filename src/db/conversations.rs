@@ -168,18 +168,19 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
         .load(conn)?;
     // A consumer's service row faces a shop; every other row faces a user.
     let faces_shop = |r: &ConversationRow| r.chat_type == ChatType::Service && r.owner_uid != 0;
-    let peers: Vec<i64> = rows
+    // A row's peer is a user, or a shop when it faces one.
+    let peers: Vec<UserId> = rows
         .iter()
         .filter(|r| !faces_shop(r))
-        .map(|r| r.peer_id)
+        .map(|r| UserId(r.peer_id))
         .collect();
     let profiles = profiles_by_id(conn, &peers)?;
-    let shop_ids: Vec<i64> = rows
+    let shop_ids: Vec<ShopId> = rows
         .iter()
         .filter(|r| faces_shop(r))
-        .map(|r| r.peer_id)
+        .map(|r| ShopId(r.peer_id))
         .collect();
-    let shops: HashMap<i64, ShopRow> = shops::table
+    let shops: HashMap<ShopId, ShopRow> = shops::table
         .filter(shops::id.eq_any(&shop_ids))
         .select(ShopRow::as_select())
         .load(conn)?
@@ -190,7 +191,7 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
         .into_iter()
         .map(|row| {
             let (peer_name, peer_avatar) = if faces_shop(&row) {
-                match shops.get(&row.peer_id) {
+                match shops.get(&ShopId(row.peer_id)) {
                     Some(s) => (s.name.clone(), s.logo.clone()),
                     None => (
                         ShopRow::placeholder_name(ShopId(row.peer_id)),
@@ -198,7 +199,7 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
                     ),
                 }
             } else {
-                match profiles.get(&row.peer_id) {
+                match profiles.get(&UserId(row.peer_id)) {
                     Some(p) => (p.nickname.clone(), p.avatar.clone()),
                     None => (
                         Profile::placeholder_nickname(UserId(row.peer_id)),
@@ -215,7 +216,7 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
         .collect())
 }
 
-pub fn profiles_by_id(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashMap<i64, Profile>> {
+pub fn profiles_by_id(conn: &mut DbConn, ids: &[UserId]) -> QueryResult<HashMap<UserId, Profile>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }

@@ -222,7 +222,7 @@ pub fn member_profiles(
     if !is_member(conn, group, uid)? {
         return Ok(None);
     }
-    let ids: Vec<i64> = member_ids(conn, group)?.into_iter().map(|u| u.0).collect();
+    let ids = member_ids(conn, group)?;
     let profiles = super::conversations::profiles_by_id(conn, &ids)?;
     Ok(Some(
         ids.into_iter()
@@ -230,7 +230,7 @@ pub fn member_profiles(
                 profiles
                     .get(&id)
                     .cloned()
-                    .unwrap_or_else(|| Profile::placeholder(UserId(id)))
+                    .unwrap_or_else(|| Profile::placeholder(id))
             })
             .collect(),
     ))

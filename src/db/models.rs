@@ -117,7 +117,7 @@ pub struct MessageWithSender {
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = users)]
 pub struct ProfileRow {
-    pub id: i64,
+    pub id: UserId,
     pub nickname: String,
     pub avatar: String,
 }
@@ -125,7 +125,7 @@ pub struct ProfileRow {
 impl From<ProfileRow> for Profile {
     fn from(r: ProfileRow) -> Profile {
         Profile {
-            uid: UserId(r.id),
+            uid: r.id,
             nickname: r.nickname,
             avatar: r.avatar,
         }
@@ -170,7 +170,7 @@ pub struct UserCard {
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = super::schema::shops)]
 pub struct ShopRow {
-    pub id: i64,
+    pub id: ShopId,
     pub name: String,
     pub logo: String,
     pub capacity: i32,
@@ -186,8 +186,8 @@ impl ShopRow {
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = super::schema::agents)]
 pub struct AgentRow {
-    pub uid: i64,
-    pub shop_id: i64,
+    pub uid: UserId,
+    pub shop_id: ShopId,
     pub name: String,
     pub online: bool,
 }
@@ -195,10 +195,10 @@ pub struct AgentRow {
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = super::schema::service_chats)]
 pub struct ServiceChatRow {
-    pub shop_id: i64,
-    pub consumer_uid: i64,
+    pub shop_id: ShopId,
+    pub consumer_uid: UserId,
     pub chat_id: String,
-    pub agent_uid: i64,
+    pub agent_uid: UserId,
     pub waiting_from: i64,
     pub last_time: i64,
 }

@@ -83,7 +83,7 @@ pub fn find_agent(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<AgentRow
 
 /// The shop `uid` serves, if it is an agent.
 pub fn agent_shop(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<ShopId>> {
-    Ok(find_agent(conn, uid)?.map(|a| ShopId(a.shop_id)))
+    Ok(find_agent(conn, uid)?.map(|a| a.shop_id))
 }
 
 /// Attaches `uid` to `shop` (moving it from another shop if need be); returns the shop
@@ -110,7 +110,7 @@ pub fn attach_agent(
         );
         let change = (agents::shop_id.eq(shop.0), name.map(|n| agents::name.eq(n)));
         upsert!(&mut *conn, agents::table, row, agents::uid, change)?;
-        Ok(Some(before.map(|a| ShopId(a.shop_id))))
+        Ok(Some(before.map(|a| a.shop_id)))
     })
 }
 
@@ -150,7 +150,7 @@ pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState
         .order(agents::uid.asc())
         .select(AgentRow::as_select())
         .load(conn)?;
-    let uids: Vec<i64> = agent_rows.iter().map(|a| a.uid).collect();
+    let uids: Vec<UserId> = agent_rows.iter().map(|a| a.uid).collect();
     let profiles = profiles_by_id(conn, &uids)?;
     let agents = agent_rows
         .into_iter()
@@ -158,7 +158,7 @@ pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState
             let profile = profiles
                 .get(&a.uid)
                 .cloned()
-                .unwrap_or_else(|| Profile::placeholder(UserId(a.uid)));
+                .unwrap_or_else(|| Profile::placeholder(a.uid));
             (a, profile)
         })
         .collect();
@@ -193,10 +193,11 @@ pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
         return Ok(());
     }
     let existing = find_chat(conn, m.shop_id, m.consumer_uid)?;
-    let (agent, waiting_from) = match (m.agent_uid.0, &existing) {
-        (0, Some(row)) if row.waiting_from > 0 => (row.agent_uid, row.waiting_from),
-        (0, Some(row)) => (row.agent_uid, id),
-        (0, None) => (0, id),
+    let none = UserId::default();
+    let (agent, waiting_from) = match (m.agent_uid, &existing) {
+        (a, Some(row)) if a == none && row.waiting_from > 0 => (row.agent_uid, row.waiting_from),
+        (a, Some(row)) if a == none => (row.agent_uid, id),
+        (a, None) if a == none => (none, id),
         (agent, _) => (agent, 0),
     };
     if existing.is_some() {

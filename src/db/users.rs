@@ -101,7 +101,7 @@ pub fn with_senders(
         .select(ShopRow::as_select())
         .load(conn)?
         .into_iter()
-        .map(|s| (ShopId(s.id), s))
+        .map(|s| (s.id, s))
         .collect();
     let agent_uids: Vec<UserId> = rows
         .iter()

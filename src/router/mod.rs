@@ -230,11 +230,11 @@ impl ShopRouter {
     fn remember(&mut self, row: ServiceChatRow) {
         let conv = Conv {
             chat_id: row.chat_id,
-            agent: (row.agent_uid > 0).then_some(UserId(row.agent_uid)),
+            agent: (row.agent_uid.0 > 0).then_some(row.agent_uid),
             waiting: (row.waiting_from > 0).then_some(row.waiting_from as u64),
             last_time: row.last_time,
         };
-        self.convs.insert(UserId(row.consumer_uid), conv);
+        self.convs.insert(row.consumer_uid, conv);
     }
 
     /// Tells the other nodes which agents are routable here.
@@ -261,7 +261,7 @@ impl ShopRouter {
                     profile: p.clone(),
                     online: a.online,
                 };
-                (UserId(a.uid), agent)
+                (a.uid, agent)
             })
             .collect();
     }
@@ -269,7 +269,7 @@ impl ShopRouter {
     fn apply_chats(&mut self, state: ShopState) {
         let mut waiting: Vec<(i64, UserId)> = Vec::new();
         for c in state.chats {
-            let consumer = UserId(c.consumer_uid);
+            let consumer = c.consumer_uid;
             if c.waiting_from > 0 {
                 waiting.push((c.waiting_from, consumer));
             }
@@ -277,7 +277,7 @@ impl ShopRouter {
                 consumer,
                 Conv {
                     chat_id: c.chat_id,
-                    agent: (c.agent_uid > 0).then_some(UserId(c.agent_uid)),
+                    agent: (c.agent_uid.0 > 0).then_some(c.agent_uid),
                     waiting: None,
                     last_time: c.last_time,
                 },
