@@ -2,23 +2,34 @@
 //!
 //! # Layout
 //!
-//! - [`ids`]: typed ids (`UserId`, `ShopId`, `GroupId`, `ConnId`, `MsgId`, `ChatId`).
+//! A ladder: each module uses only those listed after it (ARCHITECTURE.md, Layers).
+//!
+//! - [`app`]: [`run`], the standalone server: the embedding handle on its own HttpServer.
+//! - [`embed`]: [`embed::Builder`] and the [`embed::Shopchat`] handle, to run inside a
+//!   host actix-web app: routes under a prefix, the admin operations as async methods.
+//! - [`http`]: routes: WebSocket upgrade, the original user API, the admin API, media,
+//!   the web client; every error body rendered by [`http::error::HttpError`].
+//! - [`admin`]: the platform's operations (profiles, shops, agents, groups, notices),
+//!   called by the admin API and the embedding handle alike.
+//! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
+//! - [`server`]: `ChatServer`, the registry of connections and the write queue.
+//! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
+//! - [`cluster`]: cluster mode over Redis: shared presence, one pub/sub channel per node.
+//! - [`writes`]: each kind of write, with what follows its commit; `Enqueue`.
+//! - [`routing`]: what a shop's router is told, and the `RouterMail` ChatServer holds.
+//! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
+//! - [`domain`]: pure decisions: the routing choice, and the shape of a push.
+//! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database, and
+//!   its query modules, one per aggregate.
+//! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
+//! - [`ids`]: typed ids (`UserId`, `ShopId`, `GroupId`, `ConnId`, `MsgId`, `ChatId`),
+//!   the same on the wire and in the database; [`ids::ChatId::parse`].
+//! - [`error`]: what a client can be told, mapped to wire codes in one place.
 //! - [`config`]: the config contract (file, `SHOPCHAT__SECTION__KEY` overrides, checks).
 //! - [`auth`]: HS256 tokens shared with the e-commerce platform.
 //! - [`metrics`]: the Prometheus metrics of one server.
 //! - [`watch`]: what a session and the server share of one connection (idle time, backlog).
-//! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
-//! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
-//! - [`error`]: what a client can be told, mapped to wire codes in one place.
-//! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database.
-//! - [`server`]: `ChatServer`, the registry of connections and the write queue.
-//! - [`cluster`]: cluster mode over Redis: shared presence, one pub/sub channel per node.
-//! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
-//! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
-//! - [`http`]: routes: WebSocket upgrade, admin API.
-//! - [`embed`]: [`embed::Builder`] and the [`embed::Shopchat`] handle, to run inside a
-//!   host actix-web app: routes under a prefix, the admin operations as async methods.
-//! - [`app`]: [`run`], the standalone server: the embedding handle on its own HttpServer.
+//! - [`clock`]: unix seconds.
 
 pub mod admin;
 pub mod app;
