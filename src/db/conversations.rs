@@ -155,13 +155,7 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
         .filter(|r| faces_shop(r))
         .map(|r| ShopId(r.peer_id))
         .collect();
-    let shops: HashMap<ShopId, ShopRow> = shops::table
-        .filter(shops::id.eq_any(&shop_ids))
-        .select(ShopRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
+    let shops = shops_by_id(conn, &shop_ids)?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -189,6 +183,18 @@ pub fn recent(conn: &mut DbConn, side: Side) -> QueryResult<Vec<ConversationView
             }
         })
         .collect())
+}
+
+/// The shops of `ids` that exist, by id.
+pub fn shops_by_id(conn: &mut DbConn, ids: &[ShopId]) -> QueryResult<HashMap<ShopId, ShopRow>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ShopRow> = shops::table
+        .filter(shops::id.eq_any(ids))
+        .select(ShopRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(|s| (s.id, s)).collect())
 }
 
 pub fn profiles_by_id(conn: &mut DbConn, ids: &[UserId]) -> QueryResult<HashMap<UserId, Profile>> {

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::conn::{upsert, DbConn};
-use super::models::{MessageRow, MessageWithSender, Profile, ProfileRow, ShopRow};
-use super::schema::{agents, shops, users};
+use super::models::{MessageRow, MessageWithSender, Profile, ProfileRow};
+use super::schema::{agents, users};
 use crate::ids::{ShopId, UserId};
 
 /// Succeeds when the database can be read.
@@ -96,13 +96,7 @@ pub fn with_senders(
         .collect();
     shop_ids.sort_unstable();
     shop_ids.dedup();
-    let shops: HashMap<ShopId, ShopRow> = shops::table
-        .filter(shops::id.eq_any(&shop_ids))
-        .select(ShopRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(|s| (s.id, s))
-        .collect();
+    let shops = super::conversations::shops_by_id(conn, &shop_ids)?;
     let agent_uids: Vec<UserId> = rows
         .iter()
         .filter(|(m, _)| service(m) && m.from_agent)
