@@ -194,6 +194,22 @@ fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
     }
 }
 
+/// Evaluates `$body` with `$c` bound to the concrete connection inside `$conn`. Diesel
+/// caches prepared statements per concrete connection, not through a MultiConnection,
+/// so the statements run for every stored message go through this.
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::conn::DbConn::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::conn::DbConn::Pg($c) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::db::conn::DbConn::Mysql($c) => $body,
+        }
+    };
+}
+pub(crate) use per_backend;
+
 /// Inserts `$values` into `$table` and evaluates to the new row's `$id` as
 /// `QueryResult<i64>`: `RETURNING` on SQLite and PostgreSQL, `LAST_INSERT_ID()` on MySQL,
 /// which has no `RETURNING`.
@@ -219,12 +235,9 @@ macro_rules! insert_returning_id {
 }
 pub(crate) use insert_returning_id;
 
-/// Inserts `$values` into `$table` or, when its key `$key` (a unique one) is taken,
-/// applies `$change` to the row there: one statement on every backend (`ON CONFLICT ..
-/// DO UPDATE`; MySQL's `ON DUPLICATE KEY UPDATE`). Evaluates to `QueryResult<usize>`.
-/// It runs on the concrete connection, because Diesel caches prepared statements per
-/// concrete connection, not through a MultiConnection (conversation rows are upserted
-/// for every stored message).
+/// Inserts `$values` into `$table` or, when its primary key `$key` is taken, applies
+/// `$change` to the row there: one statement on every backend (`ON CONFLICT .. DO
+/// UPDATE`; MySQL's `ON DUPLICATE KEY UPDATE`). Evaluates to `QueryResult<usize>`.
 macro_rules! upsert {
     ($conn:expr, $table:expr, $values:expr, $key:expr, $change:expr) => {
         match $conn {
