@@ -13,8 +13,8 @@ use crate::protocol::{self, ChatPush, ChatType, SendAck};
 
 pub struct StoreMessage {
     message: NewMessage,
-    /// Its msg_id is filled in after commit (boxed: it is most of the write).
-    push: Box<ChatPush>,
+    /// Its msg_id is filled in after commit.
+    push: ChatPush,
     /// Who gets the push; a group's members are read when it is stored instead.
     audience: Vec<UserId>,
     /// The sending connection, which gets the ack and not the push.
@@ -52,7 +52,7 @@ impl StoreMessage {
     ) -> Box<StoreMessage> {
         Box::new(StoreMessage {
             message,
-            push: Box::new(push),
+            push,
             audience,
             sender,
             reply,

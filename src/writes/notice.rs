@@ -13,7 +13,7 @@ use crate::protocol::{self, ChatPush};
 
 pub struct StoreNotice {
     message: NewMessage,
-    push: Box<ChatPush>,
+    push: ChatPush,
     /// The user it is for; `None`: everyone (each sees it in their own chat_id).
     to: Option<UserId>,
     reply: NoticeTx,
@@ -29,7 +29,7 @@ impl StoreNotice {
     ) -> Box<StoreNotice> {
         Box::new(StoreNotice {
             message,
-            push: Box::new(push),
+            push,
             to,
             reply,
             id: None,
@@ -65,7 +65,7 @@ impl Write for StoreNotice {
                 push.chat_id = ChatId::system(uid).0;
                 fx.fan_out(&[uid], &protocol::push_text(&push), None);
             }
-            None => fx.notice_all(*push),
+            None => fx.notice_all(push),
         }
         let _ = reply.send(Ok(id));
     }
