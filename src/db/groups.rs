@@ -19,12 +19,12 @@ use crate::protocol::{ChatType, MsgType};
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = chat_groups)]
 pub struct GroupRow {
-    pub id: i64,
+    pub id: GroupId,
     pub name: String,
-    pub owner_uid: i64,
+    pub owner_uid: UserId,
     pub last_msg_id: i64,
     pub last_msg: String,
-    pub last_uid: i64,
+    pub last_uid: UserId,
     pub last_time: i64,
     pub msg_type: MsgType,
     /// Anyone may `group.join` an open group; a private one takes members only from its
@@ -35,8 +35,8 @@ pub struct GroupRow {
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
 #[diesel(table_name = group_members)]
 pub struct MemberRow {
-    pub group_id: i64,
-    pub uid: i64,
+    pub group_id: GroupId,
+    pub uid: UserId,
     pub joined_from: i64,
     pub read_upto: i64,
     pub hidden_upto: i64,
@@ -187,7 +187,7 @@ pub fn join_group(
         let allowed = match by {
             Joiner::Platform => true,
             Joiner::Themselves => g.is_open,
-            Joiner::Owner(owner) => g.owner_uid == owner.0 && exchanged(conn, owner, &[uid])?,
+            Joiner::Owner(owner) => g.owner_uid == owner && exchanged(conn, owner, &[uid])?,
         };
         if !allowed {
             return Ok(Joined::Forbidden);
@@ -294,8 +294,8 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
         .filter(group_members::uid.eq(uid.0))
         .select(MemberRow::as_select())
         .load(conn)?;
-    let ids: Vec<i64> = mine.iter().map(|m| m.group_id).collect();
-    let groups: HashMap<i64, GroupRow> = chat_groups::table
+    let ids: Vec<GroupId> = mine.iter().map(|m| m.group_id).collect();
+    let groups: HashMap<GroupId, GroupRow> = chat_groups::table
         .filter(chat_groups::id.eq_any(&ids))
         .select(GroupRow::as_select())
         .load::<GroupRow>(conn)?
@@ -314,14 +314,14 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
         let unread = unread.get(&g.id).copied().unwrap_or(0);
         rows.push(ConversationView {
             row: ConversationRow {
-                id: g.id,
+                id: g.id.0,
                 owner_uid: uid.0,
                 shop_id: 0,
-                chat_id: ChatId::group(GroupId(g.id)).0,
+                chat_id: ChatId::group(g.id).0,
                 chat_type: ChatType::Group,
-                peer_id: g.id,
+                peer_id: g.id.0,
                 last_msg: g.last_msg.clone(),
-                last_uid: g.last_uid,
+                last_uid: g.last_uid.0,
                 last_time: g.last_time,
                 msg_type: g.msg_type,
                 unread_count: i32::try_from(unread).unwrap_or(i32::MAX),
@@ -336,7 +336,7 @@ pub fn recent_group_rows(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<Conv
 
 /// Unread messages per group of `uid`: others' messages past both its read cursor and
 /// where it joined, in one statement for all its groups.
-fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<i64, i64>> {
+fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<GroupId, i64>> {
     let me = group_members::group_id
         .eq(messages::group_id)
         .and(group_members::uid.eq(uid.0));
@@ -349,7 +349,7 @@ fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<i64, i64>
         .filter(messages::from_uid.ne(uid.0))
         .group_by(messages::group_id)
         .select((messages::group_id, diesel::dsl::count_star()))
-        .load::<(i64, i64)>(conn)?
+        .load::<(GroupId, i64)>(conn)?
         .into_iter()
         .collect())
 }
