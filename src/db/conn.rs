@@ -162,15 +162,17 @@ pub fn checkpoint(conn: &mut DbConn) -> diesel::QueryResult<()> {
 
 /// Runs the pending migrations. Nodes of a cluster may start together on a fresh
 /// database: MySQL and PostgreSQL migrate under a named lock, one node at a time, and
-/// SQLite (whose migrations are transactions) tries again once if another process won.
+/// SQLite in one exclusive transaction.
 fn migrate(conn: &mut DbConn) -> Result<(), DbError> {
     let failed = |e: &dyn std::fmt::Display| DbError::Migration(e.to_string());
     match conn {
-        DbConn::Sqlite(c) => c
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .or_else(|_| c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()))
-            .map_err(|e| failed(&e)),
+        // One exclusive transaction around them all (each step a savepoint in it): a
+        // second process waits for the first to finish, then finds nothing to do.
+        DbConn::Sqlite(c) => c.exclusive_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| failed(&e))
+        }),
         #[cfg(feature = "mysql")]
         DbConn::Mysql(c) => {
             use diesel::connection::SimpleConnection;
@@ -285,3 +287,23 @@ pub type Cond = Box<
         SqlType = diesel::sql_types::Bool,
     >,
 >;
+
+#[cfg(test)]
+mod tests {
+    /// Nodes starting together on one fresh SQLite file all migrate it without error.
+    #[test]
+    fn processes_migrating_one_sqlite_file_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/shared.db", dir.path().display());
+        let starts: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || super::connect(&url, 1).map(|_| ()))
+            })
+            .collect();
+        for start in starts {
+            let migrated = start.join().unwrap();
+            assert!(migrated.is_ok(), "{:?}", migrated.err());
+        }
+    }
+}
