@@ -239,6 +239,7 @@ pub async fn records(
                 msg: push.msg,
                 createtime: push.createtime,
                 mine: from_uid == uid,
+                auto: push.auto,
             }
         })
         .collect();

@@ -32,6 +32,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub limits: LimitsConfig,
     pub system: SystemConfig,
+    pub service: ServiceConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -147,6 +148,20 @@ pub struct LimitsConfig {
     /// largest replies its requests in flight may bring); a client past it is not
     /// reading and is disconnected (1008).
     pub max_pending_bytes: usize,
+}
+
+/// Customer service (PROTOCOL.md §10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    /// How often open sessions are checked against their shop's `auto_resolve_mins`.
+    pub sweep_secs: u64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { sweep_secs: 30 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -416,6 +431,9 @@ impl Config {
         }
         if self.server.client_timeout_secs == 0 {
             return invalid("server.client_timeout_secs must be at least 1");
+        }
+        if self.service.sweep_secs == 0 {
+            return invalid("service.sweep_secs must be at least 1");
         }
         Ok(())
     }

@@ -37,6 +37,16 @@ pub enum ChatError {
     /// An image URL on a host that `media.allowed_hosts` does not list.
     #[error("image host not allowed")]
     ImageHostNotAllowed,
+    /// The shop has blocked this consumer (PROTOCOL.md §10).
+    #[error("blocked by the shop")]
+    Blocked,
+    #[error("already rated")]
+    AlreadyRated,
+    #[error("nothing to rate")]
+    NothingToRate,
+    /// The shop keeps its most quick replies already.
+    #[error("too many quick replies")]
+    TooMany,
     /// The connection that asked closed before its read ran; nobody is told.
     #[error("the connection is gone")]
     ConnectionGone,
@@ -65,6 +75,13 @@ impl ChatError {
             ),
             ChatError::UnknownShop => ("no such shop", "unknown_shop"),
             ChatError::NotFound => ("not found", "not_found"),
+            ChatError::Blocked => ("the shop has blocked you", "blocked"),
+            ChatError::AlreadyRated => ("this session is already rated", "already_rated"),
+            ChatError::NothingToRate => (
+                "no resolved session of the last 7 days to rate",
+                "nothing_to_rate",
+            ),
+            ChatError::TooMany => ("the shop has too many quick replies", "too_many"),
             ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
             ChatError::RateLimited => ("too many messages, slow down", "rate_limited"),
             ChatError::StorageUnavailable => {

@@ -13,12 +13,16 @@
 //!   called by the admin API and the embedding handle alike.
 //! - [`session`]: `WsSession`, one actor per WebSocket (the only actix-web-actors user).
 //! - [`server`]: `ChatServer`, the registry of connections and the write queue.
-//! - [`router`]: `ShopRouter`, one per shop: customer-service routing (sticky or random).
+//! - [`router`]: `ShopRouter`, one per shop: customer-service sessions, agent status, the
+//!   queue, auto replies, routing (sticky or random).
 //! - [`cluster`]: cluster mode over Redis: shared presence, one pub/sub channel per node.
 //! - [`writes`]: each kind of write, with what follows its commit; `Enqueue`.
 //! - [`routing`]: what a shop's router is told, and the `RouterMail` ChatServer holds.
 //! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
-//! - [`domain`]: pure decisions: the routing choice, and the shape of a push.
+//! - [`desk`]: the agent's desk: customer-service requests the database answers alone
+//!   (`service.me`, the queue, sessions, customers, quick replies, `chat.rate`).
+//! - [`domain`]: pure decisions: the routing choice, the session state machine, working
+//!   hours, and the shape of a push.
 //! - [`db`]: `DbExecutor` on a SyncArbiter, the only code touching the database, and
 //!   its query modules, one per aggregate.
 //! - [`protocol`]: wire types for requests, replies and pushes; pure, no I/O.
@@ -29,7 +33,7 @@
 //! - [`auth`]: HS256 tokens shared with the e-commerce platform.
 //! - [`metrics`]: the Prometheus metrics of one server.
 //! - [`watch`]: what a session and the server share of one connection (idle time, backlog).
-//! - [`clock`]: unix seconds.
+//! - [`clock`]: unix seconds (which tests may move forward).
 
 pub mod admin;
 pub mod app;
@@ -39,6 +43,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod desk;
 pub mod domain;
 pub mod embed;
 pub mod error;

@@ -8,6 +8,7 @@ use actix::{Message as ActixMessage, Recipient};
 
 use crate::db::{NewMessage, Profile};
 use crate::ids::{ConnId, ShopId, UserId};
+use crate::protocol::service::{AgentRole, AgentStatus};
 use crate::protocol::Role;
 use crate::writes::{Enqueue, ReplyTx};
 
@@ -33,12 +34,24 @@ pub struct AgentPresence {
     pub conns: usize,
 }
 
-/// An agent's online flag changed (already stored).
+/// An agent's status changed (already stored).
 #[derive(ActixMessage)]
 #[rtype(result = "()")]
-pub struct AgentFlag {
+pub struct AgentStatusSet {
     pub uid: UserId,
-    pub online: bool,
+    pub status: AgentStatus,
+}
+
+/// Resolve the conversation of `consumer`: `service.resolve` by agent `by` (the reply
+/// says how it went), or the sweep (`by` 0) for a conversation quiet since before
+/// `idle_before`.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct ResolveChat {
+    pub by: UserId,
+    pub chat_id: String,
+    pub idle_before: Option<i64>,
+    pub reply: Option<ReplyTx>,
 }
 
 /// The shop or its agents changed in the database (admin API): read them again.
@@ -56,17 +69,23 @@ pub struct TransferChat {
     pub reply: ReplyTx,
 }
 
-/// One agent as the admin API reports it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One agent as its router sees it (the admin listing, `service.agents`, the stats).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentReport {
     pub uid: i64,
+    /// As consumers see it: the shop's name for it, else its nickname.
     pub name: String,
+    pub avatar: String,
+    pub role: AgentRole,
+    pub status: AgentStatus,
+    /// Status online or away (the original's online flag).
     pub online: bool,
     pub connected: bool,
-    pub open_conversations: usize,
+    pub open_sessions: usize,
 }
 
-/// For `GET /admin/shops/{id}/agents`: the shop's agents, or `None` if there is no such shop.
+/// For `GET /admin/shops/{id}/agents` and `service.agents`: the shop's agents, or `None`
+/// if there is no such shop.
 #[derive(ActixMessage)]
 #[rtype(result = "Option<Vec<AgentReport>>")]
 pub struct ReportAgents;
@@ -76,7 +95,8 @@ pub struct ReportAgents;
 pub struct RouterMail {
     pub route: Recipient<RouteSend>,
     pub presence: Recipient<AgentPresence>,
-    pub flag: Recipient<AgentFlag>,
+    pub status: Recipient<AgentStatusSet>,
+    pub resolve: Recipient<ResolveChat>,
     pub reload: Recipient<ReloadAgents>,
     pub transfer: Recipient<TransferChat>,
     pub report: Recipient<ReportAgents>,

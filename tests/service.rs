@@ -47,7 +47,9 @@ async fn admin_api_manages_shops_and_agents() {
         (st, v["result"].clone()),
         (
             200,
-            json!({"id": 3, "name": "Tea House", "logo": "http://media.test/logos/3.png", "capacity": 4})
+            json!({"id": 3, "name": "Tea House", "logo": "http://media.test/logos/3.png", "capacity": 4,
+                "queue_when_full": false, "welcome_msg": null, "offline_msg": null,
+                "auto_resolve_mins": 30, "working_hours": null})
         )
     );
     let (st, _) = srv
@@ -77,8 +79,10 @@ async fn admin_api_manages_shops_and_agents() {
     assert_eq!(
         v["result"]["agents"],
         json!([
-            {"uid": 100, "name": "Amy", "online": true, "connected": true, "open_conversations": 0},
-            {"uid": 101, "name": "user101", "online": false, "connected": false, "open_conversations": 0},
+            {"uid": 100, "name": "Amy", "online": true, "connected": true, "open_conversations": 0,
+                "status": "online", "role": "agent"},
+            {"uid": 101, "name": "user101", "online": false, "connected": false, "open_conversations": 0,
+                "status": "offline", "role": "agent"},
         ])
     );
 
@@ -462,8 +466,8 @@ async fn transfer_moves_the_conversation_and_tells_both_agents() {
         .await;
     assert_eq!(r, json!({"code": 1, "msg": null, "result": null}));
     let event = json!({"code": 202, "msg": null, "result": {"event": "transfer", "chat_id": "3____12", "shop_id": 3, "consumer_uid": 12, "from_uid": 100, "to_uid": 101}});
-    assert_eq!(bo.push().await, event);
-    assert_eq!(amy.push().await, event);
+    assert_eq!(bo.event_named("transfer").await, event);
+    assert_eq!(amy.event_named("transfer").await, event);
 
     for i in 0..3 {
         ask_shop(&mut consumer, 3, &format!("m{i}")).await;

@@ -34,11 +34,11 @@ pub enum ClusterEvent {
         from: Option<ShopId>,
         to: Option<ShopId>,
     },
-    /// An agent's online flag was stored.
-    AgentFlagChanged {
+    /// An agent's status was stored.
+    AgentStatusChanged {
         shop: ShopId,
         uid: UserId,
-        online: bool,
+        status: crate::protocol::service::AgentStatus,
     },
     /// A stored broadcast notice, for every user connected anywhere.
     NoticeAll { push: ChatPush },

@@ -137,14 +137,17 @@ pub fn chat_records(
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<MessageWithSender>, i64)> {
+    // Event rows (a resolution, a rating request) are not messages of the history.
     let total: i64 = messages::table
         .into_boxed()
         .filter(scope_cond(conn, scope)?)
+        .filter(messages::event_type.is_null())
         .count()
         .get_result(conn)?;
     let ids: Vec<i64> = messages::table
         .into_boxed()
         .filter(scope_cond(conn, scope)?)
+        .filter(messages::event_type.is_null())
         .order(messages::id.desc())
         .limit(per_page)
         .offset((page - 1).saturating_mul(per_page))

@@ -9,6 +9,7 @@ pub mod history;
 pub mod models;
 pub mod schema;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod users;
 
@@ -22,10 +23,13 @@ pub use models::{
     AgentRow, ConversationView, MessageWithSender, NewMessage, Profile, RoutingView,
     ServiceChatRow, ShopRow, ShopState, UserCard,
 };
-pub use service::RoutingQuery;
+pub use service::{RoutingQuery, ShopSettings};
 pub use store::Apply;
 
+use std::collections::HashMap;
+
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
+use crate::protocol::service::{AgentStatus, QuickReply};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -240,15 +244,15 @@ db_command! {
 
 db_command! {
     /// From the admin API: create or update a shop; returns it as stored.
-    UpsertShop { shop: ShopId, name: Option<String>, logo: Option<String>, capacity: Option<i32> } -> ShopRow
-        => |c, m| service::upsert_shop(c, m.shop, m.name.as_deref(), m.logo.as_deref(), m.capacity, now())
+    UpsertShop { shop: ShopId, name: Option<String>, logo: Option<String>, capacity: Option<i32>, settings: ShopSettings } -> ShopRow
+        => |c, m| service::upsert_shop(c, m.shop, m.name.as_deref(), m.logo.as_deref(), m.capacity, &m.settings, now())
 }
 
 db_command! {
     /// From the admin API: attach an agent; `None` if the shop does not exist, else the
     /// shop the agent served before.
-    AttachAgent { shop: ShopId, uid: UserId, name: Option<String> } -> Option<Option<ShopId>>
-        => |c, m| service::attach_agent(c, m.shop, m.uid, m.name.as_deref(), now())
+    AttachAgent { shop: ShopId, uid: UserId, name: Option<String>, supervisor: Option<bool> } -> Option<Option<ShopId>>
+        => |c, m| service::attach_agent(c, m.shop, m.uid, m.name.as_deref(), m.supervisor, now())
 }
 
 db_command! {
@@ -257,10 +261,113 @@ db_command! {
 }
 
 db_command! {
-    /// From `service.setOnline` and the admin API: set an agent's online flag; false if
-    /// it is not that shop's agent.
-    SetAgentOnline { shop: ShopId, uid: UserId, online: bool } -> bool
-        => |c, m| service::set_agent_online(c, m.shop, m.uid, m.online)
+    /// From `service.setStatus`, `service.setOnline` and the admin API: set an agent's
+    /// status; false if it is not that shop's agent.
+    SetAgentStatus { shop: ShopId, uid: UserId, status: AgentStatus } -> bool
+        => |c, m| service::set_agent_status(c, m.shop, m.uid, m.status)
+}
+
+db_command! {
+    /// For the agent's requests: `uid`'s agent row and its shop, if it is an agent.
+    LoadDesk { uid: UserId } -> Option<(AgentRow, ShopRow)>
+        => |c, m| match service::find_agent(c, m.uid)? {
+            Some(a) => Ok::<_, diesel::result::Error>(service::find_shop(c, a.shop_id)?.map(|s| (a, s))),
+            None => Ok(None),
+        }
+}
+
+db_command! {
+    /// For `shop.info` and the admin API: a shop, if it exists.
+    FindShop { shop: ShopId } -> Option<ShopRow> => |c, m| service::find_shop(c, m.shop)
+}
+
+db_command! {
+    /// For `service.queue`.
+    LoadQueue { shop: ShopId } -> Vec<sessions::QueueEntry> => |c, m| sessions::queue_view(c, m.shop)
+}
+
+db_command! {
+    /// For `service.sessions` and the admin listing: sessions newest first, with the
+    /// shop side's last message and unread count of each conversation.
+    LoadSessions { shop: ShopId, state: Option<i32>, before: i64, limit: i64 } -> (Vec<sessions::SessionRow>, HashMap<String, (String, i32)>)
+        => |c, m| sessions::list_sessions(c, m.shop, m.state, m.before, m.limit).and_then(|rows| {
+            let ids: Vec<String> = rows.iter().map(|r| r.chat_id.clone()).collect();
+            Ok((rows.clone(), sessions::shop_side(c, m.shop, &ids)?))
+        })
+}
+
+db_command! {
+    /// For `service.customer`: the consumer's profile and its latest sessions with the shop.
+    LoadCustomer { shop: ShopId, consumer: UserId, limit: i64 } -> (Profile, Vec<sessions::SessionRow>)
+        => |c, m| users::find_profile(c, m.consumer).and_then(|p| Ok((
+            p.unwrap_or_else(|| Profile::placeholder(m.consumer)),
+            sessions::customer_sessions(c, m.shop, m.consumer, m.limit)?,
+        )))
+}
+
+db_command! {
+    /// For `service.quickReplies` and the admin API.
+    LoadQuickReplies { shop: ShopId } -> Vec<QuickReply> => |c, m| sessions::quick_replies(c, m.shop)
+}
+
+db_command! {
+    /// For `service.saveQuickReply` and the admin API: false if the shop has its most.
+    SaveQuickReply { shop: ShopId, reply: QuickReply } -> bool
+        => |c, m| sessions::save_quick_reply(c, m.shop, &m.reply, now())
+}
+
+db_command! {
+    /// For `service.deleteQuickReply` and the admin API: false if there was none.
+    DeleteQuickReply { shop: ShopId, short_code: String } -> bool
+        => |c, m| sessions::delete_quick_reply(c, m.shop, &m.short_code)
+}
+
+db_command! {
+    /// For `service.block` / `service.unblock`.
+    SetBlocked { shop: ShopId, consumer: UserId, blocked: bool } -> ()
+        => |c, m| sessions::set_blocked(c, m.shop, m.consumer, m.blocked, now())
+}
+
+db_command! {
+    /// For `chat.rate`: rates the consumer's latest resolved session, or says why not.
+    RateSession { shop: ShopId, consumer: UserId, score: i32, comment: Option<String> } -> Result<sessions::SessionRow, sessions::RateRefusal>
+        => |c, m| sessions::rate(c, m.shop, m.consumer, m.score, m.comment.as_deref(), crate::clock::unix_now() as i64)
+}
+
+db_command! {
+    /// For the admin stats: the sessions started in `[from, to)` (at most `limit`), the
+    /// queue's length now, and what each agent wrote in that time.
+    LoadStats { shop: ShopId, from: i64, to: i64, limit: i64 } -> (Vec<sessions::SessionRow>, i64, Vec<(UserId, i64)>)
+        => |c, m| sessions::sessions_started(c, m.shop, m.from, m.to, m.limit).and_then(|rows| Ok((
+            rows,
+            sessions::waiting_now(c, m.shop)?,
+            sessions::agent_messages(c, m.shop, m.from, m.to)?,
+        )))
+}
+
+db_command! {
+    /// For the admin ratings listing: rated sessions, newest first.
+    LoadRatings { shop: ShopId, before: i64, limit: i64 } -> Vec<sessions::SessionRow>
+        => |c, m| sessions::ratings(c, m.shop, m.before, m.limit)
+}
+
+db_command! {
+    /// From ChatServer's sweep: the open conversations, per shop, quiet for longer than
+    /// their shop's `auto_resolve_mins` at `now` (at most `limit` in all).
+    DueForResolve { now: i64, limit: i64 } -> Vec<(ShopId, UserId, i64)>
+        => |c, m| sessions::auto_resolving_shops(c).and_then(|shops| {
+            let mut due = Vec::new();
+            for (shop, mins) in shops {
+                let before = m.now - i64::from(mins) * 60;
+                for consumer in sessions::idle_open_chats(c, shop, before, m.limit - due.len() as i64)? {
+                    due.push((shop, consumer, before));
+                }
+                if due.len() as i64 >= m.limit {
+                    break;
+                }
+            }
+            Ok(due)
+        })
 }
 
 db_command! {

@@ -51,6 +51,11 @@ pub struct NewMessage {
     pub client_msg_id: Option<String>,
     pub createtime: i64,
     pub agent_uid: UserId,
+    /// An automatic reply from the shop (PROTOCOL.md §10).
+    pub auto_reply: bool,
+    /// An event row (`resolved`, `rating_request`): `msg` holds the event's JSON. Never
+    /// unread, never in history pages, never a conversation's last message.
+    pub event_type: Option<String>,
 }
 
 impl NewMessage {
@@ -79,6 +84,8 @@ impl NewMessage {
             client_msg_id,
             createtime: crate::clock::unix_now() as i64,
             agent_uid: UserId::default(),
+            auto_reply: false,
+            event_type: None,
         }
     }
 }
@@ -102,6 +109,8 @@ pub struct MessageRow {
     pub client_msg_id: Option<String>,
     pub createtime: i64,
     pub agent_uid: UserId,
+    pub auto_reply: bool,
+    pub event_type: Option<String>,
 }
 
 /// A stored message with its sender's current profile (a placeholder if the sender has
@@ -174,6 +183,14 @@ pub struct ShopRow {
     pub name: String,
     pub logo: String,
     pub capacity: i32,
+    /// Capacity is a hard limit: consumers wait rather than overload an agent.
+    pub queue_when_full: bool,
+    pub welcome_msg: Option<String>,
+    pub offline_msg: Option<String>,
+    /// Open sessions quiet this long are resolved; 0 = never.
+    pub auto_resolve_mins: i32,
+    /// JSON (`domain::hours::WorkingHoursSpec`); None = always open.
+    pub working_hours: Option<String>,
 }
 
 impl ShopRow {
@@ -190,6 +207,8 @@ pub struct AgentRow {
     pub shop_id: ShopId,
     pub name: String,
     pub online: bool,
+    pub away: bool,
+    pub supervisor: bool,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -201,6 +220,11 @@ pub struct ServiceChatRow {
     pub agent_uid: UserId,
     pub waiting_from: i64,
     pub last_time: i64,
+    /// `domain::session::ConvState` as stored (0 resolved, 1 waiting, 2 open).
+    pub state: i32,
+    pub session_id: i64,
+    /// Auto replies the current session has had (`AutoReply::bit`).
+    pub auto_sent: i32,
 }
 
 /// A shop's routing state as the database has it (cluster mode).
@@ -221,4 +245,6 @@ pub struct ShopState {
     /// Each agent with the avatar of its user profile.
     pub agents: Vec<(AgentRow, Profile)>,
     pub chats: Vec<ServiceChatRow>,
+    /// Consumers the shop has blocked.
+    pub blocked: Vec<UserId>,
 }

@@ -28,6 +28,8 @@ diesel::table! {
         client_msg_id -> Nullable<Text>,
         createtime -> BigInt,
         agent_uid -> BigInt,
+        auto_reply -> Bool,
+        event_type -> Nullable<Text>,
     }
 }
 
@@ -38,6 +40,11 @@ diesel::table! {
         logo -> Text,
         capacity -> Integer,
         created_at -> BigInt,
+        queue_when_full -> Bool,
+        welcome_msg -> Nullable<Text>,
+        offline_msg -> Nullable<Text>,
+        auto_resolve_mins -> Integer,
+        working_hours -> Nullable<Text>,
     }
 }
 
@@ -48,6 +55,8 @@ diesel::table! {
         name -> Text,
         online -> Bool,
         created_at -> BigInt,
+        away -> Bool,
+        supervisor -> Bool,
     }
 }
 
@@ -60,6 +69,47 @@ diesel::table! {
         agent_uid -> BigInt,
         waiting_from -> BigInt,
         last_time -> BigInt,
+        state -> Integer,
+        session_id -> BigInt,
+        auto_sent -> Integer,
+    }
+}
+
+diesel::table! {
+    service_sessions (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        consumer_uid -> BigInt,
+        chat_id -> Text,
+        agent_uid -> BigInt,
+        state -> Integer,
+        started_at -> BigInt,
+        first_msg_at -> BigInt,
+        first_response_at -> BigInt,
+        resolved_at -> BigInt,
+        resolved_by -> BigInt,
+        last_time -> BigInt,
+        messages -> Integer,
+        rating -> Integer,
+        rating_comment -> Nullable<Text>,
+        rated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    quick_replies (shop_id, short_code) {
+        shop_id -> BigInt,
+        short_code -> Text,
+        text -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    blocked_consumers (shop_id, consumer_uid) {
+        shop_id -> BigInt,
+        consumer_uid -> BigInt,
+        created_at -> BigInt,
     }
 }
 
@@ -122,6 +172,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     shops,
     agents,
     service_chats,
+    service_sessions,
+    quick_replies,
+    blocked_consumers,
     chat_groups,
     group_members,
     notice_reads

@@ -1,19 +1,18 @@
-//! Customer service (PROTOCOL.md §5): shops, their agents, and one conversation row per
-//! shop and consumer saying who serves it and since when it has waited.
+//! Customer service (PROTOCOL.md §5, §10): shops, their agents, and one conversation row
+//! per shop and consumer saying where it stands (state, agent, session, since when it
+//! has waited). Sessions, the queue and the shop's numbers are in `sessions`.
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use super::conn::{upsert, DbConn};
 use super::conversations::profiles_by_id;
-use super::models::{
-    AgentRow, MessageWithSender, NewMessage, Profile, RoutingView, ServiceChatRow, ShopRow,
-    ShopState,
-};
-use super::schema::{agents, messages, service_chats, shops};
+use super::models::{AgentRow, Profile, RoutingView, ServiceChatRow, ShopRow, ShopState};
+use super::schema::{agents, blocked_consumers, service_chats, shops};
 use super::users::ensure_user;
+use crate::domain::session::ConvState;
 use crate::ids::{ShopId, UserId};
-use crate::protocol::ChatType;
+use crate::protocol::service::AgentStatus;
 
 /// What a ShopRouter in cluster mode reads before it decides.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +22,6 @@ pub struct RoutingQuery {
     pub consumer: Option<UserId>,
     /// Whether to list the conversations waiting for an agent.
     pub waiting: bool,
-    /// Conversations quiet since before this unix time do not count toward load.
-    pub open_since: i64,
 }
 
 pub fn shop_ids(conn: &mut DbConn) -> QueryResult<Vec<ShopId>> {
@@ -44,6 +41,24 @@ pub fn find_shop(conn: &mut DbConn, shop: ShopId) -> QueryResult<Option<ShopRow>
         .optional()
 }
 
+/// A shop's customer-service settings (PROTOCOL.md §10): `None` keeps a field,
+/// `Some(None)` clears a nullable one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShopSettings {
+    pub queue_when_full: Option<bool>,
+    pub welcome_msg: Option<Option<String>>,
+    pub offline_msg: Option<Option<String>>,
+    pub auto_resolve_mins: Option<i32>,
+    /// JSON, already checked.
+    pub working_hours: Option<Option<String>>,
+}
+
+impl ShopSettings {
+    fn is_empty(&self) -> bool {
+        *self == ShopSettings::default()
+    }
+}
+
 /// Creates or updates a shop; fields left `None` keep their value (a new shop without
 /// a name is called `shop{id}`).
 pub fn upsert_shop(
@@ -52,6 +67,7 @@ pub fn upsert_shop(
     name: Option<&str>,
     logo: Option<&str>,
     capacity: Option<i32>,
+    settings: &ShopSettings,
     now: i64,
 ) -> QueryResult<ShopRow> {
     let placeholder = ShopRow::placeholder_name(shop);
@@ -69,8 +85,21 @@ pub fn upsert_shop(
         logo.map(|l| shops::logo.eq(l)),
         capacity.map(|c| shops::capacity.eq(c)),
     );
-    upsert!(&mut *conn, shops::table, row, shops::id, change)?;
-    find_shop(conn, shop)?.ok_or(DieselError::NotFound)
+    conn.transaction(|conn| {
+        upsert!(&mut *conn, shops::table, row, shops::id, change)?;
+        if !settings.is_empty() {
+            let s = settings.clone();
+            let set = (
+                s.queue_when_full.map(|v| shops::queue_when_full.eq(v)),
+                s.welcome_msg.map(|v| shops::welcome_msg.eq(v)),
+                s.offline_msg.map(|v| shops::offline_msg.eq(v)),
+                s.auto_resolve_mins.map(|v| shops::auto_resolve_mins.eq(v)),
+                s.working_hours.map(|v| shops::working_hours.eq(v)),
+            );
+            diesel::update(shops::table.find(shop.0)).set(set).execute(conn)?;
+        }
+        find_shop(conn, shop)?.ok_or(DieselError::NotFound)
+    })
 }
 
 pub fn find_agent(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<AgentRow>> {
@@ -93,6 +122,7 @@ pub fn attach_agent(
     shop: ShopId,
     uid: UserId,
     name: Option<&str>,
+    supervisor: Option<bool>,
     now: i64,
 ) -> QueryResult<Option<Option<ShopId>>> {
     conn.transaction(|conn| {
@@ -107,8 +137,13 @@ pub fn attach_agent(
             agents::name.eq(name.unwrap_or("")),
             agents::online.eq(false),
             agents::created_at.eq(now),
+            agents::supervisor.eq(supervisor.unwrap_or(false)),
         );
-        let change = (agents::shop_id.eq(shop.0), name.map(|n| agents::name.eq(n)));
+        let change = (
+            agents::shop_id.eq(shop.0),
+            name.map(|n| agents::name.eq(n)),
+            supervisor.map(|s| agents::supervisor.eq(s)),
+        );
         upsert!(&mut *conn, agents::table, row, agents::uid, change)?;
         Ok(Some(before.map(|a| a.shop_id)))
     })
@@ -125,19 +160,20 @@ pub fn detach_agent(conn: &mut DbConn, shop: ShopId, uid: UserId) -> QueryResult
     Ok(n > 0)
 }
 
-/// Sets the online flag of `shop`'s agent `uid`; false if it is not that shop's agent.
-pub fn set_agent_online(
+/// Sets the status of `shop`'s agent `uid`; false if it is not that shop's agent.
+pub fn set_agent_status(
     conn: &mut DbConn,
     shop: ShopId,
     uid: UserId,
-    online: bool,
+    status: AgentStatus,
 ) -> QueryResult<bool> {
+    let (online, away) = status.flags();
     let n = diesel::update(
         agents::table
             .filter(agents::uid.eq(uid.0))
             .filter(agents::shop_id.eq(shop.0)),
     )
-    .set(agents::online.eq(online))
+    .set((agents::online.eq(online), agents::away.eq(away)))
     .execute(conn)?;
     Ok(n > 0)
 }
@@ -166,14 +202,22 @@ pub fn load_shop_state(conn: &mut DbConn, shop: ShopId) -> QueryResult<ShopState
         .filter(service_chats::shop_id.eq(shop.0))
         .select(ServiceChatRow::as_select())
         .load(conn)?;
+    let blocked = blocked_consumers::table
+        .filter(blocked_consumers::shop_id.eq(shop.0))
+        .select(blocked_consumers::consumer_uid)
+        .load::<i64>(conn)?
+        .into_iter()
+        .map(UserId)
+        .collect();
     Ok(ShopState {
         shop: row,
         agents,
         chats,
+        blocked,
     })
 }
 
-fn find_chat(
+pub fn find_chat(
     conn: &mut DbConn,
     shop: ShopId,
     consumer: UserId,
@@ -186,47 +230,6 @@ fn find_chat(
         .optional()
 }
 
-/// Keeps the service conversation of a stored chat_type-4 message up to date: the
-/// agent it went to or came from serves it; with none, it waits from this message on.
-pub fn record(conn: &mut DbConn, id: i64, m: &NewMessage) -> QueryResult<()> {
-    if m.chat_type != ChatType::Service {
-        return Ok(());
-    }
-    let existing = find_chat(conn, m.shop_id, m.consumer_uid)?;
-    let none = UserId::default();
-    let (agent, waiting_from) = match (m.agent_uid, &existing) {
-        (a, Some(row)) if a == none && row.waiting_from > 0 => (row.agent_uid, row.waiting_from),
-        (a, Some(row)) if a == none => (row.agent_uid, id),
-        (a, None) if a == none => (none, id),
-        (agent, _) => (agent, 0),
-    };
-    if existing.is_some() {
-        diesel::update(
-            service_chats::table
-                .filter(service_chats::shop_id.eq(m.shop_id))
-                .filter(service_chats::consumer_uid.eq(m.consumer_uid)),
-        )
-        .set((
-            service_chats::agent_uid.eq(agent),
-            service_chats::waiting_from.eq(waiting_from),
-            service_chats::last_time.eq(m.createtime),
-        ))
-        .execute(conn)?;
-        return Ok(());
-    }
-    diesel::insert_into(service_chats::table)
-        .values((
-            service_chats::shop_id.eq(m.shop_id),
-            service_chats::consumer_uid.eq(m.consumer_uid),
-            service_chats::chat_id.eq(&m.chat_id),
-            service_chats::agent_uid.eq(agent),
-            service_chats::waiting_from.eq(waiting_from),
-            service_chats::last_time.eq(m.createtime),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// What a ShopRouter in cluster mode decides from: the conversation to route, each
 /// agent's open conversations, and (if asked) the waiting conversations, oldest first.
 pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingView> {
@@ -237,14 +240,14 @@ pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingV
     let loads = service_chats::table
         .filter(service_chats::shop_id.eq(q.shop.0))
         .filter(service_chats::agent_uid.gt(0))
-        .filter(service_chats::last_time.ge(q.open_since))
+        .filter(service_chats::state.eq(ConvState::OPEN))
         .group_by(service_chats::agent_uid)
         .select((service_chats::agent_uid, diesel::dsl::count_star()))
         .load::<(i64, i64)>(conn)?;
     let waiting = if q.waiting {
         service_chats::table
             .filter(service_chats::shop_id.eq(q.shop.0))
-            .filter(service_chats::waiting_from.gt(0))
+            .filter(service_chats::state.eq(ConvState::WAITING))
             .order(service_chats::waiting_from.asc())
             .limit(MAX_WAITING_READ)
             .select(ServiceChatRow::as_select())
@@ -264,58 +267,3 @@ pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingV
 
 /// The most waiting conversations one routing read hands out.
 const MAX_WAITING_READ: i64 = 1000;
-
-/// Gives a conversation to `agent` (with `only_if_waiting`, only if it still waits);
-/// returns what it had waited with (the messages since it started waiting), which the
-/// agent has not seen.
-pub fn assign(
-    conn: &mut DbConn,
-    shop: ShopId,
-    consumer: UserId,
-    agent: UserId,
-    only_if_waiting: bool,
-) -> QueryResult<Vec<MessageWithSender>> {
-    let Some(row) = find_chat(conn, shop, consumer)? else {
-        return Ok(Vec::new());
-    };
-    if only_if_waiting && row.waiting_from == 0 {
-        return Ok(Vec::new());
-    }
-    let target = service_chats::table
-        .filter(service_chats::shop_id.eq(shop.0))
-        .filter(service_chats::consumer_uid.eq(consumer.0));
-    let set = (
-        service_chats::agent_uid.eq(agent.0),
-        service_chats::waiting_from.eq(0),
-    );
-    if only_if_waiting {
-        // Compare and set: of two nodes handing out the same waiting conversation at
-        // once, the second finds it no longer waiting (its UPDATE waits for the first's
-        // row lock, then matches nothing) and pushes nothing.
-        let won = diesel::update(target.filter(service_chats::waiting_from.eq(row.waiting_from)))
-            .set(set)
-            .execute(conn)?;
-        if won == 0 {
-            return Ok(Vec::new());
-        }
-    } else {
-        diesel::update(target).set(set).execute(conn)?;
-    }
-    if row.waiting_from == 0 {
-        return Ok(Vec::new());
-    }
-    let rows = messages::table
-        .left_join(super::schema::users::table)
-        .filter(messages::chat_type.eq(ChatType::Service))
-        .filter(messages::shop_id.eq(shop.0))
-        .filter(messages::shop_id.gt(0)) // lets SQLite use its partial index
-        .filter(messages::consumer_uid.eq(consumer.0))
-        .filter(messages::id.ge(row.waiting_from))
-        .order(messages::id.asc())
-        .select((
-            super::models::MessageRow::as_select(),
-            Option::<super::models::ProfileRow>::as_select(),
-        ))
-        .load(conn)?;
-    super::users::with_senders(conn, rows)
-}

@@ -62,7 +62,7 @@ pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Ve
 }
 
 /// Stores `m`; the conversation rows it changes are noted in `touches`, written once
-/// per batch.
+/// per batch. (A customer-service message's session is kept by `writes::ServiceTurn`.)
 pub fn store_one<'a>(
     conn: &mut DbConn,
     m: &'a NewMessage,
@@ -70,7 +70,6 @@ pub fn store_one<'a>(
 ) -> QueryResult<MsgId> {
     let id = insert_message(conn, m)?;
     touches.add(m);
-    super::service::record(conn, id.0, m)?;
     Ok(id)
 }
 

@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
 use crate::ids::{ChatId, UserId};
-use crate::protocol::{absolute_url, ChatPush, ChatType};
+use crate::protocol::service::event_row;
+use crate::protocol::{absolute_url, ChatPush, ChatType, SyncRow};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
 #[derive(Clone)]
@@ -61,6 +62,7 @@ impl Presenter {
             createtime: m.createtime,
             msg_id,
             client_msg_id: m.client_msg_id.clone(),
+            auto: m.auto_reply,
         };
         match m.chat_type {
             ChatType::Group => p.group_id = Some(m.group_id),
@@ -71,7 +73,13 @@ impl Presenter {
             }
             ChatType::Service => {
                 p.shop_id = Some(m.shop_id);
-                if m.from_agent {
+                if m.auto_reply {
+                    // From the shop itself: no agent wrote it.
+                    p.nickname = shop
+                        .map_or_else(|| ShopRow::placeholder_name(m.shop_id), |s| s.name.clone());
+                    p.avatar = self.url(shop.map_or("", |s| s.logo.as_str()));
+                    p.id = None;
+                } else if m.from_agent {
                     // The consumer sees the shop, and which of its agents answered.
                     p.service_nickname = Some(std::mem::take(&mut p.nickname));
                     p.service_avatar = Some(std::mem::take(&mut p.avatar));
@@ -104,6 +112,15 @@ impl Presenter {
         }
         push
     }
+
+    /// A `chat.sync` row: a message as `reader` sees it, or a stored event.
+    pub fn sync_row(&self, r: MessageWithSender, reader: UserId) -> SyncRow {
+        if r.message.event_type.is_some() {
+            let m = &r.message;
+            return SyncRow::Event(event_row(&m.msg, m.id.0, m.createtime));
+        }
+        SyncRow::Message(self.stored_for(r, reader))
+    }
 }
 
 /// A history row split into its id and the message as it was stored.
@@ -124,6 +141,8 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             client_msg_id: r.client_msg_id,
             createtime: r.createtime,
             agent_uid: r.agent_uid,
+            auto_reply: r.auto_reply,
+            event_type: r.event_type,
         },
     )
 }

@@ -15,8 +15,10 @@ use super::error::HttpError;
 use super::AppState;
 pub use crate::admin::AdminError;
 use crate::admin::{bad, Audience, ShopUpdate, UserUpdate};
+use crate::domain::hours::WorkingHoursSpec;
 use crate::ids::{GroupId, ShopId, UserId};
 use crate::protocol::lenient;
+use crate::protocol::service::{AgentRole, AgentStatus};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/users/{uid}", web::put().to(put_user))
@@ -41,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(remove_member),
         )
         .route("/admin/notify", web::post().to(notify));
+    super::admin_service::routes(cfg);
 }
 
 /// Compares in time independent of where the strings differ.
@@ -72,14 +75,14 @@ impl FromRequest for Admin {
 }
 
 /// The JSON object body, or an empty one when there is none.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_value(json!({})).map_err(|e| bad(format!("bad JSON body: {e}")));
     }
     serde_json::from_slice(bytes).map_err(|e| bad(format!("bad JSON body: {e}")))
 }
 
-fn ok(result: Value) -> HttpResponse {
+pub(super) fn ok(result: Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({"code": 1, "msg": null, "result": result}))
 }
 
@@ -104,11 +107,29 @@ async fn put_user(
     Ok(ok(json!(info)))
 }
 
+/// Absent: `None` (unchanged); `null`: `Some(None)` (cleared).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 struct ShopBody {
     name: Option<String>,
     logo: Option<String>,
     capacity: Option<i32>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    queue_when_full: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    welcome_msg: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    offline_msg: Option<Option<String>>,
+    auto_resolve_mins: Option<i32>,
+    #[serde(default, deserialize_with = "nullable")]
+    working_hours: Option<Option<WorkingHoursSpec>>,
 }
 
 async fn put_shop(
@@ -118,27 +139,23 @@ async fn put_shop(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     let shop = ShopId(path_id(&path)?);
-    let ShopBody {
-        name,
-        logo,
-        capacity,
-    } = body(&bytes)?;
-    let info = st
-        .admin
-        .upsert_shop(
-            shop,
-            ShopUpdate {
-                name,
-                logo,
-                capacity,
-            },
-        )
-        .await?;
+    let b: ShopBody = body(&bytes)?;
+    let update = ShopUpdate {
+        name: b.name,
+        logo: b.logo,
+        capacity: b.capacity,
+        queue_when_full: b.queue_when_full,
+        welcome_msg: b.welcome_msg,
+        offline_msg: b.offline_msg,
+        auto_resolve_mins: b.auto_resolve_mins,
+        working_hours: b.working_hours,
+    };
+    let info = st.admin.upsert_shop(shop, update).await?;
     Ok(ok(json!(info)))
 }
 
 /// A positive id from the path (parsed here: actix's own error would answer in its own format).
-fn path_id(s: &str) -> Result<i64, AdminError> {
+pub(super) fn path_id(s: &str) -> Result<i64, AdminError> {
     match s.parse() {
         Ok(id) if id > 0 => Ok(id),
         Ok(_) => Err(bad("ids must be positive integers")),
@@ -159,6 +176,7 @@ fn group_and_member(path: &(String, String)) -> Result<(GroupId, UserId), AdminE
 #[derive(Deserialize)]
 struct AgentBody {
     name: Option<String>,
+    role: Option<AgentRole>,
 }
 
 async fn put_agent(
@@ -168,8 +186,8 @@ async fn put_agent(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     let (shop, uid) = shop_and_agent(&path)?;
-    let AgentBody { name } = body(&bytes)?;
-    st.admin.attach_agent(shop, uid, name).await?;
+    let AgentBody { name, role } = body(&bytes)?;
+    st.admin.attach_agent_as(shop, uid, name, role).await?;
     Ok(ok(json!({"shop_id": shop, "uid": uid})))
 }
 
@@ -183,10 +201,12 @@ async fn delete_agent(
     Ok(ok(Value::Null))
 }
 
+/// `{"online": bool}`, or (new) `{"status": "online"|"away"|"offline"}`.
 #[derive(Deserialize)]
 struct OnlineBody {
-    #[serde(deserialize_with = "lenient::req_bool")]
-    online: bool,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    online: Option<bool>,
+    status: Option<AgentStatus>,
 }
 
 async fn set_online(
@@ -196,9 +216,24 @@ async fn set_online(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
     let (shop, uid) = shop_and_agent(&path)?;
-    let OnlineBody { online } = body(&bytes)?;
-    st.admin.set_agent_online(shop, uid, online).await?;
-    Ok(ok(json!({"shop_id": shop, "uid": uid, "online": online})))
+    let status = match body(&bytes)? {
+        OnlineBody {
+            status: Some(s),
+            online: None,
+        } => s,
+        OnlineBody {
+            online: Some(true),
+            status: None,
+        } => AgentStatus::Online,
+        OnlineBody {
+            online: Some(false),
+            status: None,
+        } => AgentStatus::Offline,
+        _ => return Err(bad("give online (bool) or status (online, away, offline)").into()),
+    };
+    st.admin.set_agent_status(shop, uid, status).await?;
+    let online = status != AgentStatus::Offline;
+    Ok(ok(json!({"shop_id": shop, "uid": uid, "online": online, "status": status})))
 }
 
 async fn list_agents(
@@ -207,7 +242,17 @@ async fn list_agents(
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
     let shop = ShopId(path_id(&path)?);
-    let agents = st.admin.shop_agents(shop).await?;
+    let agents: Vec<Value> = st
+        .admin
+        .shop_agents(shop)
+        .await?
+        .into_iter()
+        .map(|a| {
+            json!({"uid": a.uid, "name": a.name, "online": a.online,
+                "connected": a.connected, "open_conversations": a.open_sessions,
+                "status": a.status, "role": a.role})
+        })
+        .collect();
     Ok(ok(json!({"shop_id": shop, "agents": agents})))
 }
 

@@ -2,6 +2,7 @@
 //! client), the original user API, uploads, and the admin API.
 
 pub mod admin;
+mod admin_service;
 pub mod api;
 pub mod client;
 pub mod error;

@@ -3,6 +3,7 @@
 //! the document gives.
 
 pub mod lenient;
+pub mod service;
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub mod code {
     pub const RECENT_CHATS: i32 = 102;
     pub const RECORDS: i32 = 201;
     pub const CHAT_PUSH: i32 = 200;
-    /// New: a customer-service event for agents (a conversation transferred).
+    /// New (§10): a customer-service conversation event.
     pub const SERVICE_EVENT: i32 = 202;
 }
 
@@ -153,6 +154,21 @@ pub enum Request {
     GroupList,
     /// New (§15): the owner adds a member.
     GroupAdd(GroupAdd),
+    /// New (§10): customer service as a shop runs it.
+    SetStatus(service::SetStatus),
+    Resolve(service::ChatIdRef),
+    ServiceQueue,
+    ServiceSessions(service::SessionsRequest),
+    QuickReplies,
+    SaveQuickReply(service::QuickReply),
+    DeleteQuickReply(service::ShortCode),
+    ServiceMe,
+    ServiceAgents,
+    ServiceCustomer(service::ConsumerRef),
+    Block(service::ConsumerRef),
+    Unblock(service::ConsumerRef),
+    ShopInfo(service::ShopRef),
+    Rate(service::Rate),
 }
 
 #[derive(Deserialize)]
@@ -196,6 +212,34 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         ("Group", "add") => Request::GroupAdd(content::<GroupAdd>(env.content)?.checked()?),
         ("Group", "members") => Request::GroupMembers(content::<GroupRef>(env.content)?.checked()?),
         ("Group", "list") => Request::GroupList,
+        ("Service", "setstatus") => Request::SetStatus(content(env.content)?),
+        ("Service", "resolve") => {
+            Request::Resolve(content::<service::ChatIdRef>(env.content)?.checked()?)
+        }
+        ("Service", "queue") => Request::ServiceQueue,
+        ("Service", "sessions") => Request::ServiceSessions(content_or_default(env.content)?),
+        ("Service", "quickreplies") => Request::QuickReplies,
+        ("Service", "savequickreply") => {
+            Request::SaveQuickReply(content::<service::QuickReply>(env.content)?.checked()?)
+        }
+        ("Service", "deletequickreply") => {
+            let code: service::ShortCode = content(env.content)?;
+            service::check_short_code(&code.short_code)?;
+            Request::DeleteQuickReply(code)
+        }
+        ("Service", "me") => Request::ServiceMe,
+        ("Service", "agents") => Request::ServiceAgents,
+        ("Service", "customer") => {
+            Request::ServiceCustomer(content::<service::ConsumerRef>(env.content)?.checked()?)
+        }
+        ("Service", "block") => {
+            Request::Block(content::<service::ConsumerRef>(env.content)?.checked()?)
+        }
+        ("Service", "unblock") => {
+            Request::Unblock(content::<service::ConsumerRef>(env.content)?.checked()?)
+        }
+        ("Shop", "info") => Request::ShopInfo(content::<service::ShopRef>(env.content)?.checked()?),
+        ("Chat", "rate") => Request::Rate(content::<service::Rate>(env.content)?.checked()?),
         _ => return Err(ChatError::UnknownAction),
     };
     Ok(Frame::Request(request))
@@ -451,18 +495,6 @@ pub struct MemberRow {
     pub avatar: String,
 }
 
-/// Push code 202: something happened to a customer-service conversation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceEvent {
-    /// "transfer": the conversation now belongs to `to_uid`.
-    pub event: &'static str,
-    pub chat_id: String,
-    pub shop_id: i64,
-    pub consumer_uid: i64,
-    pub from_uid: i64,
-    pub to_uid: i64,
-}
-
 /// `chat.sync` content (PROTOCOL.md §7).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SyncRequest {
@@ -483,8 +515,17 @@ impl Request {
     pub fn cost(&self) -> u32 {
         match self {
             Request::Sync(_) => 10,
-            Request::RecentChat(_) | Request::GroupMembers(_) => 5,
-            Request::GroupList | Request::GroupCreate(_) => 2,
+            Request::RecentChat(_)
+            | Request::GroupMembers(_)
+            | Request::ServiceQueue
+            | Request::ServiceSessions(_)
+            | Request::QuickReplies
+            | Request::ServiceCustomer(_) => 5,
+            Request::GroupList
+            | Request::GroupCreate(_)
+            | Request::ServiceAgents
+            | Request::SaveQuickReply(_)
+            | Request::Rate(_) => 2,
             _ => 1,
         }
     }
@@ -494,8 +535,13 @@ impl Request {
     pub fn reply_reserve(&self) -> usize {
         match self {
             Request::Sync(_) => SYNC_MAX_BYTES + 64,
-            Request::RecentChat(_) | Request::GroupMembers(_) => 256 * 1024,
-            Request::GroupList => 64 * 1024,
+            Request::RecentChat(_)
+            | Request::GroupMembers(_)
+            | Request::ServiceQueue
+            | Request::ServiceSessions(_)
+            | Request::QuickReplies
+            | Request::ServiceCustomer(_) => 256 * 1024,
+            Request::GroupList | Request::ServiceAgents => 64 * 1024,
             _ => 4 * 1024,
         }
     }
@@ -504,7 +550,7 @@ impl Request {
 impl SyncPage {
     /// The page of `rows` (oldest first) that fits in [`SYNC_MAX_BYTES`]; `has_more` when
     /// the database had more, or rows were left out to fit. At least one row goes out.
-    pub fn within_bytes(rows: Vec<ChatPush>, db_has_more: bool) -> SyncPage {
+    pub fn within_bytes(rows: Vec<SyncRow>, db_has_more: bool) -> SyncPage {
         // `{"code":201,"msg":null,"result":{"rows":[` ... `],"has_more":false}}`
         let mut used = 64;
         let mut kept = Vec::with_capacity(rows.len());
@@ -615,12 +661,24 @@ pub struct ChatPush {
     pub msg_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// New (§10): an automatic reply from the shop (welcome, offline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
+}
+
+/// One row of `chat.sync`: a message, or a stored event (§10 `resolved`,
+/// `rating_request`; §11 recall).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SyncRow {
+    Message(ChatPush),
+    Event(Value),
 }
 
 /// `chat.sync` result (code 201).
 #[derive(Debug, Serialize)]
 pub struct SyncPage {
-    pub rows: Vec<ChatPush>,
+    pub rows: Vec<SyncRow>,
     pub has_more: bool,
 }
 
@@ -663,6 +721,9 @@ pub struct RecordRow {
     pub msg: String,
     pub createtime: i64,
     pub mine: bool,
+    /// New (§10): an automatic reply from the shop.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auto: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -186,6 +186,7 @@ fn direct_push_matches_the_original_example_plus_new_fields() {
         createtime: 1566212436,
         msg_id: 9,
         client_msg_id: None,
+        auto: false,
     };
     same_json(
         &push_text(&push),

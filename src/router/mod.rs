@@ -1,11 +1,11 @@
 //! `ShopRouter`: one actor per shop, started on first use. It owns the shop's agents
-//! (online flags, live connection counts), which agent serves which consumer, and the
-//! conversations waiting for an agent. Routing decisions are made here, in arrival
-//! order; the writes they imply go back to ChatServer's write queue, so a decision is
-//! acted on (acks, pushes, backlogs) only once it is committed.
+//! (status, live connection counts), where each consumer's conversation stands (waiting,
+//! open with an agent, resolved) and the queue. Routing decisions are made here, in
+//! arrival order, by the session state machine of `domain::session`; the writes they
+//! imply go back to ChatServer's write queue, so a decision is acted on (acks, pushes,
+//! events, auto replies) only once it is committed.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use actix::prelude::*;
 use rand::rngs::StdRng;
@@ -13,32 +13,31 @@ use rand::SeedableRng;
 use tokio::sync::oneshot;
 
 use crate::routing::{
-    AgentFlag, AgentPresence, AgentReport, ReloadAgents, ReportAgents, RouteSend, RouterMail,
-    StartRouter, TransferChat,
+    AgentPresence, AgentReport, AgentStatusSet, ReloadAgents, ReportAgents, ResolveChat,
+    RouteSend, RouterMail, StartRouter, TransferChat,
 };
 
 use crate::cluster::Cluster;
 use crate::db::{
-    DbExecutor, LoadShop, Profile, RoutingQuery, RoutingView, ServiceChatRow, ShopRow, ShopState,
+    DbExecutor, LoadShop, NewMessage, Profile, RoutingQuery, RoutingView, ServiceChatRow,
+    ShopRow, ShopState,
 };
 use crate::domain::choice::{choose_agent, Candidate};
+use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
+use crate::domain::session::{self, AutoReply, ConvState, Event, Pick, Reason, Step};
 use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ChatKind, ShopId, UserId};
-use crate::protocol::{self, code, Role, ServiceEvent};
-use crate::writes::{Assign, Enqueue, ReadRouting, ReplyTx, StoreMessage, Write};
-
-/// Serialized notices, and to whom.
-type Notices = Vec<(UserId, Arc<str>)>;
-
-/// A conversation counts toward its agent's load until it has been quiet this long.
-pub const OPEN_IDLE_SECS: i64 = 30 * 60;
+use crate::protocol::service::{AgentRole, AgentStatus};
+use crate::protocol::{ChatPush, ChatType, MsgType, Role};
+use crate::writes::{Enqueue, ReadRouting, ReplyTx, ServiceTurn, StoreMessage};
 
 struct Agent {
     /// The service name the shop gave it; empty: its user nickname.
     name: String,
     profile: Profile,
-    online: bool,
+    status: AgentStatus,
+    supervisor: bool,
 }
 
 impl Agent {
@@ -54,16 +53,45 @@ impl Agent {
 
 struct Conv {
     chat_id: String,
+    state: ConvState,
+    /// The agent who has it, or had it last (for stickiness).
     agent: Option<UserId>,
     /// Some(order) while waiting for an agent; lower waited longer.
     waiting: Option<u64>,
     last_time: i64,
+    /// Auto replies the current session has had.
+    auto_sent: i32,
+}
+
+impl Conv {
+    fn new(chat_id: String, now: i64) -> Conv {
+        Conv {
+            chat_id,
+            state: ConvState::Idle,
+            agent: None,
+            waiting: None,
+            last_time: now,
+            auto_sent: 0,
+        }
+    }
+
+    fn from_row(row: ServiceChatRow) -> Conv {
+        Conv {
+            state: ConvState::from_row(row.state, row.agent_uid),
+            agent: (row.agent_uid.0 > 0).then_some(row.agent_uid),
+            waiting: None,
+            last_time: row.last_time,
+            auto_sent: row.auto_sent,
+            chat_id: row.chat_id,
+        }
+    }
 }
 
 /// What the other nodes know, read just before each decision in cluster mode.
 #[derive(Default)]
 struct Shared {
-    /// Agents routable on other nodes (Redis).
+    /// Agents connected and not offline on other nodes (Redis): reachable for their own
+    /// sessions, and routable if online.
     routable: HashSet<UserId>,
     /// Agents with a live connection on any node (Redis; read for reports only).
     connected: HashSet<UserId>,
@@ -86,6 +114,9 @@ pub struct ShopRouter {
     shop: ShopId,
     /// None until loaded, and while the shop does not exist.
     info: Option<ShopRow>,
+    /// The shop's working hours, if it has any.
+    hours: Option<WorkingHours>,
+    blocked: HashSet<UserId>,
     agents: HashMap<UserId, Agent>,
     /// Live connections per agent, as ChatServer reports them.
     presence: HashMap<UserId, usize>,
@@ -116,7 +147,8 @@ impl ShopRouter {
             RouterMail {
                 route: addr.clone().recipient(),
                 presence: addr.clone().recipient(),
-                flag: addr.clone().recipient(),
+                status: addr.clone().recipient(),
+                resolve: addr.clone().recipient(),
                 reload: addr.clone().recipient(),
                 transfer: addr.clone().recipient(),
                 report: addr.recipient(),
@@ -134,6 +166,8 @@ impl ShopRouter {
         ShopRouter {
             shop,
             info: None,
+            hours: None,
+            blocked: HashSet::new(),
             agents: HashMap::new(),
             presence: HashMap::new(),
             convs: HashMap::new(),
@@ -165,7 +199,6 @@ impl ShopRouter {
             shop: self.shop,
             consumer: want.consumer,
             waiting: want.waiting,
-            open_since: crate::clock::unix_now() as i64 - OPEN_IDLE_SECS,
         };
         self.queue
             .do_send(Enqueue(vec![ReadRouting::new(query, tx)]));
@@ -228,22 +261,20 @@ impl ShopRouter {
     }
 
     fn remember(&mut self, row: ServiceChatRow) {
-        let conv = Conv {
-            chat_id: row.chat_id,
-            agent: (row.agent_uid.0 > 0).then_some(row.agent_uid),
-            waiting: (row.waiting_from > 0).then_some(row.waiting_from as u64),
-            last_time: row.last_time,
-        };
-        self.convs.insert(row.consumer_uid, conv);
+        let consumer = row.consumer_uid;
+        let waiting = (row.state == ConvState::WAITING).then_some(row.waiting_from.max(1) as u64);
+        let mut conv = Conv::from_row(row);
+        conv.waiting = waiting;
+        self.convs.insert(consumer, conv);
     }
 
-    /// Tells the other nodes which agents are routable here.
+    /// Tells the other nodes which agents are reachable here (connected, not offline).
     fn announce(&self) {
         if let Some(cluster) = &self.cluster {
             let here = self
                 .agents
                 .keys()
-                .filter(|uid| self.routable_here(**uid))
+                .filter(|uid| self.reachable_here(**uid))
                 .copied()
                 .collect();
             cluster.set_routable(self.shop, here);
@@ -252,6 +283,17 @@ impl ShopRouter {
 
     fn apply_agents(&mut self, state: &ShopState) {
         self.info = state.shop.clone();
+        self.hours = self
+            .info
+            .as_ref()
+            .and_then(|s| s.working_hours.as_deref())
+            .and_then(|json| {
+                let spec: WorkingHoursSpec = serde_json::from_str(json).ok()?;
+                WorkingHours::parse(&spec)
+                    .inspect_err(|e| log::error!("shop {}: stored working hours: {e}", self.shop))
+                    .ok()
+            });
+        self.blocked = state.blocked.iter().copied().collect();
         self.agents = state
             .agents
             .iter()
@@ -259,7 +301,8 @@ impl ShopRouter {
                 let agent = Agent {
                     name: a.name.clone(),
                     profile: p.clone(),
-                    online: a.online,
+                    status: AgentStatus::from_flags(a.online, a.away),
+                    supervisor: a.supervisor,
                 };
                 (a.uid, agent)
             })
@@ -270,18 +313,10 @@ impl ShopRouter {
         let mut waiting: Vec<(i64, UserId)> = Vec::new();
         for c in state.chats {
             let consumer = c.consumer_uid;
-            if c.waiting_from > 0 {
+            if c.state == ConvState::WAITING {
                 waiting.push((c.waiting_from, consumer));
             }
-            self.convs.insert(
-                consumer,
-                Conv {
-                    chat_id: c.chat_id,
-                    agent: (c.agent_uid.0 > 0).then_some(c.agent_uid),
-                    waiting: None,
-                    last_time: c.last_time,
-                },
-            );
+            self.convs.insert(consumer, Conv::from_row(c));
         }
         waiting.sort();
         for (_, consumer) in waiting {
@@ -297,39 +332,53 @@ impl ShopRouter {
         self.next_wait
     }
 
-    /// Flagged online and connected to this node.
-    fn routable_here(&self, uid: UserId) -> bool {
-        self.agents.get(&uid).is_some_and(|a| a.online)
-            && self.presence.get(&uid).copied().unwrap_or(0) > 0
+    fn status(&self, uid: UserId) -> AgentStatus {
+        self.agents.get(&uid).map_or(AgentStatus::Offline, |a| a.status)
     }
 
-    /// Routable here, or (cluster mode) on another node, flagged online as far as this
-    /// node knows too.
+    fn connected_here(&self, uid: UserId) -> bool {
+        self.presence.get(&uid).copied().unwrap_or(0) > 0
+    }
+
+    /// Connected to this node and not offline: it gets its own sessions' messages.
+    fn reachable_here(&self, uid: UserId) -> bool {
+        self.status(uid) != AgentStatus::Offline && self.connected_here(uid)
+    }
+
+    /// Reachable here, or (cluster mode) on another node.
+    fn reachable(&self, uid: UserId) -> bool {
+        self.reachable_here(uid)
+            || (self.status(uid) != AgentStatus::Offline && self.shared.routable.contains(&uid))
+    }
+
+    /// Status online and reachable: it may be given new, reopened and waiting sessions.
     fn routable(&self, uid: UserId) -> bool {
-        self.routable_here(uid)
-            || (self.shared.routable.contains(&uid)
-                && self.agents.get(&uid).is_some_and(|a| a.online))
+        self.status(uid) == AgentStatus::Online && self.reachable(uid)
     }
 
-    fn load(&self, uid: UserId, now: i64) -> usize {
+    /// Open sessions of `uid` (capacity counts these).
+    fn load(&self, uid: UserId) -> usize {
         if self.cluster.is_some() {
             return self.shared.loads.get(&uid).copied().unwrap_or(0);
         }
         self.convs
             .values()
-            .filter(|c| c.agent == Some(uid) && c.last_time >= now - OPEN_IDLE_SECS)
+            .filter(|c| c.state == ConvState::Open(uid))
             .count()
     }
 
-    fn candidates(&self, now: i64) -> Vec<Candidate> {
+    fn candidates(&self) -> Vec<Candidate> {
+        let hard = self.capacity_is_hard();
+        let capacity = self.capacity();
         let mut c: Vec<Candidate> = self
             .agents
             .keys()
             .filter(|uid| self.routable(**uid))
             .map(|uid| Candidate {
                 agent: *uid,
-                load: self.load(*uid, now),
+                load: self.load(*uid),
             })
+            .filter(|c| !hard || c.load < capacity)
             .collect();
         // HashMap order is random per process; a stable order keeps runs reproducible.
         c.sort_by_key(|c| c.agent);
@@ -340,35 +389,143 @@ impl ShopRouter {
         self.info.as_ref().map_or(0, |s| s.capacity.max(0) as usize)
     }
 
-    fn pick(&mut self, assigned: Option<UserId>, now: i64) -> Option<UserId> {
-        let candidates = self.candidates(now);
-        let capacity = self.capacity();
-        choose_agent(assigned, &candidates, capacity, &mut self.rng)
+    /// `queue_when_full`: an agent at capacity gets nothing new; consumers wait instead.
+    fn capacity_is_hard(&self) -> bool {
+        self.capacity() > 0 && self.info.as_ref().is_some_and(|s| s.queue_when_full)
     }
 
-    /// The write that hands `consumer`'s conversation to `agent`, pushing it the backlog.
-    fn assignment(
-        &self,
-        consumer: UserId,
-        agent: UserId,
-        notices: Notices,
-        reply: Option<ReplyTx>,
-        only_if_waiting: bool,
-    ) -> Box<dyn Write> {
-        let mut assign = Assign::new(self.shop, consumer, agent, only_if_waiting);
-        assign.notices = notices;
-        assign.reply = reply;
-        Box::new(assign)
+    /// The §5 rule for a conversation that needs an agent: the one who served it last
+    /// if routable, else a random routable one (`fallback` says why).
+    fn pick(&mut self, last: Option<UserId>, fallback: Reason) -> Option<Pick> {
+        let candidates = self.candidates();
+        let capacity = self.capacity();
+        let agent = choose_agent(last, &candidates, capacity, &mut self.rng)?;
+        let reason = match Some(agent) == last {
+            true => Reason::Sticky,
+            false => fallback,
+        };
+        if let Some(load) = self.shared.loads.get_mut(&agent) {
+            *load += 1;
+        } else if self.cluster.is_some() {
+            self.shared.loads.insert(agent, 1);
+        }
+        Some(Pick { agent, reason })
+    }
+
+    /// What the auto replies need to know of the shop now.
+    fn shop_now(&self, now: i64) -> session::Shop {
+        let text = |t: Option<&String>| t.is_some_and(|t| !t.trim().is_empty());
+        let info = self.info.as_ref();
+        session::Shop {
+            has_welcome: text(info.and_then(|s| s.welcome_msg.as_ref())),
+            has_offline: text(info.and_then(|s| s.offline_msg.as_ref())),
+            open_now: self.hours.as_ref().is_none_or(|h| h.open_at(now)),
+        }
+    }
+
+    /// How consumers see agent `uid`.
+    fn card(&self, uid: UserId) -> Profile {
+        self.agents
+            .get(&uid)
+            .map_or_else(|| Profile::placeholder(uid), |a| a.display())
+    }
+
+    /// The auto reply `which`, as the shop sends it to `consumer`.
+    fn auto_reply(&self, which: AutoReply, consumer: UserId, chat_id: &str) -> Option<(NewMessage, ChatPush)> {
+        let info = self.info.as_ref()?;
+        let text = match which {
+            AutoReply::Welcome => info.welcome_msg.as_ref(),
+            AutoReply::Offline => info.offline_msg.as_ref(),
+        }?;
+        let mut m = NewMessage::new(
+            ChatType::Service,
+            chat_id.to_string(),
+            MsgType::Text,
+            text.clone(),
+            UserId(0),
+            consumer,
+            None,
+        );
+        m.shop_id = self.shop;
+        m.consumer_uid = consumer;
+        m.from_agent = true;
+        m.auto_reply = true;
+        let push = self.presenter.push(&m, 0, &Profile::placeholder(UserId(0)), Some(info));
+        Some((m, push))
+    }
+
+    /// Takes `step` into what this router remembers of `consumer`'s conversation.
+    fn remember_step(&mut self, consumer: UserId, chat_id: &str, step: &Step, now: i64, wrote: bool) {
+        let order = (step.state == ConvState::Waiting
+            && self.convs.get(&consumer).is_none_or(|c| c.waiting.is_none()))
+        .then(|| self.take_wait_order());
+        let has_auto = step
+            .auto_reply()
+            .is_some_and(|a| self.auto_reply(a, consumer, chat_id).is_some());
+        let conv = self
+            .convs
+            .entry(consumer)
+            .or_insert_with(|| Conv::new(chat_id.to_string(), now));
+        conv.state = step.state;
+        if let Some(agent) = step.state.agent() {
+            conv.agent = Some(agent);
+        }
+        conv.waiting = match step.state {
+            ConvState::Waiting => conv.waiting.or(order),
+            _ => None,
+        };
+        if step.new_session() {
+            conv.auto_sent = 0;
+        }
+        if let (Some(a), true) = (step.auto_reply(), has_auto) {
+            conv.auto_sent |= a.bit();
+        }
+        if wrote {
+            conv.last_time = now;
+        }
+    }
+
+    /// The write that carries out `step` for `consumer`'s conversation.
+    fn turn(&self, consumer: UserId, chat_id: &str, step: Step, now: i64) -> ServiceTurn {
+        let mut turn = ServiceTurn::new(self.shop, consumer, chat_id.to_string(), step, now);
+        turn.auto = turn
+            .step
+            .auto_reply()
+            .and_then(|a| self.auto_reply(a, consumer, chat_id));
+        turn.agents = self.agents.keys().copied().collect();
+        turn.agent_card = turn.step.state.agent().map(|a| self.card(a));
+        turn
     }
 
     /// The writes a routed message implies, or the refusal with the reply channel to tell.
-    fn route(&mut self, msg: RouteSend) -> Result<Vec<Box<dyn Write>>, (ChatError, ReplyTx)> {
+    fn route(&mut self, msg: RouteSend) -> Result<ServiceTurn, (ChatError, ReplyTx)> {
         let Some(shop) = self.info.clone() else {
             return Err((ChatError::UnknownShop, msg.reply));
         };
-        if msg.role == Role::Agent && !self.agents.contains_key(&msg.sender.uid) {
-            return Err((ChatError::Forbidden, msg.reply));
-        }
+        let consumer = msg.message.consumer_uid;
+        let event = match msg.role {
+            Role::Agent if !self.agents.contains_key(&msg.sender.uid) => {
+                return Err((ChatError::Forbidden, msg.reply))
+            }
+            Role::Agent => Event::AgentWrote {
+                agent: msg.sender.uid,
+            },
+            Role::Consumer if self.blocked.contains(&consumer) => {
+                return Err((ChatError::Blocked, msg.reply))
+            }
+            Role::Consumer => {
+                let conv = self.convs.get(&consumer);
+                let state = conv.map_or(ConvState::Idle, |c| c.state);
+                let last = conv.and_then(|c| c.agent);
+                let reachable = state.agent().is_some_and(|a| self.reachable(a));
+                let pick = match (state, reachable) {
+                    (ConvState::Open(_), true) => None,
+                    (ConvState::Waiting, _) => self.pick(last, Reason::Queue),
+                    _ => self.pick(last, Reason::Random),
+                };
+                Event::ConsumerWrote { reachable, pick }
+            }
+        };
         let RouteSend {
             mut message,
             role,
@@ -376,45 +533,22 @@ impl ShopRouter {
             conn,
             reply,
         } = msg;
-        let consumer = message.consumer_uid;
         let now = message.createtime;
-        let mut ops: Vec<Box<dyn Write>> = Vec::new();
-        let (shown_sender, audience) = match role {
-            Role::Consumer => {
-                let assigned = self.convs.get(&consumer).and_then(|c| c.agent);
-                let chosen = self.pick(assigned, now);
-                let was_waiting = self
-                    .convs
-                    .get(&consumer)
-                    .is_some_and(|c| c.waiting.is_some());
-                let order = (chosen.is_none() && !was_waiting).then(|| self.take_wait_order());
-                let conv = self.convs.entry(consumer).or_insert_with(|| Conv {
-                    chat_id: message.chat_id.clone(),
-                    agent: None,
-                    waiting: None,
-                    last_time: now,
-                });
-                conv.last_time = now;
-                match chosen {
-                    Some(agent) => {
-                        conv.agent = Some(agent);
-                        conv.waiting = None;
-                        message.agent_uid = agent;
-                        if was_waiting {
-                            ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
-                        }
-                        (sender, vec![consumer, agent])
-                    }
-                    None => {
-                        if let Some(order) = order {
-                            conv.waiting = Some(order);
-                        }
-                        (sender, vec![consumer])
-                    }
-                }
-            }
+        let (state, auto_sent) = self
+            .convs
+            .get(&consumer)
+            .map_or((ConvState::Idle, 0), |c| (c.state, c.auto_sent));
+        let step = match session::step(state, auto_sent, event, self.shop_now(now)) {
+            Ok(step) => step,
+            Err(e) => return Err((e, reply)),
+        };
+        let chat_id = message.chat_id.clone();
+        self.remember_step(consumer, &chat_id, &step, now, true);
+        let agent = step.state.agent();
+        message.agent_uid = agent.unwrap_or_default();
+        let shown_sender = match role {
+            // The live profile (kept fresh by ChatServer), under the shop's service name if any.
             Role::Agent => {
-                // The live profile (kept fresh by ChatServer), under the shop's service name if any.
                 let mut shown = sender.clone();
                 if let Some(name) = self
                     .agents
@@ -424,22 +558,16 @@ impl ShopRouter {
                 {
                     shown.nickname = name.clone();
                 }
-                let conv = self.convs.entry(consumer).or_insert_with(|| Conv {
-                    chat_id: message.chat_id.clone(),
-                    agent: None,
-                    waiting: None,
-                    last_time: now,
-                });
-                conv.agent = Some(sender.uid);
-                conv.waiting = None;
-                conv.last_time = now;
-                message.agent_uid = sender.uid;
-                (shown, vec![consumer, sender.uid])
+                shown
             }
+            Role::Consumer => sender,
         };
+        let mut audience = vec![consumer];
+        audience.extend(agent);
         let push = self.presenter.push(&message, 0, &shown_sender, Some(&shop));
-        ops.push(StoreMessage::new(message, push, audience, conn, reply));
-        Ok(ops)
+        let mut turn = self.turn(consumer, &chat_id, step, now);
+        turn.message = Some(StoreMessage::new(message, push, audience, conn, reply));
+        Ok(turn)
     }
 
     /// Hands waiting conversations, oldest first, to routable agents (in cluster mode,
@@ -459,26 +587,32 @@ impl ShopRouter {
             .iter()
             .filter_map(|(consumer, c)| c.waiting.map(|order| (order, *consumer)))
             .collect();
-        if waiting.is_empty() || self.candidates(now).is_empty() {
+        if waiting.is_empty() || self.candidates().is_empty() {
             return;
         }
         waiting.sort();
-        let mut ops = Vec::new();
+        let mut ops: Vec<Box<dyn crate::writes::Write>> = Vec::new();
         for (_, consumer) in waiting {
-            let assigned = self.convs.get(&consumer).and_then(|c| c.agent);
-            let Some(agent) = self.pick(assigned, now) else {
+            let Some(conv) = self.convs.get(&consumer) else {
+                continue;
+            };
+            let (last, auto_sent, chat_id) = (conv.agent, conv.auto_sent, conv.chat_id.clone());
+            let Some(pick) = self.pick(last, Reason::Queue) else {
                 break;
             };
-            if let Some(conv) = self.convs.get_mut(&consumer) {
-                conv.agent = Some(agent);
-                conv.waiting = None;
-                conv.last_time = now;
-            }
+            let Ok(step) = session::step(ConvState::Waiting, auto_sent, Event::Handed(pick), self.shop_now(now)) else {
+                continue;
+            };
+            self.remember_step(consumer, &chat_id, &step, now, false);
             log::info!(
-                "shop {}: waiting consumer {consumer} assigned to agent {agent}",
-                self.shop
+                "shop {}: waiting consumer {consumer} assigned to agent {} ({})",
+                self.shop,
+                pick.agent,
+                pick.reason.name()
             );
-            ops.push(self.assignment(consumer, agent, Vec::new(), None, true));
+            let mut turn = self.turn(consumer, &chat_id, step, now);
+            turn.only_if = Some(ConvState::WAITING);
+            ops.push(Box::new(turn));
         }
         self.queue.do_send(Enqueue(ops));
     }
@@ -501,51 +635,71 @@ impl ShopRouter {
             .then_some(UserId(consumer))
     }
 
-    /// Gives the conversation to `msg.to` here; returns its consumer and the notices to send.
-    fn transfer(&mut self, msg: &TransferChat) -> Result<(UserId, Notices), ChatError> {
+    /// Gives the conversation to `msg.to`: the write that does it.
+    fn transfer(&mut self, msg: &TransferChat) -> Result<ServiceTurn, ChatError> {
         if !self.agents.contains_key(&msg.by) {
             return Err(ChatError::Forbidden);
         }
         let consumer = self.consumer_of(&msg.chat_id).ok_or(ChatError::NotFound)?;
-        if !self.convs.contains_key(&consumer) {
-            return Err(ChatError::NotFound);
-        }
+        let conv = self.convs.get(&consumer).ok_or(ChatError::NotFound)?;
+        let (state, auto_sent) = (conv.state, conv.auto_sent);
         if !self.routable(msg.to) {
             return Err(ChatError::AgentUnavailable);
         }
         let now = crate::clock::unix_now() as i64;
-        let conv = self.convs.get_mut(&consumer).ok_or(ChatError::NotFound)?;
-        let from = conv.agent;
-        conv.agent = Some(msg.to);
-        conv.waiting = None;
-        conv.last_time = now;
-        let event = ServiceEvent {
-            event: "transfer",
-            chat_id: conv.chat_id.clone(),
-            shop_id: self.shop.0,
-            consumer_uid: consumer.0,
-            from_uid: from.map_or(0, |f| f.0),
-            to_uid: msg.to.0,
-        };
-        let text: Arc<str> = protocol::reply_with(code::SERVICE_EVENT, &event).into();
-        let mut notices = vec![(msg.to, text.clone())];
-        if let Some(from) = from.filter(|f| *f != msg.to) {
-            notices.push((from, text));
-        }
+        let step = session::step(state, auto_sent, Event::Transferred { to: msg.to }, self.shop_now(now))?;
+        self.remember_step(consumer, &msg.chat_id, &step, now, false);
         log::info!(
-            "shop {}: consumer {consumer} transferred from {from:?} to {} by {}",
+            "shop {}: consumer {consumer} transferred from {:?} to {} by {}",
             self.shop,
+            state.agent(),
             msg.to,
             msg.by
         );
-        Ok((consumer, notices))
+        let mut turn = self.turn(consumer, &msg.chat_id, step, now);
+        turn.only_if = Some(state.code());
+        Ok(turn)
+    }
+
+    /// Resolves `consumer`'s conversation: the write that does it, or `None` if there is
+    /// nothing to resolve (already resolved; for the sweep, no longer idle).
+    fn resolve(&mut self, msg: &ResolveChat) -> Result<Option<ServiceTurn>, ChatError> {
+        if msg.by.0 != 0 && !self.agents.contains_key(&msg.by) {
+            return Err(ChatError::Forbidden);
+        }
+        let consumer = self.consumer_of(&msg.chat_id).ok_or(ChatError::NotFound)?;
+        let Some(conv) = self.convs.get(&consumer) else {
+            return Ok(None);
+        };
+        let (state, auto_sent) = (conv.state, conv.auto_sent);
+        if let Some(before) = msg.idle_before {
+            // The sweep resolves open sessions only, and only idle ones.
+            if state.agent().is_none() || conv.last_time >= before {
+                return Ok(None);
+            }
+        }
+        let now = crate::clock::unix_now() as i64;
+        let step = session::step(state, auto_sent, Event::Resolved { by: msg.by }, self.shop_now(now))?;
+        if step.effects.is_empty() {
+            return Ok(None);
+        }
+        self.remember_step(consumer, &msg.chat_id, &step, now, false);
+        log::info!(
+            "shop {}: consumer {consumer}'s session resolved by {}",
+            self.shop,
+            msg.by
+        );
+        let mut turn = self.turn(consumer, &msg.chat_id, step, now);
+        turn.only_if = Some(state.code());
+        turn.idle_before = msg.idle_before;
+        Ok(Some(turn))
     }
 }
 
 impl ShopRouter {
     fn route_and_queue(&mut self, msg: RouteSend) {
         match self.route(msg) {
-            Ok(ops) => self.queue.do_send(Enqueue(ops)),
+            Ok(turn) => self.queue.do_send(Enqueue(vec![Box::new(turn)])),
             Err((e, reply)) => {
                 let _ = reply.send(Err(e));
             }
@@ -555,17 +709,21 @@ impl ShopRouter {
     /// The agents as this router sees them; `None` if the shop does not exist.
     fn report(&self) -> Option<Vec<AgentReport>> {
         self.info.as_ref()?;
-        let now = crate::clock::unix_now() as i64;
         let mut report: Vec<AgentReport> = self
             .agents
             .iter()
-            .map(|(uid, a)| AgentReport {
-                uid: uid.0,
-                name: a.display().nickname,
-                online: a.online,
-                connected: self.presence.get(uid).copied().unwrap_or(0) > 0
-                    || self.shared.connected.contains(uid),
-                open_conversations: self.load(*uid, now),
+            .map(|(uid, a)| {
+                let card = a.display();
+                AgentReport {
+                    uid: uid.0,
+                    name: card.nickname,
+                    avatar: self.presenter.url(&card.avatar),
+                    role: AgentRole::from_supervisor(a.supervisor),
+                    status: a.status,
+                    online: a.status != AgentStatus::Offline,
+                    connected: self.connected_here(*uid) || self.shared.connected.contains(uid),
+                    open_sessions: self.load(*uid),
+                }
             })
             .collect();
         report.sort_by_key(|r| r.uid);
@@ -625,28 +783,60 @@ impl Handler<AgentPresence> for ShopRouter {
     type Result = ();
 
     fn handle(&mut self, msg: AgentPresence, ctx: &mut Context<Self>) {
-        let was = self.routable_here(msg.uid);
+        let was = self.routable(msg.uid);
         if msg.conns == 0 {
             self.presence.remove(&msg.uid);
         } else {
             self.presence.insert(msg.uid, msg.conns);
         }
         self.announce();
-        if !was && self.routable_here(msg.uid) {
+        if !was && self.routable(msg.uid) {
             self.drain(ctx);
         }
     }
 }
 
-impl Handler<AgentFlag> for ShopRouter {
+impl Handler<AgentStatusSet> for ShopRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: AgentFlag, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: AgentStatusSet, ctx: &mut Context<Self>) {
         if let Some(agent) = self.agents.get_mut(&msg.uid) {
-            agent.online = msg.online;
+            agent.status = msg.status;
         }
         self.announce();
         self.drain(ctx);
+    }
+}
+
+impl Handler<ResolveChat> for ShopRouter {
+    type Result = ();
+
+    fn handle(&mut self, mut msg: ResolveChat, ctx: &mut Context<Self>) {
+        let want = Want {
+            consumer: self.consumer_of(&msg.chat_id),
+            ..Want::default()
+        };
+        self.with_fresh_view(want, ctx, move |act, ctx| {
+            let reply = msg.reply.take();
+            match act.resolve(&msg) {
+                Ok(Some(mut turn)) => {
+                    turn.reply = reply;
+                    act.queue.do_send(Enqueue(vec![Box::new(turn)]));
+                    // An agent under capacity again may take a waiting consumer.
+                    act.drain(ctx);
+                }
+                Ok(None) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(crate::protocol::ok(&())));
+                    }
+                }
+                Err(e) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -682,9 +872,9 @@ impl Handler<TransferChat> for ShopRouter {
             ..Want::default()
         };
         self.with_fresh_view(want, ctx, move |act, _| match act.transfer(&msg) {
-            Ok((consumer, notices)) => {
-                let write = act.assignment(consumer, msg.to, notices, Some(msg.reply), false);
-                act.queue.do_send(Enqueue(vec![write]));
+            Ok(mut turn) => {
+                turn.reply = Some(msg.reply);
+                act.queue.do_send(Enqueue(vec![Box::new(turn)]));
             }
             Err(e) => {
                 let _ = msg.reply.send(Err(e));

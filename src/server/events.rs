@@ -8,8 +8,9 @@ use super::{Changed, ChatServer};
 use crate::cluster::ClusterEvent;
 use crate::db::{LoadShopIds, Profile};
 use crate::ids::ChatId;
+use crate::protocol::service::{ConvEvent, EventDetail};
 use crate::protocol::{self, ChatPush};
-use crate::routing::{AgentFlag, AgentPresence, ReloadAgents};
+use crate::routing::{AgentPresence, AgentStatusSet, ReloadAgents};
 
 impl ChatServer {
     /// Applies a change made on this node, then tells the others.
@@ -62,10 +63,10 @@ impl ChatServer {
                     router.presence.do_send(AgentPresence { uid, conns });
                 }
             }
-            ClusterEvent::AgentFlagChanged { shop, uid, online } => {
+            ClusterEvent::AgentStatusChanged { shop, uid, status } => {
                 self.router(shop, ctx)
-                    .flag
-                    .do_send(AgentFlag { uid, online });
+                    .status
+                    .do_send(AgentStatusSet { uid, status });
             }
             ClusterEvent::NoticeAll { push } => self.notice_connected(push),
         }
@@ -102,6 +103,19 @@ impl Handler<Changed> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: Changed, ctx: &mut Context<Self>) {
+        // The node where a status changed tells the agent's connections, on every node.
+        if let ClusterEvent::AgentStatusChanged { shop, uid, status } = &msg.0 {
+            let event = ConvEvent::new(
+                String::new(),
+                shop.0,
+                0,
+                EventDetail::Status {
+                    agent_uid: uid.0,
+                    status: *status,
+                },
+            );
+            self.fan_out(&[*uid], &event.push_text().into(), None);
+        }
         self.apply_and_broadcast(msg.0, ctx);
     }
 }

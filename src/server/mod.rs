@@ -28,6 +28,7 @@ use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, MsgId, ShopId, UserId};
 use crate::metrics::Metrics;
+use crate::protocol::service::AgentStatus;
 use crate::protocol::{
     self, code, ChatPush, ChatType, MsgType, Request, SendMsg, SyncPage, SyncRequest,
 };
@@ -68,6 +69,8 @@ pub struct ChatServer {
     max_pending_bytes: usize,
     /// Connections silent for longer are closed (`server.client_timeout_secs`).
     client_timeout: std::time::Duration,
+    /// How often idle customer-service sessions are resolved (`service.sweep_secs`).
+    resolve_sweep: std::time::Duration,
     /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
     /// at tens of thousands of idle connections (BENCHMARKS.md, idle memory).
     online: HashMap<UserId, Box<Online>>,
@@ -105,6 +108,7 @@ impl ChatServer {
             max_conns_per_user: config.limits.max_conns_per_user,
             max_pending_bytes: config.limits.max_pending_bytes,
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
+            resolve_sweep: std::time::Duration::from_secs(config.service.sweep_secs.max(1)),
             online: HashMap::new(),
             routers: HashMap::new(),
             start_router,
@@ -341,7 +345,7 @@ impl ChatServer {
             })?;
             let rows = rows
                 .into_iter()
-                .map(|r| presenter.stored_for(r, uid))
+                .map(|r| presenter.sync_row(r, uid))
                 .collect();
             Ok(protocol::reply_with(
                 code::RECORDS,
@@ -445,6 +449,7 @@ impl Actor for ChatServer {
         ctx.run_interval(idle::sweep_every(self.client_timeout), |act, _| {
             act.close_idle();
         });
+        ctx.run_interval(self.resolve_sweep, |act, ctx| act.sweep(ctx));
     }
 }
 
@@ -531,8 +536,37 @@ impl Handler<ClientRequest> for ChatServer {
         match msg.request {
             Request::SendMsg(m) => self.accept_send(msg.conn, msg.uid, m, msg.reply, ctx),
             Request::Sync(req) => self.sync(msg.uid, req, msg.reply, msg.watch),
-            Request::SetOnline(r) => self.set_online(msg.uid, r.online, msg.reply, ctx),
+            Request::SetOnline(r) => {
+                let status = match r.online {
+                    true => AgentStatus::Online,
+                    false => AgentStatus::Offline,
+                };
+                self.set_status(msg.uid, status, msg.reply, ctx)
+            }
+            Request::SetStatus(r) => self.set_status(msg.uid, r.status, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
+            Request::Resolve(r) => self.resolve(msg.uid, r.chat_id, msg.reply, ctx),
+            Request::ServiceAgents => self.agents(msg.uid, msg.reply, ctx),
+            Request::ShopInfo(r) => self.shop_info(ShopId(r.shop_id), msg.reply, ctx),
+            Request::Block(c) => self.block(msg.uid, UserId(c.consumer_uid), true, msg.reply, ctx),
+            Request::Unblock(c) => {
+                self.block(msg.uid, UserId(c.consumer_uid), false, msg.reply, ctx)
+            }
+            desk @ (Request::ServiceMe
+            | Request::ServiceQueue
+            | Request::ServiceSessions(_)
+            | Request::QuickReplies
+            | Request::SaveQuickReply(_)
+            | Request::DeleteQuickReply(_)
+            | Request::ServiceCustomer(_)
+            | Request::Rate(_)) => {
+                let db = self.db.clone();
+                let presenter = self.presenter.clone();
+                let uid = msg.uid;
+                answer_later(msg.reply, async move {
+                    crate::desk::answer(&db, &presenter, uid, desk).await
+                });
+            }
             group @ (Request::GroupCreate(_)
             | Request::GroupJoin(_)
             | Request::GroupLeave(_)

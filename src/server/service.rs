@@ -7,14 +7,20 @@ use serde_json::Value;
 use super::{answer_later, ChatServer, ReplyTx};
 use crate::chats::ask;
 use crate::cluster::ClusterEvent;
-use crate::db::{NewMessage, SetAgentOnline};
+use crate::db::{DueForResolve, FindShop, NewMessage, SetAgentStatus, SetBlocked};
+use crate::desk;
+use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
 use crate::error::ChatError;
 use crate::ids::{ChatId, ConnId, ShopId, UserId};
+use crate::protocol::service::{AgentRow, AgentStatus, Rows, ShopInfoView};
 use crate::protocol::{self, ChatType, Role, SendMsg, Transfer};
 use crate::routing::{
-    AgentPresence, AgentReport, ReportAgents, RouteSend, RouterMail, TransferChat,
+    AgentPresence, AgentReport, ReportAgents, ResolveChat, RouteSend, RouterMail, TransferChat,
 };
 use crate::server::{Changed, ShopAgents};
+
+/// The most sessions one sweep resolves (the next sweep takes the rest).
+const SWEEP_BATCH: i64 = 1000;
 
 /// A send that passed its checks and only needs a reply channel to be routed.
 pub(super) type Route = Box<dyn FnOnce(ReplyTx)>;
@@ -126,11 +132,12 @@ impl ChatServer {
         }))
     }
 
-    /// `service.setOnline`: stored first, then the router acts on it.
-    pub(super) fn set_online(
+    /// `service.setStatus` (and `service.setOnline`): stored first, then the router acts
+    /// on it and the agent's connections hear of it, on every node.
+    pub(super) fn set_status(
         &mut self,
         uid: UserId,
-        online: bool,
+        status: AgentStatus,
         reply: ReplyTx,
         ctx: &mut Context<Self>,
     ) {
@@ -141,17 +148,151 @@ impl ChatServer {
         let server = ctx.address();
         let db = self.db.clone();
         answer_later(reply, async move {
-            if !ask(db.send(SetAgentOnline { shop, uid, online })).await? {
+            if !ask(db.send(SetAgentStatus { shop, uid, status })).await? {
                 return Err(ChatError::Forbidden);
             }
-            // Applied here and, in cluster mode, on every node.
-            server.do_send(Changed(ClusterEvent::AgentFlagChanged {
-                shop,
-                uid,
-                online,
-            }));
+            server.do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
             Ok(protocol::ok(&()))
         });
+    }
+
+    /// `service.resolve`: the caller's shop router checks and queues it.
+    pub(super) fn resolve(
+        &mut self,
+        uid: UserId,
+        chat_id: String,
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(shop) = self.online.get(&uid).and_then(|o| o.agent_shop) else {
+            let _ = reply.send(Err(ChatError::Forbidden));
+            return;
+        };
+        self.router(shop, ctx).resolve.do_send(ResolveChat {
+            by: uid,
+            chat_id,
+            idle_before: None,
+            reply: Some(reply),
+        });
+    }
+
+    /// `service.agents`: the caller's shop's agents as its router sees them.
+    pub(super) fn agents(&mut self, uid: UserId, reply: ReplyTx, ctx: &mut Context<Self>) {
+        let Some(shop) = self.online.get(&uid).and_then(|o| o.agent_shop) else {
+            let _ = reply.send(Err(ChatError::Forbidden));
+            return;
+        };
+        let router = self.router(shop, ctx);
+        answer_later(reply, async move {
+            let report = router
+                .report
+                .send(ReportAgents)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(ChatError::Forbidden)?;
+            let rows: Vec<AgentRow> = report
+                .into_iter()
+                .map(|a| AgentRow {
+                    uid: a.uid,
+                    name: a.name,
+                    avatar: a.avatar,
+                    role: a.role,
+                    status: a.status,
+                    connected: a.connected,
+                    open_sessions: a.open_sessions,
+                })
+                .collect();
+            Ok(protocol::ok(&Rows { rows }))
+        });
+    }
+
+    /// `shop.info`: anyone may ask, before writing to a shop.
+    pub(super) fn shop_info(&mut self, shop: ShopId, reply: ReplyTx, ctx: &mut Context<Self>) {
+        if !self.shop_exists(shop) {
+            let _ = reply.send(Err(ChatError::UnknownShop));
+            return;
+        }
+        let router = self.router(shop, ctx);
+        let db = self.db.clone();
+        let presenter = self.presenter.clone();
+        answer_later(reply, async move {
+            let row = ask(db.send(FindShop { shop }))
+                .await?
+                .ok_or(ChatError::UnknownShop)?;
+            let report = router.report.send(ReportAgents).await.ok().flatten();
+            let agents_online = report.map_or(0, |r| {
+                r.iter()
+                    .filter(|a| a.status == AgentStatus::Online && a.connected)
+                    .count()
+            });
+            let now = crate::clock::unix_now() as i64;
+            let open_now = row
+                .working_hours
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<WorkingHoursSpec>(j).ok())
+                .and_then(|spec| WorkingHours::parse(&spec).ok())
+                .is_none_or(|h| h.open_at(now));
+            Ok(protocol::ok(&ShopInfoView {
+                shop_id: shop.0,
+                logo: presenter.url(&row.logo),
+                name: row.name,
+                open_now,
+                agents_online,
+            }))
+        });
+    }
+
+    /// `service.block` / `service.unblock` by a supervisor; the shop's routers (on every
+    /// node) read the list again.
+    pub(super) fn block(
+        &mut self,
+        uid: UserId,
+        consumer: UserId,
+        blocked: bool,
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        let server = ctx.address();
+        let db = self.db.clone();
+        answer_later(reply, async move {
+            let shop = desk::supervised_shop(&db, uid).await?;
+            ask(db.send(SetBlocked {
+                shop,
+                consumer,
+                blocked,
+            }))
+            .await?;
+            server.do_send(Changed(ClusterEvent::ShopChanged { shop }));
+            Ok(protocol::ok(&()))
+        });
+    }
+
+    /// The sweep: open sessions idle for longer than their shop's `auto_resolve_mins` go
+    /// to their routers to be resolved (each a compare-and-set, so of several nodes
+    /// sweeping at once one resolves and tells).
+    pub(super) fn sweep(&mut self, ctx: &mut Context<Self>) {
+        let now = crate::clock::unix_now() as i64;
+        self.db
+            .send(DueForResolve {
+                now,
+                limit: SWEEP_BATCH,
+            })
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(Ok(due)) => {
+                    for (shop, consumer, idle_before) in due {
+                        act.router(shop, ctx).resolve.do_send(ResolveChat {
+                            by: UserId(0),
+                            chat_id: ChatId::service(shop, consumer).0,
+                            idle_before: Some(idle_before),
+                            reply: None,
+                        });
+                    }
+                }
+                other => log::error!("the auto-resolve sweep failed: {:?}", other.map(|r| r.err())),
+            })
+            .spawn(ctx);
     }
 
     /// `service.transfer`: the caller's shop router checks and queues it.

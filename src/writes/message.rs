@@ -61,8 +61,26 @@ impl StoreMessage {
     }
 }
 
+impl StoreMessage {
+    pub fn message(&self) -> &NewMessage {
+        &self.message
+    }
+}
+
 impl Apply for StoreMessage {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
+        self.store(conn, touches).map(|_| ())
+    }
+}
+
+impl StoreMessage {
+    /// Applies it; returns its id if it was stored (not a retry, not refused). Its
+    /// conversation row stays noted in `touches`, which borrows it.
+    pub fn store<'a>(
+        &'a mut self,
+        conn: &mut DbConn,
+        touches: &mut Touches<'a>,
+    ) -> QueryResult<Option<MsgId>> {
         let m = &self.message;
         self.outcome = if let Some((id, chat_id, createtime)) = store::earlier_send(conn, m)? {
             Outcome::Duplicate {
@@ -84,7 +102,10 @@ impl Apply for StoreMessage {
                 members: None,
             }
         };
-        Ok(())
+        Ok(match self.outcome {
+            Outcome::Stored { id, .. } => Some(id),
+            _ => None,
+        })
     }
 }
 

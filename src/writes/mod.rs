@@ -6,10 +6,10 @@
 //! ChatServer's queue applies them; ShopRouters hand theirs over with [`Enqueue`]. Both
 //! actors use this module, neither uses the other's.
 
-mod assignment;
 mod message;
 mod notice;
 mod routing;
+mod service;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,10 +17,10 @@ use std::time::Instant;
 use actix::Message as ActixMessage;
 use tokio::sync::oneshot;
 
-pub use assignment::Assign;
 pub use message::StoreMessage;
 pub use notice::StoreNotice;
 pub use routing::ReadRouting;
+pub use service::ServiceTurn;
 
 use crate::db::Apply;
 use crate::domain::Presenter;

@@ -419,15 +419,23 @@ impl Drop for TestServer {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A WebSocket client that sorts what arrives into replies and pushes.
+/// A WebSocket client that sorts what arrives into replies, pushes (code 200 chat
+/// messages) and events (codes 202-205: conversation events, typing, receipts, recalls),
+/// each read on its own: an event is never taken for a message.
 pub struct Client {
     ws: Ws,
     frames: VecDeque<Value>,
+    events: VecDeque<Value>,
 }
 
+/// A code 200 push: a chat message.
 pub fn is_push(v: &Value) -> bool {
-    let code = v["code"].as_i64().unwrap_or(0);
-    code == 200 || code >= 202
+    v["code"].as_i64() == Some(200)
+}
+
+/// A code 202-205 push: an event.
+pub fn is_event(v: &Value) -> bool {
+    v["code"].as_i64().is_some_and(|c| c >= 202)
 }
 
 impl Client {
@@ -435,16 +443,14 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket should connect");
-        Client {
-            ws,
-            frames: VecDeque::new(),
-        }
+        Client::from_stream(ws)
     }
 
     pub fn from_stream(ws: Ws) -> Client {
         Client {
             ws,
             frames: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
@@ -472,11 +478,17 @@ impl Client {
         }
     }
 
+    /// The next reply or push off the socket; events are set aside for `event`.
     async fn read_json(&mut self) -> Value {
         loop {
             match self.next_raw().await {
                 Some(WsMessage::Text(t)) => {
-                    return serde_json::from_str(&t).expect("server sends JSON text")
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON text");
+                    if is_event(&v) {
+                        self.events.push_back(v);
+                        continue;
+                    }
+                    return v;
                 }
                 Some(WsMessage::Ping(_)) | Some(WsMessage::Pong(_)) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
@@ -534,8 +546,17 @@ impl Client {
 
     /// The next push if one arrives within `d`.
     pub async fn maybe_push(&mut self, d: Duration) -> Option<Value> {
-        if let Some(i) = self.frames.iter().position(is_push) {
+        self.maybe_where(d, is_push).await
+    }
+
+    /// The next frame that `want` picks if one arrives within `d`; whatever else arrives
+    /// meanwhile is kept for the other readers.
+    async fn maybe_where(&mut self, d: Duration, want: fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.frames.iter().position(want) {
             return self.frames.remove(i);
+        }
+        if let Some(i) = self.events.iter().position(want) {
+            return self.events.remove(i);
         }
         let deadline = tokio::time::Instant::now() + d;
         loop {
@@ -543,15 +564,49 @@ impl Client {
             match tokio::time::timeout(left, self.ws.next()).await {
                 Ok(Some(Ok(WsMessage::Text(t)))) => {
                     let v: Value = serde_json::from_str(&t).expect("server sends JSON text");
-                    if is_push(&v) {
+                    if want(&v) {
                         return Some(v);
                     }
-                    self.frames.push_back(v);
+                    match is_event(&v) {
+                        true => self.events.push_back(v),
+                        false => self.frames.push_back(v),
+                    }
                 }
                 Ok(Some(Ok(_))) => continue,
                 Ok(_) | Err(_) => return None,
             }
         }
+    }
+
+    /// The next event (code 202-205) if one arrives within `d`.
+    pub async fn maybe_event(&mut self, d: Duration) -> Option<Value> {
+        self.maybe_where(d, is_event).await
+    }
+
+    /// The next event (code 202-205).
+    pub async fn event(&mut self) -> Value {
+        self.maybe_event(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no event within {WAIT:?}"))
+    }
+
+    /// The next event named `name` (code 202 `event` field); other events before it are dropped.
+    pub async fn event_named(&mut self, name: &str) -> Value {
+        loop {
+            let e = self.event().await;
+            if e["result"]["event"] == name {
+                return e;
+            }
+        }
+    }
+
+    /// Every event that arrives until the socket has been quiet for `quiet`.
+    pub async fn drain_events(&mut self, quiet: Duration) -> Vec<Value> {
+        let mut got = Vec::new();
+        while let Some(e) = self.maybe_event(quiet).await {
+            got.push(e);
+        }
+        got
     }
 
     /// Every push that arrives until the socket has been quiet for `quiet`.
@@ -563,15 +618,16 @@ impl Client {
         got
     }
 
-    /// Asserts nothing arrives for `d` (beyond what is already buffered).
+    /// Asserts no reply or push arrives for `d` (beyond what is already buffered);
+    /// events are set aside for `event`.
     pub async fn expect_silence(&mut self, d: Duration) {
         assert!(
             self.frames.is_empty(),
             "unexpected buffered frames: {:?}",
             self.frames
         );
-        if let Ok(Some(m)) = tokio::time::timeout(d, self.ws.next()).await {
-            panic!("expected silence, got {m:?}");
+        if let Some(v) = self.maybe_where(d, |v| !is_event(v)).await {
+            panic!("expected silence, got {v}");
         }
     }
 

@@ -9,10 +9,16 @@ use serde::Serialize;
 
 use crate::chats::ask;
 use crate::cluster::ClusterEvent;
+mod service;
+
+pub use service::{AgentStats, RatingRow, SessionQuery, ShopStats};
+
 use crate::db::{
-    self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup, SetAgentOnline,
-    UpsertShop, UpsertUser,
+    self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup,
+    SetAgentStatus, ShopRow, ShopSettings, UpsertShop, UpsertUser,
 };
+use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
+use crate::protocol::service::{AgentRole, AgentStatus};
 use crate::error::ChatError;
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
 use crate::protocol::{
@@ -96,14 +102,24 @@ impl UserUpdate {
     }
 }
 
-/// A shop change; `None` fields keep what is stored.
+/// A shop change; `None` fields keep what is stored, `Some(None)` clears a nullable one.
 #[derive(Clone, Debug, Default)]
 pub struct ShopUpdate {
     pub name: Option<String>,
     pub logo: Option<String>,
-    /// Most open conversations per agent the random choice prefers; 0 = unlimited.
+    /// Most open sessions per agent the random choice prefers; 0 = unlimited.
     pub capacity: Option<i32>,
+    /// Capacity becomes a hard limit: consumers wait rather than overload an agent.
+    pub queue_when_full: Option<bool>,
+    pub welcome_msg: Option<Option<String>>,
+    pub offline_msg: Option<Option<String>>,
+    /// Open sessions quiet this long are resolved; 0 = never.
+    pub auto_resolve_mins: Option<i32>,
+    pub working_hours: Option<Option<WorkingHoursSpec>>,
 }
+
+/// The longest `auto_resolve_mins`: a week.
+pub const MAX_AUTO_RESOLVE_MINS: i32 = 7 * 24 * 60;
 
 impl ShopUpdate {
     pub fn named(name: impl Into<String>) -> ShopUpdate {
@@ -122,13 +138,37 @@ pub struct UserInfo {
     pub avatar: String,
 }
 
-/// A stored shop, its logo as an absolute URL.
+/// A stored shop, its logo as an absolute URL, with its customer-service settings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ShopInfo {
     pub id: i64,
     pub name: String,
     pub logo: String,
     pub capacity: i32,
+    pub queue_when_full: bool,
+    pub welcome_msg: Option<String>,
+    pub offline_msg: Option<String>,
+    pub auto_resolve_mins: i32,
+    pub working_hours: Option<WorkingHoursSpec>,
+}
+
+impl ShopInfo {
+    fn new(row: ShopRow, media_base: &str) -> ShopInfo {
+        ShopInfo {
+            id: row.id.0,
+            logo: absolute_url(media_base, &row.logo),
+            name: row.name,
+            capacity: row.capacity,
+            queue_when_full: row.queue_when_full,
+            welcome_msg: row.welcome_msg,
+            offline_msg: row.offline_msg,
+            auto_resolve_mins: row.auto_resolve_mins,
+            working_hours: row
+                .working_hours
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
+        }
+    }
 }
 
 /// Who a system notice (chat_type 3) goes to.
@@ -201,20 +241,57 @@ impl Admin {
         if update.capacity.is_some_and(|c| c < 0) {
             return Err(bad("capacity must be 0 (unlimited) or more"));
         }
+        let settings = self.settings(&update)?;
         let row = ask(self.db.send(UpsertShop {
             shop,
             name: update.name,
             logo: update.logo,
             capacity: update.capacity,
+            settings,
         }))
         .await?;
         self.server
             .do_send(Changed(ClusterEvent::ShopChanged { shop }));
-        Ok(ShopInfo {
-            id: row.id.0,
-            logo: absolute_url(&self.media_base, &row.logo),
-            name: row.name,
-            capacity: row.capacity,
+        Ok(ShopInfo::new(row, &self.media_base))
+    }
+
+    /// The customer-service settings of `update`, checked.
+    fn settings(&self, update: &ShopUpdate) -> Result<ShopSettings, AdminError> {
+        for (field, text) in [
+            ("welcome_msg", &update.welcome_msg),
+            ("offline_msg", &update.offline_msg),
+        ] {
+            if let Some(Some(t)) = text {
+                if t.trim().is_empty() || t.chars().count() > self.max_msg_chars {
+                    return Err(bad(format!(
+                        "{field} must be 1 to {} characters (null clears it)",
+                        self.max_msg_chars
+                    )));
+                }
+            }
+        }
+        if update
+            .auto_resolve_mins
+            .is_some_and(|m| !(0..=MAX_AUTO_RESOLVE_MINS).contains(&m))
+        {
+            return Err(bad(format!(
+                "auto_resolve_mins must be 0 (never) to {MAX_AUTO_RESOLVE_MINS}"
+            )));
+        }
+        let working_hours = match &update.working_hours {
+            Some(Some(spec)) => {
+                WorkingHours::parse(spec).map_err(|e| bad(format!("working_hours: {e}")))?;
+                Some(Some(serde_json::to_string(spec).map_err(|e| bad(e.to_string()))?))
+            }
+            Some(None) => Some(None),
+            None => None,
+        };
+        Ok(ShopSettings {
+            queue_when_full: update.queue_when_full,
+            welcome_msg: update.welcome_msg.clone(),
+            offline_msg: update.offline_msg.clone(),
+            auto_resolve_mins: update.auto_resolve_mins,
+            working_hours,
         })
     }
 
@@ -225,9 +302,27 @@ impl Admin {
         uid: UserId,
         name: Option<String>,
     ) -> Result<(), AdminError> {
+        self.attach_agent_as(shop, uid, name, None).await
+    }
+
+    /// Attaches `uid` to `shop` in `role` (`None`: a new agent is an agent, an existing
+    /// one keeps its role).
+    pub async fn attach_agent_as(
+        &self,
+        shop: ShopId,
+        uid: UserId,
+        name: Option<String>,
+        role: Option<AgentRole>,
+    ) -> Result<(), AdminError> {
         let (shop, uid) = (positive(shop)?, positive(uid)?);
         check_name(name.as_ref(), false)?;
-        let before = ask(self.db.send(AttachAgent { shop, uid, name }))
+        let supervisor = role.map(|r| r == AgentRole::Supervisor);
+        let before = ask(self.db.send(AttachAgent {
+            shop,
+            uid,
+            name,
+            supervisor,
+        }))
             .await?
             .ok_or(AdminError::NotFound("no such shop"))?;
         self.server.do_send(Changed(ClusterEvent::AgentMoved {
@@ -252,26 +347,37 @@ impl Admin {
         Ok(())
     }
 
-    /// Sets an agent's online flag (it is routable when also connected).
+    /// Sets an agent's online flag: online, or offline.
     pub async fn set_agent_online(
         &self,
         shop: ShopId,
         uid: UserId,
         online: bool,
     ) -> Result<(), AdminError> {
+        let status = match online {
+            true => AgentStatus::Online,
+            false => AgentStatus::Offline,
+        };
+        self.set_agent_status(shop, uid, status).await
+    }
+
+    /// Sets an agent's status (it is routable when online and connected).
+    pub async fn set_agent_status(
+        &self,
+        shop: ShopId,
+        uid: UserId,
+        status: AgentStatus,
+    ) -> Result<(), AdminError> {
         let (shop, uid) = (positive(shop)?, positive(uid)?);
-        if !ask(self.db.send(SetAgentOnline { shop, uid, online })).await? {
+        if !ask(self.db.send(SetAgentStatus { shop, uid, status })).await? {
             return Err(AdminError::NotFound("no such agent in this shop"));
         }
-        self.server.do_send(Changed(ClusterEvent::AgentFlagChanged {
-            shop,
-            uid,
-            online,
-        }));
+        self.server
+            .do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
         Ok(())
     }
 
-    /// A shop's agents: online flag, whether connected, open conversations.
+    /// A shop's agents: status, whether connected, open sessions.
     pub async fn shop_agents(&self, shop: ShopId) -> Result<Vec<AgentReport>, AdminError> {
         let shop = positive(shop)?;
         self.server

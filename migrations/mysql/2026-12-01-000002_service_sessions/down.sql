@@ -1,0 +1,15 @@
+DROP TABLE blocked_consumers;
+DROP TABLE quick_replies;
+ALTER TABLE messages DROP COLUMN event_type;
+ALTER TABLE messages DROP COLUMN auto_reply;
+DROP TABLE service_sessions;
+ALTER TABLE service_chats DROP COLUMN auto_sent;
+ALTER TABLE service_chats DROP COLUMN session_id;
+ALTER TABLE service_chats DROP COLUMN state;
+ALTER TABLE agents DROP COLUMN supervisor;
+ALTER TABLE agents DROP COLUMN away;
+ALTER TABLE shops DROP COLUMN working_hours;
+ALTER TABLE shops DROP COLUMN auto_resolve_mins;
+ALTER TABLE shops DROP COLUMN offline_msg;
+ALTER TABLE shops DROP COLUMN welcome_msg;
+ALTER TABLE shops DROP COLUMN queue_when_full;

@@ -1,0 +1,343 @@
+//! One step of a customer-service conversation (PROTOCOL.md §10): the message that
+//! caused it (if any), the state, session and queue it changes, its auto reply and event
+//! rows, all in the batch's transaction; then, after commit, the pushes in the order the
+//! protocol sets: the agent's `assigned` before any message of the session, the sender's
+//! ack, auto replies, then the queue and session events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use diesel::QueryResult;
+
+use super::{Effects, ReplyTx, StoreMessage, Write};
+use crate::db::sessions::{self, ChatChange, SessionChange};
+use crate::db::{store, Apply, DbConn, MessageWithSender, NewMessage, Profile, Touches};
+use crate::domain::session::{ConvState, Effect, Step};
+use crate::error::ChatError;
+use crate::ids::{MsgId, ShopId, UserId};
+use crate::protocol::service::{ConvEvent, EventDetail};
+use crate::protocol::{self, ChatPush, ChatType, MsgType};
+
+pub struct ServiceTurn {
+    pub shop: ShopId,
+    pub consumer: UserId,
+    pub chat_id: String,
+    pub step: Step,
+    /// Only if the conversation is still in this state (a hand-out from the queue, a
+    /// resolution): another node may have moved it since the router looked.
+    pub only_if: Option<i32>,
+    /// The sweep's guard: only if the conversation has been quiet since before this time.
+    pub idle_before: Option<i64>,
+    pub message: Option<Box<StoreMessage>>,
+    /// The auto reply to store, and its push (msg_id filled in after commit).
+    pub auto: Option<(NewMessage, ChatPush)>,
+    /// The shop's agents: who hears of the queue's length and of resolutions.
+    pub agents: Vec<UserId>,
+    /// How consumers see the agent who gets the conversation (the `served` event).
+    pub agent_card: Option<Profile>,
+    /// Whoever asked (a transfer, a resolution), answered after commit.
+    pub reply: Option<ReplyTx>,
+    /// The step's time.
+    pub at: i64,
+    done: Option<Done>,
+}
+
+/// What the transaction did, for the pushes that follow it.
+struct Done {
+    session_id: i64,
+    backlog: Vec<MessageWithSender>,
+    queue: Option<(Vec<UserId>, Vec<UserId>)>,
+    auto_id: Option<MsgId>,
+}
+
+impl ServiceTurn {
+    pub fn new(shop: ShopId, consumer: UserId, chat_id: String, step: Step, at: i64) -> ServiceTurn {
+        ServiceTurn {
+            shop,
+            consumer,
+            chat_id,
+            step,
+            only_if: None,
+            idle_before: None,
+            message: None,
+            auto: None,
+            agents: Vec::new(),
+            agent_card: None,
+            reply: None,
+            at,
+            done: None,
+        }
+    }
+
+    fn queue_ids(conn: &mut DbConn, shop: ShopId) -> QueryResult<Vec<UserId>> {
+        Ok(sessions::queue(conn, shop)?
+            .into_iter()
+            .map(|r| r.consumer_uid)
+            .collect())
+    }
+
+    fn event(&self, detail: EventDetail) -> Arc<str> {
+        ConvEvent::new(self.chat_id.clone(), self.shop.0, self.consumer.0, detail)
+            .push_text()
+            .into()
+    }
+
+}
+
+/// An event row of a conversation, stored at `at`.
+fn event_row(
+    shop: ShopId,
+    consumer: UserId,
+    chat_id: &str,
+    at: i64,
+    detail: EventDetail,
+) -> NewMessage {
+    {
+        let event = ConvEvent::new(chat_id.to_string(), shop.0, consumer.0, detail);
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        let mut m = NewMessage::new(
+            ChatType::Service,
+            chat_id.to_string(),
+            MsgType::Text,
+            json,
+            UserId(0),
+            consumer,
+            None,
+        );
+        m.shop_id = shop;
+        m.consumer_uid = consumer;
+        m.from_agent = true;
+        m.createtime = at;
+        m.event_type = Some(event.event.to_string());
+        m
+    }
+}
+
+impl Apply for ServiceTurn {
+    fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
+        let now = self.at;
+        let mut msg_id = None;
+        let from_agent = self.message.as_ref().is_some_and(|m| m.message().from_agent);
+        if let Some(m) = self.message.as_mut() {
+            // A retry or a refusal changes nothing of the conversation.
+            let Some(id) = m.store(conn, touches)? else {
+                return Ok(());
+            };
+            msg_id = Some(id);
+        }
+        let row = sessions::ensure_chat(conn, self.shop, self.consumer, &self.chat_id, now)?;
+        if self.only_if.is_some_and(|s| s != row.state)
+            || self.idle_before.is_some_and(|t| row.last_time >= t)
+        {
+            return Ok(());
+        }
+        let step = &self.step;
+        let moves = step.has(Effect::EnterQueue) || step.has(Effect::LeaveQueue);
+        let before = match moves {
+            true => Some(Self::queue_ids(conn, self.shop)?),
+            false => None,
+        };
+        let state = step.state;
+        let session_id = match step.new_session() {
+            true => sessions::start_session(conn, &row, state, msg_id.is_some() && !from_agent, now)?,
+            false => row.session_id,
+        };
+        let mut auto_sent = if step.new_session() { 0 } else { row.auto_sent };
+        if let Some(a) = step.auto_reply().filter(|_| self.auto.is_some()) {
+            auto_sent |= a.bit();
+        }
+        let waiting_from = match state {
+            ConvState::Waiting if row.state == ConvState::WAITING && row.waiting_from > 0 => {
+                row.waiting_from
+            }
+            ConvState::Waiting => msg_id.map_or(row.waiting_from.max(1), |id| id.0),
+            _ => 0,
+        };
+        let change = ChatChange {
+            state,
+            agent: state.agent().unwrap_or(row.agent_uid),
+            waiting_from,
+            session_id,
+            auto_sent,
+            last_time: if msg_id.is_some() { now } else { row.last_time },
+        };
+        if !sessions::change_chat(conn, self.shop, self.consumer, &change, self.only_if)? {
+            return Ok(());
+        }
+        let backlog = match step.effects.iter().any(|e| matches!(e, Effect::Backlog(_))) {
+            true => sessions::backlog(conn, self.shop, self.consumer, row.waiting_from, msg_id)?,
+            false => Vec::new(),
+        };
+        let mut auto_id = None;
+        if let Some((m, _)) = self.auto.as_mut() {
+            m.createtime = now;
+            m.agent_uid = state.agent().unwrap_or_default();
+            auto_id = Some(store::store_one(conn, m, touches)?);
+        }
+        let resolved_by = step.effects.iter().find_map(|e| match e {
+            Effect::Resolve { by } => Some(*by),
+            _ => None,
+        });
+        let stored = msg_id.is_some() as i32 + auto_id.is_some() as i32;
+        sessions::change_session(
+            conn,
+            session_id,
+            &SessionChange {
+                state: Some(state),
+                messages: stored,
+                last_time: (stored > 0).then_some(now),
+                agent_answered: (msg_id.is_some() && from_agent).then_some(now),
+                resolved: resolved_by.map(|by| (now, by)),
+            },
+        )?;
+        if let Some(by) = resolved_by {
+            let (shop, consumer, chat_id) = (self.shop, self.consumer, self.chat_id.as_str());
+            let rows = [
+                event_row(shop, consumer, chat_id, now, EventDetail::Resolved {
+                    session_id,
+                    by_uid: by.0,
+                }),
+                event_row(shop, consumer, chat_id, now, EventDetail::RatingRequest { session_id }),
+            ];
+            for row in &rows {
+                sessions::insert_event(conn, row)?;
+            }
+        }
+        let queue = match before {
+            Some(before) => Some((before, Self::queue_ids(conn, self.shop)?)),
+            None => None,
+        };
+        self.done = Some(Done {
+            session_id,
+            backlog,
+            queue,
+            auto_id,
+        });
+        Ok(())
+    }
+}
+
+impl Write for ServiceTurn {
+    fn committed(mut self: Box<Self>, fx: &mut dyn Effects, queued_at: Instant) {
+        let message = self.message.take();
+        let reply = self.reply.take();
+        let Some(done) = self.done.take() else {
+            // Nothing changed (a retry, or another node moved the conversation first):
+            // the sender still gets its answer.
+            if let Some(m) = message {
+                m.committed(fx, queued_at);
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(protocol::ok(&())));
+            }
+            return;
+        };
+        let consumer = [self.consumer];
+        let sid = done.session_id;
+        for effect in self.step.effects.clone() {
+            match effect {
+                Effect::Assigned(p) => {
+                    let text = self.event(EventDetail::Assigned {
+                        agent_uid: p.agent.0,
+                        session_id: sid,
+                        reason: p.reason.name(),
+                    });
+                    fx.fan_out(&[p.agent], &text, None);
+                }
+                Effect::Transfer { from, to } => {
+                    let text = self.event(EventDetail::Transfer {
+                        from_uid: from.map_or(0, |f| f.0),
+                        to_uid: to.0,
+                    });
+                    let mut to_tell = vec![to];
+                    to_tell.extend(from.filter(|f| *f != to));
+                    fx.fan_out(&to_tell, &text, None);
+                }
+                _ => {}
+            }
+        }
+        if let Some(agent) = self.step.effects.iter().find_map(|e| match e {
+            Effect::Backlog(a) => Some(*a),
+            _ => None,
+        }) {
+            for row in done.backlog {
+                let text = protocol::push_text(&fx.presenter().stored(row));
+                fx.fan_out(&[agent], &text, None);
+            }
+        }
+        if let Some(m) = message {
+            m.committed(fx, queued_at);
+        }
+        if let (Some((_, mut push)), Some(id)) = (self.auto.take(), done.auto_id) {
+            push.msg_id = id.0;
+            let text = protocol::push_text(&push);
+            let mut to = vec![self.consumer];
+            to.extend(self.step.state.agent());
+            fx.fan_out(&to, &text, None);
+        }
+        if let (true, Some(agent)) = (self.step.has(Effect::LeaveQueue), self.step.state.agent()) {
+            let card = self.agent_card.clone().unwrap_or_else(|| Profile::placeholder(agent));
+            let text = self.event(EventDetail::Served {
+                session_id: sid,
+                service_nickname: card.nickname,
+                service_avatar: fx.presenter().url(&card.avatar),
+            });
+            fx.fan_out(&consumer, &text, None);
+        }
+        if let Some((before, after)) = done.queue {
+            for (i, uid) in after.iter().enumerate() {
+                let was = before.iter().position(|u| u == uid);
+                if was.is_none_or(|w| i < w) {
+                    let text = ConvEvent::new(
+                        crate::ids::ChatId::service(self.shop, *uid).0,
+                        self.shop.0,
+                        uid.0,
+                        EventDetail::Waiting { position: i + 1 },
+                    )
+                    .push_text();
+                    fx.fan_out(&[*uid], &text.into(), None);
+                }
+            }
+            if before.len() != after.len() {
+                let text: Arc<str> = ConvEvent::new(
+                    String::new(),
+                    self.shop.0,
+                    0,
+                    EventDetail::Queue {
+                        length: after.len(),
+                    },
+                )
+                .push_text()
+                .into();
+                fx.fan_out(&self.agents, &text, None);
+            }
+        }
+        if let Some(by) = self.step.effects.iter().find_map(|e| match e {
+            Effect::Resolve { by } => Some(*by),
+            _ => None,
+        }) {
+            let text = self.event(EventDetail::Resolved {
+                session_id: sid,
+                by_uid: by.0,
+            });
+            let mut to = self.agents.clone();
+            to.push(self.consumer);
+            fx.fan_out(&to, &text, None);
+            let text = self.event(EventDetail::RatingRequest { session_id: sid });
+            fx.fan_out(&consumer, &text, None);
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(protocol::ok(&())));
+        }
+    }
+
+    fn failed(self: Box<Self>) {
+        let ServiceTurn { message, reply, .. } = *self;
+        if let Some(m) = message {
+            m.failed();
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(Err(ChatError::StorageUnavailable));
+        }
+    }
+}
