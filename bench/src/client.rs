@@ -218,6 +218,8 @@ pub async fn request(
             let f: Frame = serde_json::from_str(&text)?;
             return match f.code {
                 1 => Ok(()),
+                // Pushes (events such as the agent's own status) are not the reply.
+                200.. => continue,
                 other => Err(anyhow::anyhow!(
                     "{class}.{action} answered code {other}: {text}"
                 )),

@@ -25,7 +25,7 @@ use crate::protocol::{
     absolute_url, MsgType, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES,
 };
 use crate::routing::AgentReport;
-use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents};
+use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents, TellStatus};
 
 /// The most users one notice may name; beyond that, broadcast to all.
 pub const MAX_NOTICE_UIDS: usize = 1000;
@@ -374,6 +374,12 @@ impl Admin {
         }
         self.server
             .do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
+        self.server.do_send(TellStatus {
+            shop,
+            uid,
+            status,
+            except: None,
+        });
         Ok(())
     }
 

@@ -150,7 +150,7 @@ mod tests {
         // 09:30 in Shanghai is 01:30 UTC.
         let utc = chrono_tz::UTC;
         assert!(h.open_at(at(utc, 2026, 11, 30, 1, 30)));
-        assert!(!h.open_at(at(utc, 2026, 11, 30, 9, 30)));
+        assert!(!h.open_at(at(utc, 2026, 11, 30, 11, 0)), "19:00 in Shanghai");
     }
 
     #[test]

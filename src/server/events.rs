@@ -4,7 +4,7 @@
 
 use actix::prelude::*;
 
-use super::{Changed, ChatServer};
+use super::{Changed, ChatServer, TellStatus};
 use crate::cluster::ClusterEvent;
 use crate::db::{LoadShopIds, Profile};
 use crate::ids::ChatId;
@@ -103,19 +103,24 @@ impl Handler<Changed> for ChatServer {
     type Result = ();
 
     fn handle(&mut self, msg: Changed, ctx: &mut Context<Self>) {
-        // The node where a status changed tells the agent's connections, on every node.
-        if let ClusterEvent::AgentStatusChanged { shop, uid, status } = &msg.0 {
-            let event = ConvEvent::new(
-                String::new(),
-                shop.0,
-                0,
-                EventDetail::Status {
-                    agent_uid: uid.0,
-                    status: *status,
-                },
-            );
-            self.fan_out(&[*uid], &event.push_text().into(), None);
-        }
         self.apply_and_broadcast(msg.0, ctx);
+    }
+}
+
+impl Handler<TellStatus> for ChatServer {
+    type Result = ();
+
+    /// The node where a status changed tells the agent's connections, on every node.
+    fn handle(&mut self, msg: TellStatus, _: &mut Context<Self>) {
+        let event = ConvEvent::new(
+            String::new(),
+            msg.shop.0,
+            0,
+            EventDetail::Status {
+                agent_uid: msg.uid.0,
+                status: msg.status,
+            },
+        );
+        self.fan_out(&[msg.uid], &event.push_text().into(), msg.except);
     }
 }

@@ -85,6 +85,17 @@ pub struct OnlineAmong {
 #[rtype(result = "()")]
 pub struct Changed(pub ClusterEvent);
 
+/// After an agent's status is stored (`service.setStatus`, `service.setOnline`, the admin
+/// API): push 202 `status` to its connections but `except` (the one that asked).
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct TellStatus {
+    pub shop: ShopId,
+    pub uid: UserId,
+    pub status: crate::protocol::service::AgentStatus,
+    pub except: Option<ConnId>,
+}
+
 /// From `run` on shutdown: refuse new sends, finish stored work, close every socket
 /// with 1001. Returns once that is done.
 #[derive(ActixMessage)]

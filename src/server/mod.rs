@@ -541,9 +541,9 @@ impl Handler<ClientRequest> for ChatServer {
                     true => AgentStatus::Online,
                     false => AgentStatus::Offline,
                 };
-                self.set_status(msg.uid, status, msg.reply, ctx)
+                self.set_status(msg.conn, msg.uid, status, msg.reply, ctx)
             }
-            Request::SetStatus(r) => self.set_status(msg.uid, r.status, msg.reply, ctx),
+            Request::SetStatus(r) => self.set_status(msg.conn, msg.uid, r.status, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
             Request::Resolve(r) => self.resolve(msg.uid, r.chat_id, msg.reply, ctx),
             Request::ServiceAgents => self.agents(msg.uid, msg.reply, ctx),

@@ -17,7 +17,7 @@ use crate::protocol::{self, ChatType, Role, SendMsg, Transfer};
 use crate::routing::{
     AgentPresence, AgentReport, ReportAgents, ResolveChat, RouteSend, RouterMail, TransferChat,
 };
-use crate::server::{Changed, ShopAgents};
+use crate::server::{Changed, ShopAgents, TellStatus};
 
 /// The most sessions one sweep resolves (the next sweep takes the rest).
 const SWEEP_BATCH: i64 = 1000;
@@ -136,6 +136,7 @@ impl ChatServer {
     /// on it and the agent's connections hear of it, on every node.
     pub(super) fn set_status(
         &mut self,
+        conn: ConnId,
         uid: UserId,
         status: AgentStatus,
         reply: ReplyTx,
@@ -152,6 +153,12 @@ impl ChatServer {
                 return Err(ChatError::Forbidden);
             }
             server.do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
+            server.do_send(TellStatus {
+                shop,
+                uid,
+                status,
+                except: Some(conn),
+            });
             Ok(protocol::ok(&()))
         });
     }

@@ -805,11 +805,15 @@ impl Drop for ChildServer {
 
 /// A consumer's customer-service message to `shop`, asserted to be stored; its ack.
 pub async fn ask_shop(c: &mut Client, shop: i64, text: &str) -> Value {
-    let r = c
-        .request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "shop_id": shop, "role_type": "user", "chat_id": null}))
-        .await;
+    let r = ask_shop_raw(c, shop, text).await;
     assert_eq!(r["code"], 1, "consumer send: {r}");
     r
+}
+
+/// A consumer's message to `shop`, and the reply whatever it is.
+pub async fn ask_shop_raw(c: &mut Client, shop: i64, text: &str) -> Value {
+    c.request("chat", "sendMsg", json!({"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop, "shop_id": shop, "role_type": "user", "chat_id": null}))
+        .await
 }
 
 /// An agent's answer to `consumer`, as its shop; the reply, whatever it is.
