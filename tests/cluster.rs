@@ -387,3 +387,116 @@ async fn a_node_cut_off_redis_serves_its_own_users_and_recovers() {
         );
     }
 }
+
+/// Each event's name, in arrival order.
+fn event_names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["result"]["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: SHOPCHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -- --include-ignored"]
+async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
+    let Some(redis) = redis_url("sessions_across_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(2, &redis, &prefix);
+    n[0].shop_with_agents(8, "Tea House", &[(800, "Amy"), (801, "Bo")])
+        .await;
+    let (st, v) = n[0]
+        .admin(
+            Method::PUT,
+            "/admin/shops/8",
+            Some(json!({"welcome_msg": "Welcome!", "offline_msg": "Please wait.",
+                        "capacity": 1, "queue_when_full": true})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Amy on B; consumer 60 on A starts a session with her.
+    let mut amy = n[1].online_agent(800).await;
+    presence.wait_routable(8, 1).await;
+    let mut c60 = n[0].connect(60).await;
+    ask_shop(&mut c60, 8, "hello from A").await;
+    let to_amy: Vec<String> = amy.drain_pushes(QUIET).await.iter().map(text_of).collect();
+    assert_eq!(to_amy, ["hello from A", "Welcome!"]);
+    assert_eq!(event_names(&amy.drain_events(QUIET).await), ["assigned"], "told once");
+    let to_c60: Vec<String> = c60.drain_pushes(QUIET).await.iter().map(text_of).collect();
+    assert_eq!(to_c60, ["Welcome!"], "one welcome, from one node");
+
+    // Amy steps away (on B): she keeps consumer 60, takes nobody new.
+    let r = amy
+        .request("service", "setStatus", json!({"status": "away"}))
+        .await;
+    assert_eq!(r["code"], 1);
+    tokio::time::sleep(QUIET).await;
+    let mut c61 = n[0].connect(61).await;
+    ask_shop(&mut c61, 8, "61 waits").await;
+    let mut c62 = n[1].connect(62).await;
+    ask_shop(&mut c62, 8, "62 waits").await;
+    ask_shop(&mut c60, 8, "still with Amy?").await;
+    assert_eq!(text_of(&amy.push().await), "still with Amy?");
+    amy.expect_silence(QUIET).await;
+    let e61 = c61.drain_events(QUIET).await;
+    assert_eq!(event_names(&e61), ["waiting"]);
+    assert_eq!(e61[0]["result"]["position"], 1);
+    let e62 = c62.drain_events(QUIET).await;
+    assert_eq!(event_names(&e62), ["waiting"]);
+    assert_eq!(e62[0]["result"]["position"], 2);
+    assert_eq!(text_of(&c61.push().await), "Please wait.");
+    c61.expect_silence(QUIET).await;
+    for node in &n {
+        let (_, v) = node.admin(Method::GET, "/admin/shops/8/stats", None).await;
+        assert_eq!(v["result"]["waiting_now"], 2, "{v}");
+        let (_, v) = node.admin(Method::GET, "/admin/shops/8/agents", None).await;
+        assert_eq!(v["result"]["agents"][0]["status"], "away", "every node: {v}");
+    }
+
+    // Bo comes online on A: capacity 1 gives him the first in line only.
+    let mut bo = n[0].online_agent(801).await;
+    let assigned = bo.event_named("assigned").await;
+    assert_eq!(assigned["result"]["consumer_uid"], 61);
+    assert_eq!(assigned["result"]["reason"], "queue");
+    assert_eq!(event_names(&c61.drain_events(QUIET).await), ["served"]);
+    let e62 = c62.drain_events(QUIET).await;
+    assert_eq!(event_names(&e62), ["waiting"], "one position update, from one node");
+    assert_eq!(e62[0]["result"]["position"], 1);
+
+    // Amy resolves 60 (from B): its consumer on A hears it once.
+    let r = amy
+        .request("service", "resolve", json!({"chat_id": "8____60"}))
+        .await;
+    assert_eq!(r["code"], 1, "{r}");
+    assert_eq!(
+        event_names(&c60.drain_events(QUIET).await),
+        ["resolved", "rating_request"]
+    );
+
+    // Amy back online (on B): she takes 62, now that she has room.
+    let r = amy
+        .request("service", "setStatus", json!({"status": "online"}))
+        .await;
+    assert_eq!(r["code"], 1);
+    let assigned = amy.event_named("assigned").await;
+    assert_eq!(assigned["result"]["consumer_uid"], 62);
+    assert_eq!(event_names(&c62.drain_events(QUIET).await), ["served"]);
+    let rows = n[1].admin(Method::GET, "/admin/shops/8/sessions", None).await.1;
+    let states: Vec<(i64, String)> = rows["result"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["consumer_uid"].as_i64().unwrap(), r["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (62, "open".to_string()),
+            (61, "open".to_string()),
+            (60, "resolved".to_string())
+        ]
+    );
+}
