@@ -12,8 +12,7 @@ use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ChatKind, ShopId, UserId};
 use crate::protocol::service::{
-    AgentRole, AgentStatus, Customer, Me, MeDesk, QueueRow, Rows, SessionView,
-    MAX_SESSIONS_PAGE,
+    AgentRole, AgentStatus, Customer, Me, MeDesk, QueueRow, Rows, SessionView, MAX_SESSIONS_PAGE,
 };
 use crate::protocol::{self, Request};
 
@@ -21,7 +20,10 @@ use crate::protocol::{self, Request};
 const CUSTOMER_SESSIONS: i64 = 50;
 
 /// The caller's agent row and shop, if it is an agent.
-pub async fn desk(db: &Addr<DbExecutor>, uid: UserId) -> Result<Option<(AgentRow, ShopRow)>, ChatError> {
+pub async fn desk(
+    db: &Addr<DbExecutor>,
+    uid: UserId,
+) -> Result<Option<(AgentRow, ShopRow)>, ChatError> {
     ask(db.send(db::LoadDesk { uid })).await
 }
 

@@ -392,7 +392,12 @@ async fn a_node_cut_off_redis_serves_its_own_users_and_recovers() {
 fn event_names(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .map(|e| e["result"]["event"].as_str().unwrap_or_default().to_string())
+        .map(|e| {
+            e["result"]["event"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect()
 }
 
@@ -411,8 +416,10 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
         .admin(
             Method::PUT,
             "/admin/shops/8",
-            Some(json!({"welcome_msg": "Welcome!", "offline_msg": "Please wait.",
-                        "capacity": 1, "queue_when_full": true})),
+            Some(
+                json!({"welcome_msg": "Welcome!", "offline_msg": "Please wait.",
+                        "capacity": 1, "queue_when_full": true}),
+            ),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -424,7 +431,11 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
     ask_shop(&mut c60, 8, "hello from A").await;
     let to_amy: Vec<String> = amy.drain_pushes(QUIET).await.iter().map(text_of).collect();
     assert_eq!(to_amy, ["hello from A", "Welcome!"]);
-    assert_eq!(event_names(&amy.drain_events(QUIET).await), ["assigned"], "told once");
+    assert_eq!(
+        event_names(&amy.drain_events(QUIET).await),
+        ["assigned"],
+        "told once"
+    );
     let to_c60: Vec<String> = c60.drain_pushes(QUIET).await.iter().map(text_of).collect();
     assert_eq!(to_c60, ["Welcome!"], "one welcome, from one node");
 
@@ -453,7 +464,10 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
         let (_, v) = node.admin(Method::GET, "/admin/shops/8/stats", None).await;
         assert_eq!(v["result"]["waiting_now"], 2, "{v}");
         let (_, v) = node.admin(Method::GET, "/admin/shops/8/agents", None).await;
-        assert_eq!(v["result"]["agents"][0]["status"], "away", "every node: {v}");
+        assert_eq!(
+            v["result"]["agents"][0]["status"], "away",
+            "every node: {v}"
+        );
     }
 
     // Bo comes online on A: capacity 1 gives him the first in line only.
@@ -463,7 +477,11 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
     assert_eq!(assigned["result"]["reason"], "queue");
     assert_eq!(event_names(&c61.drain_events(QUIET).await), ["served"]);
     let e62 = c62.drain_events(QUIET).await;
-    assert_eq!(event_names(&e62), ["waiting"], "one position update, from one node");
+    assert_eq!(
+        event_names(&e62),
+        ["waiting"],
+        "one position update, from one node"
+    );
     assert_eq!(e62[0]["result"]["position"], 1);
 
     // Amy resolves 60 (from B): its consumer on A hears it once.
@@ -484,12 +502,20 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
     let assigned = amy.event_named("assigned").await;
     assert_eq!(assigned["result"]["consumer_uid"], 62);
     assert_eq!(event_names(&c62.drain_events(QUIET).await), ["served"]);
-    let rows = n[1].admin(Method::GET, "/admin/shops/8/sessions", None).await.1;
+    let rows = n[1]
+        .admin(Method::GET, "/admin/shops/8/sessions", None)
+        .await
+        .1;
     let states: Vec<(i64, String)> = rows["result"]["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["consumer_uid"].as_i64().unwrap(), r["state"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["consumer_uid"].as_i64().unwrap(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         states,

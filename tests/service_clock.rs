@@ -45,12 +45,18 @@ async fn idle_open_sessions_are_resolved_by_the_sweep_and_waiting_ones_never() {
     ask_shop(&mut consumer, 3, "hello").await;
     answer(&mut amy, 12, "hi").await;
     ask_shop(&mut waiting, 4, "anyone at shop 4?").await;
-    assert_eq!(waiting.event_named("waiting").await["result"]["position"], 1);
+    assert_eq!(
+        waiting.event_named("waiting").await["result"]["position"],
+        1
+    );
 
     clock::advance_for_tests(59);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        consumer.drain_events(Duration::from_millis(100)).await.is_empty(),
+        consumer
+            .drain_events(Duration::from_millis(100))
+            .await
+            .is_empty(),
         "not idle long enough yet"
     );
     clock::advance_for_tests(2);
@@ -62,7 +68,10 @@ async fn idle_open_sessions_are_resolved_by_the_sweep_and_waiting_ones_never() {
     clock::advance_for_tests(600);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        waiting.drain_events(Duration::from_millis(100)).await.is_empty(),
+        waiting
+            .drain_events(Duration::from_millis(100))
+            .await
+            .is_empty(),
         "a waiting consumer is never resolved away"
     );
     let (_, v) = srv
@@ -83,7 +92,13 @@ async fn a_rating_comes_within_seven_days_of_the_resolution() {
     let mut amy = srv.online_agent(100).await;
     let mut consumer = srv.connect(12).await;
     ask_shop(&mut consumer, 3, "hello").await;
-    ok(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    ok(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
     clock::advance_for_tests(7 * 24 * 3600 + 1);
     let r = consumer
         .request("chat", "rate", json!({"chat_id": "3____12", "score": 4}))
@@ -95,7 +110,13 @@ async fn a_rating_comes_within_seven_days_of_the_resolution() {
 async fn the_shops_numbers_follow_their_definitions_exactly() {
     let _one = CLOCK.lock().await;
     let srv = start();
-    shop(&srv, 3, json!({"welcome_msg": "Welcome!"}), &[(100, "Amy"), (101, "Bo")]).await;
+    shop(
+        &srv,
+        3,
+        json!({"welcome_msg": "Welcome!"}),
+        &[(100, "Amy"), (101, "Bo")],
+    )
+    .await;
     let from = clock::unix_now() as i64;
     let mut amy = srv.online_agent(100).await;
     let mut bo = srv.connect(101).await;
@@ -106,8 +127,20 @@ async fn the_shops_numbers_follow_their_definitions_exactly() {
     clock::advance_for_tests(10);
     answer(&mut amy, 11, "answer one").await;
     clock::advance_for_tests(50);
-    ok(&mut amy, "service", "resolve", json!({"chat_id": "3____11"})).await;
-    ok(&mut c11, "chat", "rate", json!({"chat_id": "3____11", "score": 5})).await;
+    ok(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____11"}),
+    )
+    .await;
+    ok(
+        &mut c11,
+        "chat",
+        "rate",
+        json!({"chat_id": "3____11", "score": 5}),
+    )
+    .await;
 
     // Amy steps away; Bo takes the rest.
     ok(&mut amy, "service", "setStatus", json!({"status": "away"})).await;
@@ -169,7 +202,11 @@ async fn the_shops_numbers_follow_their_definitions_exactly() {
 
     // The admin listing: newest first, with first response, messages and rating.
     let (_, v) = srv
-        .admin(Method::GET, "/admin/shops/3/sessions?limit=2&state=resolved", None)
+        .admin(
+            Method::GET,
+            "/admin/shops/3/sessions?limit=2&state=resolved",
+            None,
+        )
         .await;
     let rows = v["result"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
@@ -178,7 +215,10 @@ async fn the_shops_numbers_follow_their_definitions_exactly() {
         rows[0]["first_response_at"].as_i64().unwrap() - rows[0]["started_at"].as_i64().unwrap(),
         30
     );
-    assert_eq!(rows[0]["messages"], 3, "the consumer's, the welcome and Bo's: {v}");
+    assert_eq!(
+        rows[0]["messages"], 3,
+        "the consumer's, the welcome and Bo's: {v}"
+    );
     assert_eq!(rows[0]["rating"], json!({"score": 3, "comment": "slow"}));
     assert_eq!(rows[1]["consumer_uid"], 11);
     let before = rows[0]["session_id"].as_i64().unwrap();
@@ -200,7 +240,10 @@ async fn the_shops_numbers_follow_their_definitions_exactly() {
         )
         .await;
     assert_eq!(v["result"]["sessions"], 0);
-    assert_eq!(v["result"]["first_response_secs"], json!({"p50": null, "p90": null}));
+    assert_eq!(
+        v["result"]["first_response_secs"],
+        json!({"p50": null, "p90": null})
+    );
     assert_eq!(v["result"]["rating"], json!({"count": 0, "avg": null}));
     for bad in ["from=x", "from=10&to=5"] {
         let (st, _) = srv

@@ -60,7 +60,13 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
     assert_eq!(rows[0]["state"], "open");
     assert_eq!(rows[0]["agent_uid"], 100);
 
-    let r = request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    let r = request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
     assert_eq!(r["code"], 1, "{r}");
     for c in [&mut consumer, &mut amy] {
         let e = c.event_named("resolved").await;
@@ -73,8 +79,17 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
     let e = consumer.event_named("rating_request").await;
     assert_eq!(result(&e)["session_id"], first_session);
     assert_eq!(sessions(&srv, 3).await[0]["state"], "resolved");
-    let again = request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
-    assert_eq!(again["code"], 1, "resolving twice answers the same: {again}");
+    let again = request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
+    assert_eq!(
+        again["code"], 1,
+        "resolving twice answers the same: {again}"
+    );
 
     // A device that was offline learns of the resolution from chat.sync.
     let mut late = srv.connect(12).await;
@@ -86,7 +101,12 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
         .filter_map(|r| r["event"].as_str())
         .collect();
     assert_eq!(events, ["resolved", "rating_request"], "{rows}");
-    let resolved = rows.as_array().unwrap().iter().find(|r| r["event"] == "resolved").unwrap();
+    let resolved = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"] == "resolved")
+        .unwrap();
     assert!(resolved["msg_id"].as_i64().unwrap() > ack["result"]["msg_id"].as_i64().unwrap());
     // ...but they are not messages: not in the history, not the last message, not unread.
     let history = srv
@@ -105,7 +125,12 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
     assert_eq!(amy.push().await["result"]["msg"], "me again");
     let rows = sessions(&srv, 3).await;
     assert_eq!(
-        rows.iter().map(|r| (r["session_id"].as_i64().unwrap(), r["state"].as_str().unwrap())).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| (
+                r["session_id"].as_i64().unwrap(),
+                r["state"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
         [(second_session, "open"), (first_session, "resolved")]
     );
     assert_eq!(rows[1]["messages"], 1);
@@ -140,7 +165,10 @@ async fn only_the_shops_agents_resolve_and_sessions_survive_a_restart() {
     ask_shop(&mut consumer, 3, "still there?").await;
     assert_eq!(amy.push().await["result"]["msg"], "still there?");
     assert!(
-        amy.drain_events(QUIET).await.iter().all(|e| e["result"]["event"] != "assigned"),
+        amy.drain_events(QUIET)
+            .await
+            .iter()
+            .all(|e| e["result"]["event"] != "assigned"),
         "the open session goes on after the restart: no new assignment"
     );
     assert_eq!(sessions(&srv, 3).await.len(), 1);
@@ -188,7 +216,10 @@ async fn away_agents_keep_their_sessions_get_no_new_ones_and_offline_ones_lose_t
     bo.expect_silence(QUIET).await;
     let phone: Vec<Value> = bo_phone.drain_pushes(Duration::from_millis(50)).await;
     assert_eq!(
-        phone.iter().map(|p| p["result"]["msg"].clone()).collect::<Vec<_>>(),
+        phone
+            .iter()
+            .map(|p| p["result"]["msg"].clone())
+            .collect::<Vec<_>>(),
         [json!("for Bo"), json!("still Bo")],
         "Bo's other device got its own session's messages and nothing else"
     );
@@ -196,7 +227,13 @@ async fn away_agents_keep_their_sessions_get_no_new_ones_and_offline_ones_lose_t
     // Offline, Bo's session is routed again on its next message.
     let assigned = amy.drain_events(QUIET).await;
     assert_eq!(assigned.len(), 200, "one assignment per new consumer");
-    let r = request(&mut bo, "service", "setStatus", json!({"status": "offline"})).await;
+    let r = request(
+        &mut bo,
+        "service",
+        "setStatus",
+        json!({"status": "offline"}),
+    )
+    .await;
     assert_eq!(r["code"], 1);
     ask_shop(&mut c12, 3, "anyone?").await;
     let assigned = amy.event_named("assigned").await;
@@ -208,7 +245,13 @@ async fn away_agents_keep_their_sessions_get_no_new_ones_and_offline_ones_lose_t
     let r = request(&mut bo, "service", "setStatus", json!({"status": "busy"})).await;
     assert_eq!(r["error"], "bad_params");
     let mut user = srv.connect(7).await;
-    let r = request(&mut user, "service", "setStatus", json!({"status": "online"})).await;
+    let r = request(
+        &mut user,
+        "service",
+        "setStatus",
+        json!({"status": "online"}),
+    )
+    .await;
     assert_eq!(r["error"], "forbidden");
 }
 
@@ -222,7 +265,8 @@ async fn waiting_consumers_see_their_place_fall_until_they_are_served() {
         &[(100, "Amy"), (101, "Bo"), (102, "Cy")],
     )
     .await;
-    srv.put_user(100, json!({"nickname": "amy", "avatar": "amy.png"})).await;
+    srv.put_user(100, json!({"nickname": "amy", "avatar": "amy.png"}))
+        .await;
     // Agents connected but offline: they may look at the queue.
     let mut amy = srv.connect(100).await;
     let mut consumers = Vec::new();
@@ -234,7 +278,9 @@ async fn waiting_consumers_see_their_place_fall_until_they_are_served() {
     let q = request(&mut amy, "service", "queue", json!({})).await;
     let rows = result(&q)["rows"].as_array().unwrap().clone();
     assert_eq!(
-        rows.iter().map(|r| r["consumer_uid"].as_i64().unwrap()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r["consumer_uid"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
         [11, 12, 13],
         "{q}"
     );
@@ -258,7 +304,13 @@ async fn waiting_consumers_see_their_place_fall_until_they_are_served() {
         if i > 0 {
             agents.push(srv.connect(agent).await);
         }
-        let r = request(&mut agents[i], "service", "setOnline", json!({"online": true})).await;
+        let r = request(
+            &mut agents[i],
+            "service",
+            "setOnline",
+            json!({"online": true}),
+        )
+        .await;
         assert_eq!(r["code"], 1);
         let assigned = agents[i].event_named("assigned").await;
         assert_eq!(result(&assigned)["reason"], "queue");
@@ -276,11 +328,14 @@ async fn waiting_consumers_see_their_place_fall_until_they_are_served() {
             .filter(|e| e["result"]["event"] == "waiting")
             .map(|e| e["result"]["position"].as_i64().unwrap())
             .collect();
-        let first = (*uid - 10) as i64;
+        let first = *uid - 10;
         let expected: Vec<i64> = (1..=first).rev().collect();
         assert_eq!(positions, expected, "consumer {uid}: {events:?}");
         let last = events.last().expect("events");
-        assert_eq!(last["result"]["event"], "served", "consumer {uid} ends served: {events:?}");
+        assert_eq!(
+            last["result"]["event"], "served",
+            "consumer {uid} ends served: {events:?}"
+        );
         assert_eq!(last["result"]["chat_id"], format!("3____{uid}"));
         if *uid == 11 {
             assert_eq!(last["result"]["service_nickname"], "Amy");
@@ -315,7 +370,10 @@ async fn auto_replies_welcome_once_and_the_offline_message_when_nobody_answers()
     );
     ask_shop(&mut consumer, 3, "hello??").await;
     consumer.expect_silence(QUIET).await;
-    assert_eq!(consumer.event_named("waiting").await["result"]["position"], 1);
+    assert_eq!(
+        consumer.event_named("waiting").await["result"]["position"],
+        1
+    );
 
     // Amy takes it: no welcome for a session that had the offline message.
     let mut amy = srv.online_agent(100).await;
@@ -326,12 +384,21 @@ async fn auto_replies_welcome_once_and_the_offline_message_when_nobody_answers()
         .iter()
         .map(|p| p["result"]["msg"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(backlog, ["hello?", "We are away, we will answer soon.", "hello??"]);
+    assert_eq!(
+        backlog,
+        ["hello?", "We are away, we will answer soon.", "hello??"]
+    );
     consumer.expect_silence(QUIET).await;
 
     // A new session with Amy online: the welcome, once, stored with auto:true.
     answer(&mut amy, 12, "all done").await;
-    request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
     consumer.drain_pushes(QUIET).await;
     ask_shop(&mut consumer, 3, "one more thing").await;
     let welcome = consumer.push().await;
@@ -340,7 +407,10 @@ async fn auto_replies_welcome_once_and_the_offline_message_when_nobody_answers()
     assert!(welcome["result"].get("service_nickname").is_none());
     let to_amy: Vec<Value> = amy.drain_pushes(QUIET).await;
     assert_eq!(
-        to_amy.iter().map(|p| p["result"]["msg"].clone()).collect::<Vec<_>>(),
+        to_amy
+            .iter()
+            .map(|p| p["result"]["msg"].clone())
+            .collect::<Vec<_>>(),
         [json!("one more thing"), json!("Welcome to Tea House!")]
     );
     ask_shop(&mut consumer, 3, "and another").await;
@@ -396,7 +466,11 @@ async fn outside_working_hours_the_offline_message_replaces_the_welcome() {
     );
     ask_shop(&mut consumer, 3, "hi").await;
     assert_eq!(consumer.push().await["result"]["msg"], "We are closed.");
-    assert_eq!(amy.push().await["result"]["msg"], "hi", "an online agent may still answer");
+    assert_eq!(
+        amy.push().await["result"]["msg"],
+        "hi",
+        "an online agent may still answer"
+    );
     ask_shop(&mut consumer, 3, "hi again").await;
     consumer.expect_silence(QUIET).await;
 
@@ -404,11 +478,21 @@ async fn outside_working_hours_the_offline_message_replaces_the_welcome() {
     let open = json!({"tz": "America/New_York",
         "days": every_day(&local_time(tz, -60), &local_time(tz, 60))});
     let (st, v) = srv
-        .admin(Method::PUT, "/admin/shops/3", Some(json!({"working_hours": open})))
+        .admin(
+            Method::PUT,
+            "/admin/shops/3",
+            Some(json!({"working_hours": open})),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["result"]["working_hours"]["tz"], "America/New_York");
-    request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
     ask_shop(&mut consumer, 3, "next day").await;
     assert_eq!(consumer.push().await["result"]["msg"], "Welcome!");
     let info = request(&mut consumer, "shop", "info", json!({"shop_id": 3})).await;
@@ -420,16 +504,25 @@ async fn outside_working_hours_the_offline_message_replaces_the_welcome() {
         json!({"welcome_msg": ""}),
         json!({"auto_resolve_mins": -1}),
     ] {
-        let (st, v) = srv.admin(Method::PUT, "/admin/shops/3", Some(bad.clone())).await;
+        let (st, v) = srv
+            .admin(Method::PUT, "/admin/shops/3", Some(bad.clone()))
+            .await;
         assert_eq!(st, 400, "{bad}: {v}");
     }
     let (st, v) = srv
-        .admin(Method::PUT, "/admin/shops/3", Some(json!({"working_hours": null, "welcome_msg": null})))
+        .admin(
+            Method::PUT,
+            "/admin/shops/3",
+            Some(json!({"working_hours": null, "welcome_msg": null})),
+        )
         .await;
     assert_eq!(st, 200);
     assert_eq!(v["result"]["working_hours"], Value::Null);
     assert_eq!(v["result"]["welcome_msg"], Value::Null);
-    assert_eq!(v["result"]["offline_msg"], "We are closed.", "absent fields are unchanged");
+    assert_eq!(
+        v["result"]["offline_msg"], "We are closed.",
+        "absent fields are unchanged"
+    );
     let r = request(&mut consumer, "shop", "info", json!({"shop_id": 99})).await;
     assert_eq!(r["error"], "unknown_shop");
 }
@@ -439,7 +532,11 @@ async fn supervisors_keep_quick_replies_and_block_consumers_agents_only_read() {
     let srv = TestServer::start();
     shop(&srv, 3, json!({}), &[(100, "Amy")]).await;
     let (st, _) = srv
-        .admin(Method::PUT, "/admin/shops/3/agents/101", Some(json!({"name": "Sue", "role": "supervisor"})))
+        .admin(
+            Method::PUT,
+            "/admin/shops/3/agents/101",
+            Some(json!({"name": "Sue", "role": "supervisor"})),
+        )
         .await;
     assert_eq!(st, 200);
     srv.shop_with_agents(4, "Other", &[(200, "Zed")]).await;
@@ -462,7 +559,11 @@ async fn supervisors_keep_quick_replies_and_block_consumers_agents_only_read() {
     let r = request(&mut sue, "service", "saveQuickReply", save).await;
     assert_eq!(r["code"], 1, "{r}");
     let (st, _) = srv
-        .admin(Method::PUT, "/admin/shops/3/quick_replies/bye", Some(json!({"text": "Goodbye!"})))
+        .admin(
+            Method::PUT,
+            "/admin/shops/3/quick_replies/bye",
+            Some(json!({"text": "Goodbye!"})),
+        )
         .await;
     assert_eq!(st, 200);
     let list = request(&mut amy, "service", "quickReplies", json!({})).await;
@@ -471,18 +572,47 @@ async fn supervisors_keep_quick_replies_and_block_consumers_agents_only_read() {
         json!([{"short_code": "bye", "text": "Goodbye!"}, {"short_code": "hi", "text": "Hello! How can I help?"}])
     );
     let other = request(&mut zed, "service", "quickReplies", json!({})).await;
-    assert_eq!(result(&other)["rows"], json!([]), "another shop's agents never see them");
+    assert_eq!(
+        result(&other)["rows"],
+        json!([]),
+        "another shop's agents never see them"
+    );
     let r = request(&mut consumer, "service", "quickReplies", json!({})).await;
     assert_eq!(r["error"], "forbidden");
-    let r = request(&mut sue, "service", "deleteQuickReply", json!({"short_code": "nope"})).await;
+    let r = request(
+        &mut sue,
+        "service",
+        "deleteQuickReply",
+        json!({"short_code": "nope"}),
+    )
+    .await;
     assert_eq!(r["error"], "not_found");
-    let r = request(&mut sue, "service", "deleteQuickReply", json!({"short_code": "bye"})).await;
+    let r = request(
+        &mut sue,
+        "service",
+        "deleteQuickReply",
+        json!({"short_code": "bye"}),
+    )
+    .await;
     assert_eq!(r["code"], 1);
-    let r = request(&mut sue, "service", "saveQuickReply", json!({"short_code": "a b", "text": "x"})).await;
+    let r = request(
+        &mut sue,
+        "service",
+        "saveQuickReply",
+        json!({"short_code": "a b", "text": "x"}),
+    )
+    .await;
     assert_eq!(r["error"], "bad_params");
-    let (st, v) = srv.admin(Method::GET, "/admin/shops/3/quick_replies", None).await;
-    assert_eq!((st, v["result"]["rows"].as_array().unwrap().len()), (200, 1));
-    let (st, _) = srv.admin(Method::DELETE, "/admin/shops/3/quick_replies/bye", None).await;
+    let (st, v) = srv
+        .admin(Method::GET, "/admin/shops/3/quick_replies", None)
+        .await;
+    assert_eq!(
+        (st, v["result"]["rows"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (st, _) = srv
+        .admin(Method::DELETE, "/admin/shops/3/quick_replies/bye", None)
+        .await;
     assert_eq!(st, 404);
 
     // Blocking.
@@ -501,19 +631,29 @@ async fn supervisors_keep_quick_replies_and_block_consumers_agents_only_read() {
     let history = srv
         .post_as(12, "/user/getChatRecord", json!({"chat_id": "3____12"}))
         .await;
-    assert_eq!(history["result"]["total"], 1, "the blocked message was not stored");
+    assert_eq!(
+        history["result"]["total"], 1,
+        "the blocked message was not stored"
+    );
 }
 
 #[tokio::test]
 async fn the_desk_lists_agents_sessions_and_a_customers_past() {
     let srv = TestServer::start();
     shop(&srv, 3, json!({}), &[(100, "Amy"), (101, "Bo")]).await;
-    srv.put_user(12, json!({"nickname": "Carol", "avatar": "c.png"})).await;
+    srv.put_user(12, json!({"nickname": "Carol", "avatar": "c.png"}))
+        .await;
     let mut amy = srv.online_agent(100).await;
     let mut consumer = srv.connect(12).await;
     ask_shop(&mut consumer, 3, "first").await;
     amy.push().await;
-    request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
     ask_shop(&mut consumer, 3, "second").await;
     amy.push().await;
 
@@ -532,12 +672,21 @@ async fn the_desk_lists_agents_sessions_and_a_customers_past() {
     assert_eq!(rows[0]["agent_uid"], 100);
     assert_eq!(rows[0]["state"], "open");
     assert_eq!(rows[0]["unread_count"], 2);
-    let resolved = request(&mut amy, "service", "sessions", json!({"state": "resolved", "limit": 5})).await;
+    let resolved = request(
+        &mut amy,
+        "service",
+        "sessions",
+        json!({"state": "resolved", "limit": 5}),
+    )
+    .await;
     assert_eq!(result(&resolved)["rows"].as_array().unwrap().len(), 1);
 
     let customer = request(&mut amy, "service", "customer", json!({"consumer_uid": 12})).await;
     let c = result(&customer);
-    assert_eq!((c["uid"].clone(), c["nickname"].clone()), (json!(12), json!("Carol")));
+    assert_eq!(
+        (c["uid"].clone(), c["nickname"].clone()),
+        (json!(12), json!("Carol"))
+    );
     assert_eq!(c["avatar"], "http://media.test/c.png");
     let states: Vec<&str> = c["sessions"]
         .as_array()
@@ -558,7 +707,13 @@ async fn the_desk_lists_agents_sessions_and_a_customers_past() {
     }
     let r = request(&mut amy, "service", "customer", json!({"consumer_uid": 0})).await;
     assert_eq!(r["error"], "bad_params");
-    let r = request(&mut amy, "service", "sessions", json!({"state": "sideways"})).await;
+    let r = request(
+        &mut amy,
+        "service",
+        "sessions",
+        json!({"state": "sideways"}),
+    )
+    .await;
     assert_eq!(r["error"], "bad_params");
 }
 
@@ -577,17 +732,35 @@ async fn a_consumer_rates_a_resolved_session_once() {
     answer(&mut amy, 12, "hi!").await;
     let r = request(&mut consumer, "chat", "rate", rate.clone()).await;
     assert_eq!(r["error"], "nothing_to_rate", "still open: {r}");
-    request(&mut amy, "service", "resolve", json!({"chat_id": "3____12"})).await;
+    request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
 
     let r = request(&mut stranger, "chat", "rate", rate.clone()).await;
-    assert_eq!(r["error"], "forbidden", "only the consumer of that conversation");
+    assert_eq!(
+        r["error"], "forbidden",
+        "only the consumer of that conversation"
+    );
     let r = request(&mut amy, "chat", "rate", rate.clone()).await;
     assert_eq!(r["error"], "forbidden", "not an agent either");
-    let r = request(&mut consumer, "chat", "rate", json!({"chat_id": "3____12", "score": 6})).await;
+    let r = request(
+        &mut consumer,
+        "chat",
+        "rate",
+        json!({"chat_id": "3____12", "score": 6}),
+    )
+    .await;
     assert_eq!(r["error"], "bad_params");
     let r = request(&mut consumer, "chat", "rate", rate.clone()).await;
     assert_eq!(r["code"], 1, "{r}");
-    assert_eq!(result(&r)["rating"], json!({"score": 5, "comment": "quick and kind"}));
+    assert_eq!(
+        result(&r)["rating"],
+        json!({"score": 5, "comment": "quick and kind"})
+    );
     let r = request(&mut consumer, "chat", "rate", rate).await;
     assert_eq!(r["error"], "already_rated");
 
@@ -596,10 +769,17 @@ async fn a_consumer_rates_a_resolved_session_once() {
     let rows = v["result"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
-        (rows[0]["consumer_uid"].clone(), rows[0]["agent_uid"].clone(), rows[0]["score"].clone(), rows[0]["comment"].clone()),
+        (
+            rows[0]["consumer_uid"].clone(),
+            rows[0]["agent_uid"].clone(),
+            rows[0]["score"].clone(),
+            rows[0]["comment"].clone()
+        ),
         (json!(12), json!(100), json!(5), json!("quick and kind"))
     );
-    let (st, _) = srv.admin(Method::GET, "/admin/shops/3/ratings?limit=0", None).await;
+    let (st, _) = srv
+        .admin(Method::GET, "/admin/shops/3/ratings?limit=0", None)
+        .await;
     assert_eq!(st, 400);
     let (st, _) = srv.admin(Method::GET, "/admin/shops/9/ratings", None).await;
     assert_eq!(st, 404);

@@ -14,13 +14,13 @@ mod service;
 pub use service::{AgentStats, RatingRow, SessionQuery, ShopStats};
 
 use crate::db::{
-    self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup,
-    SetAgentStatus, ShopRow, ShopSettings, UpsertShop, UpsertUser,
+    self, AttachAgent, CreateGroup, DbExecutor, DetachAgent, JoinGroup, LeaveGroup, SetAgentStatus,
+    ShopRow, ShopSettings, UpsertShop, UpsertUser,
 };
 use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
-use crate::protocol::service::{AgentRole, AgentStatus};
 use crate::error::ChatError;
 use crate::ids::{GroupId, MsgId, ShopId, UserId};
+use crate::protocol::service::{AgentRole, AgentStatus};
 use crate::protocol::{
     absolute_url, MsgType, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES,
 };
@@ -281,7 +281,9 @@ impl Admin {
         let working_hours = match &update.working_hours {
             Some(Some(spec)) => {
                 WorkingHours::parse(spec).map_err(|e| bad(format!("working_hours: {e}")))?;
-                Some(Some(serde_json::to_string(spec).map_err(|e| bad(e.to_string()))?))
+                Some(Some(
+                    serde_json::to_string(spec).map_err(|e| bad(e.to_string()))?,
+                ))
             }
             Some(None) => Some(None),
             None => None,
@@ -323,8 +325,8 @@ impl Admin {
             name,
             supervisor,
         }))
-            .await?
-            .ok_or(AdminError::NotFound("no such shop"))?;
+        .await?
+        .ok_or(AdminError::NotFound("no such shop"))?;
         self.server.do_send(Changed(ClusterEvent::AgentMoved {
             uid,
             from: before,
@@ -373,7 +375,11 @@ impl Admin {
             return Err(AdminError::NotFound("no such agent in this shop"));
         }
         self.server
-            .do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
+            .do_send(Changed(ClusterEvent::AgentStatusChanged {
+                shop,
+                uid,
+                status,
+            }));
         self.server.do_send(TellStatus {
             shop,
             uid,

@@ -6,11 +6,10 @@ use serde::Serialize;
 use super::{bad, positive, Admin, AdminError};
 use crate::chats::ask;
 use crate::db::{self, sessions::SessionRow};
-use crate::domain::session::ConvState;
 use crate::domain::stats::{self, AgentFigures, Percentiles, RatingSummary, SessionFacts};
 use crate::ids::ShopId;
 use crate::protocol::service::{
-    check_short_code, AgentStatus, QuickReply, SessionView, MAX_SESSIONS_PAGE,
+    check_short_code, AgentStatus, QuickReply, SessionState, SessionView, MAX_SESSIONS_PAGE,
 };
 
 /// The most sessions the numbers are computed over, in one range.
@@ -30,8 +29,9 @@ impl SessionQuery {
         let state = match self.state.as_deref() {
             None => None,
             Some(s) => Some(
-                ConvState::code_of_name(s)
-                    .ok_or_else(|| bad("state must be waiting, open or resolved"))?,
+                SessionState::from_name(s)
+                    .ok_or_else(|| bad("state must be waiting, open or resolved"))?
+                    .code(),
             ),
         };
         let limit = self.limit.unwrap_or(MAX_SESSIONS_PAGE);
@@ -210,7 +210,11 @@ impl Admin {
         Ok(())
     }
 
-    pub async fn delete_quick_reply(&self, shop: ShopId, short_code: &str) -> Result<(), AdminError> {
+    pub async fn delete_quick_reply(
+        &self,
+        shop: ShopId,
+        short_code: &str,
+    ) -> Result<(), AdminError> {
         let shop = self.existing_shop(shop).await?;
         let short_code = check_short_code(short_code).map_err(|e| bad(e.to_string()))?;
         if !ask(self.db.send(db::DeleteQuickReply { shop, short_code })).await? {

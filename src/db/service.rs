@@ -10,9 +10,8 @@ use super::conversations::profiles_by_id;
 use super::models::{AgentRow, Profile, RoutingView, ServiceChatRow, ShopRow, ShopState};
 use super::schema::{agents, blocked_consumers, service_chats, shops};
 use super::users::ensure_user;
-use crate::domain::session::ConvState;
 use crate::ids::{ShopId, UserId};
-use crate::protocol::service::AgentStatus;
+use crate::protocol::service::{AgentStatus, SessionState};
 
 /// What a ShopRouter in cluster mode reads before it decides.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,7 +95,9 @@ pub fn upsert_shop(
                 s.auto_resolve_mins.map(|v| shops::auto_resolve_mins.eq(v)),
                 s.working_hours.map(|v| shops::working_hours.eq(v)),
             );
-            diesel::update(shops::table.find(shop.0)).set(set).execute(conn)?;
+            diesel::update(shops::table.find(shop.0))
+                .set(set)
+                .execute(conn)?;
         }
         find_shop(conn, shop)?.ok_or(DieselError::NotFound)
     })
@@ -240,14 +241,14 @@ pub fn routing_view(conn: &mut DbConn, q: &RoutingQuery) -> QueryResult<RoutingV
     let loads = service_chats::table
         .filter(service_chats::shop_id.eq(q.shop.0))
         .filter(service_chats::agent_uid.gt(0))
-        .filter(service_chats::state.eq(ConvState::OPEN))
+        .filter(service_chats::state.eq(SessionState::Open.code()))
         .group_by(service_chats::agent_uid)
         .select((service_chats::agent_uid, diesel::dsl::count_star()))
         .load::<(i64, i64)>(conn)?;
     let waiting = if q.waiting {
         service_chats::table
             .filter(service_chats::shop_id.eq(q.shop.0))
-            .filter(service_chats::state.eq(ConvState::WAITING))
+            .filter(service_chats::state.eq(SessionState::Waiting.code()))
             .order(service_chats::waiting_from.asc())
             .limit(MAX_WAITING_READ)
             .select(ServiceChatRow::as_select())

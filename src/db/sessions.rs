@@ -12,9 +12,8 @@ use super::models::{
 };
 use super::schema::{blocked_consumers, messages, quick_replies, service_chats, service_sessions};
 use super::service::find_chat;
-use crate::domain::session::ConvState;
 use crate::ids::{MsgId, ShopId, UserId};
-use crate::protocol::service::{QuickReply, MAX_QUICK_REPLIES, RATING_WINDOW_SECS};
+use crate::protocol::service::{QuickReply, SessionState, MAX_QUICK_REPLIES, RATING_WINDOW_SECS};
 use crate::protocol::ChatType;
 
 /// The most waiting consumers one read of the queue returns.
@@ -67,7 +66,7 @@ pub fn ensure_chat(
 pub fn queue(conn: &mut DbConn, shop: ShopId) -> QueryResult<Vec<ServiceChatRow>> {
     service_chats::table
         .filter(service_chats::shop_id.eq(shop))
-        .filter(service_chats::state.eq(ConvState::WAITING))
+        .filter(service_chats::state.eq(SessionState::Waiting.code()))
         .order((service_chats::waiting_from.asc(), service_chats::id.asc()))
         .limit(MAX_QUEUE_READ)
         .select(ServiceChatRow::as_select())
@@ -78,7 +77,8 @@ pub fn queue(conn: &mut DbConn, shop: ShopId) -> QueryResult<Vec<ServiceChatRow>
 pub fn start_session(
     conn: &mut DbConn,
     chat: &ServiceChatRow,
-    state: ConvState,
+    state: SessionState,
+    agent: UserId,
     consumer_first: bool,
     now: i64,
 ) -> QueryResult<i64> {
@@ -86,7 +86,7 @@ pub fn start_session(
         service_sessions::shop_id.eq(chat.shop_id),
         service_sessions::consumer_uid.eq(chat.consumer_uid),
         service_sessions::chat_id.eq(&chat.chat_id),
-        service_sessions::agent_uid.eq(state.agent().unwrap_or_default()),
+        service_sessions::agent_uid.eq(agent),
         service_sessions::state.eq(state.code()),
         service_sessions::started_at.eq(now),
         service_sessions::first_msg_at.eq(if consumer_first { now } else { 0 }),
@@ -98,7 +98,7 @@ pub fn start_session(
 /// Where a conversation now stands, as one UPDATE of its row; `only_if` makes it a
 /// compare-and-set on the state it had (another node may have moved it since).
 pub struct ChatChange {
-    pub state: ConvState,
+    pub state: SessionState,
     /// The agent who has it, or had it last (kept while it waits, for stickiness).
     pub agent: UserId,
     pub waiting_from: i64,
@@ -137,8 +137,8 @@ pub fn change_chat(
 /// What happened to a session in one step.
 #[derive(Default)]
 pub struct SessionChange {
-    /// Its state and agent after the step.
-    pub state: Option<ConvState>,
+    /// Its state and agent after the step (0 while it waits).
+    pub state: Option<(SessionState, UserId)>,
     /// Messages stored in it by this step.
     pub messages: i32,
     pub last_time: Option<i64>,
@@ -155,11 +155,11 @@ pub fn change_session(conn: &mut DbConn, id: i64, c: &SessionChange) -> QueryRes
     let target = service_sessions::table.find(id);
     let resolved = c.resolved;
     let set = (
-        c.state.map(|s| service_sessions::state.eq(s.code())),
+        c.state.map(|(s, _)| service_sessions::state.eq(s.code())),
         // A resolved session keeps the agent who had it when it resolved.
         c.state
-            .filter(|s| *s != ConvState::Idle)
-            .map(|s| service_sessions::agent_uid.eq(s.agent().unwrap_or_default())),
+            .filter(|(s, _)| *s != SessionState::Resolved)
+            .map(|(_, agent)| service_sessions::agent_uid.eq(agent)),
         service_sessions::messages.eq(service_sessions::messages + c.messages),
         c.last_time.map(|t| service_sessions::last_time.eq(t)),
         resolved.map(|(at, _)| service_sessions::resolved_at.eq(at)),
@@ -292,7 +292,7 @@ pub fn agent_messages(
 pub fn waiting_now(conn: &mut DbConn, shop: ShopId) -> QueryResult<i64> {
     service_chats::table
         .filter(service_chats::shop_id.eq(shop))
-        .filter(service_chats::state.eq(ConvState::WAITING))
+        .filter(service_chats::state.eq(SessionState::Waiting.code()))
         .count()
         .get_result(conn)
 }
@@ -337,7 +337,7 @@ pub fn rate(
         let latest: Option<SessionRow> = service_sessions::table
             .filter(service_sessions::shop_id.eq(shop))
             .filter(service_sessions::consumer_uid.eq(consumer))
-            .filter(service_sessions::state.eq(ConvState::IDLE))
+            .filter(service_sessions::state.eq(SessionState::Resolved.code()))
             .filter(service_sessions::resolved_at.gt(0))
             .order(service_sessions::id.desc())
             .select(SessionRow::as_select())
@@ -379,7 +379,7 @@ pub fn idle_open_chats(
 ) -> QueryResult<Vec<UserId>> {
     Ok(service_chats::table
         .filter(service_chats::shop_id.eq(shop))
-        .filter(service_chats::state.eq(ConvState::OPEN))
+        .filter(service_chats::state.eq(SessionState::Open.code()))
         .filter(service_chats::last_time.lt(idle_before))
         .limit(limit)
         .select(service_chats::consumer_uid)
@@ -527,7 +527,10 @@ pub fn queue_view(conn: &mut DbConn, shop: ShopId) -> QueryResult<Vec<QueueEntry
                 .cloned()
                 .unwrap_or_else(|| Profile::placeholder(r.consumer_uid)),
             waiting_since: since.get(&r.waiting_from).copied().unwrap_or(r.last_time),
-            last_msg: side.get(&r.chat_id).map(|s| s.0.clone()).unwrap_or_default(),
+            last_msg: side
+                .get(&r.chat_id)
+                .map(|s| s.0.clone())
+                .unwrap_or_default(),
             chat_id: r.chat_id,
         })
         .collect())
@@ -559,7 +562,7 @@ impl SessionRow {
     /// As listings show it.
     pub fn view(&self) -> crate::protocol::service::SessionView {
         use crate::protocol::service::{RatingView, SessionView};
-        let state = ConvState::from_row(self.state, self.agent_uid);
+        let state = SessionState::from_code(self.state);
         let when = |t: i64| (t > 0).then_some(t);
         SessionView {
             session_id: self.id,

@@ -106,12 +106,14 @@ impl WorkingHours {
         let today = local.weekday().num_days_from_monday() as usize;
         let yesterday = (today + 6) % 7;
         let open_today = !self.closed.contains(&date)
-            && self.days[today]
-                .iter()
-                .any(|&(a, b)| if a < b { a <= minute && minute < b } else { minute >= a });
-        let spill = date
-            .pred_opt()
-            .is_some_and(|d| !self.closed.contains(&d))
+            && self.days[today].iter().any(|&(a, b)| {
+                if a < b {
+                    a <= minute && minute < b
+                } else {
+                    minute >= a
+                }
+            });
+        let spill = date.pred_opt().is_some_and(|d| !self.closed.contains(&d))
             && self.days[yesterday]
                 .iter()
                 .any(|&(a, b)| a > b && minute < b);
@@ -146,11 +148,17 @@ mod tests {
         assert!(h.open_at(at(sh, 2026, 11, 30, 11, 59)));
         assert!(!h.open_at(at(sh, 2026, 11, 30, 12, 0)));
         assert!(!h.open_at(at(sh, 2026, 11, 30, 8, 59)));
-        assert!(!h.open_at(at(sh, 2026, 12, 1, 10, 0)), "tuesday is absent: closed");
+        assert!(
+            !h.open_at(at(sh, 2026, 12, 1, 10, 0)),
+            "tuesday is absent: closed"
+        );
         // 09:30 in Shanghai is 01:30 UTC.
         let utc = chrono_tz::UTC;
         assert!(h.open_at(at(utc, 2026, 11, 30, 1, 30)));
-        assert!(!h.open_at(at(utc, 2026, 11, 30, 11, 0)), "19:00 in Shanghai");
+        assert!(
+            !h.open_at(at(utc, 2026, 11, 30, 11, 0)),
+            "19:00 in Shanghai"
+        );
     }
 
     #[test]
@@ -166,20 +174,44 @@ mod tests {
         assert!(h.open_at(at(b, 2026, 12, 5, 1, 59)), "into saturday");
         assert!(h.open_at(at(b, 2026, 12, 5, 12, 0)), "saturday all day");
         assert!(!h.open_at(at(b, 2026, 12, 12, 12, 0)), "a closed saturday");
-        assert!(h.open_at(at(b, 2026, 12, 12, 1, 0)), "friday's night is not closed");
-        assert!(!h.open_at(at(b, 2026, 12, 6, 1, 0)), "sunday after a saturday that ended at 24:00");
+        assert!(
+            h.open_at(at(b, 2026, 12, 12, 1, 0)),
+            "friday's night is not closed"
+        );
+        assert!(
+            !h.open_at(at(b, 2026, 12, 6, 1, 0)),
+            "sunday after a saturday that ended at 24:00"
+        );
     }
 
     #[test]
     fn bad_specs_say_what_is_wrong() {
         for (json, word) in [
             (serde_json::json!({"tz": "Mars/Olympus"}), "time zone"),
-            (serde_json::json!({"tz": "UTC", "days": {"monday": []}}), "unknown day"),
-            (serde_json::json!({"tz": "UTC", "days": {"mon": [["9:00", "10:00"]]}}), "HH:MM"),
-            (serde_json::json!({"tz": "UTC", "days": {"mon": [["09:00", "25:00"]]}}), "HH:MM"),
-            (serde_json::json!({"tz": "UTC", "days": {"mon": [["09:00", "09:00"]]}}), "empty"),
-            (serde_json::json!({"tz": "UTC", "closed_dates": ["01/10/2026"]}), "date"),
-            (serde_json::json!({"tz": "UTC", "extra": 1}), "unknown field"),
+            (
+                serde_json::json!({"tz": "UTC", "days": {"monday": []}}),
+                "unknown day",
+            ),
+            (
+                serde_json::json!({"tz": "UTC", "days": {"mon": [["9:00", "10:00"]]}}),
+                "HH:MM",
+            ),
+            (
+                serde_json::json!({"tz": "UTC", "days": {"mon": [["09:00", "25:00"]]}}),
+                "HH:MM",
+            ),
+            (
+                serde_json::json!({"tz": "UTC", "days": {"mon": [["09:00", "09:00"]]}}),
+                "empty",
+            ),
+            (
+                serde_json::json!({"tz": "UTC", "closed_dates": ["01/10/2026"]}),
+                "date",
+            ),
+            (
+                serde_json::json!({"tz": "UTC", "extra": 1}),
+                "unknown field",
+            ),
         ] {
             let err = hours(json.clone()).unwrap_err();
             assert!(err.contains(word), "{json}: {err}");

@@ -6,6 +6,7 @@
 
 use crate::error::ChatError;
 use crate::ids::UserId;
+use crate::protocol::service::SessionState;
 
 /// Where a conversation stands. `Idle` is both "resolved" and "never started": either
 /// way the consumer's next message starts a new session.
@@ -20,7 +21,7 @@ pub enum ConvState {
 }
 
 impl ConvState {
-    /// The numbers in the database.
+    /// The numbers in the database (`protocol::service::SessionState`).
     pub const IDLE: i32 = 0;
     pub const WAITING: i32 = 1;
     pub const OPEN: i32 = 2;
@@ -45,21 +46,15 @@ impl ConvState {
 
     /// Its name on the wire and in the admin API.
     pub fn name(self) -> &'static str {
-        match self {
-            ConvState::Idle => "resolved",
-            ConvState::Waiting => "waiting",
-            ConvState::Open(_) => "open",
-        }
+        SessionState::from_code(self.code()).name()
     }
 
-    /// The state a wire name asks for (`service.sessions`, the admin listing).
-    pub fn code_of_name(name: &str) -> Option<i32> {
-        match name {
-            "resolved" => Some(ConvState::IDLE),
-            "waiting" => Some(ConvState::WAITING),
-            "open" => Some(ConvState::OPEN),
-            _ => None,
-        }
+    /// As stored: the state and the agent who has it (0 if none).
+    pub fn stored(self) -> (SessionState, UserId) {
+        (
+            SessionState::from_code(self.code()),
+            self.agent().unwrap_or_default(),
+        )
     }
 
     pub fn agent(self) -> Option<UserId> {
@@ -132,10 +127,7 @@ pub enum Event {
     /// The consumer wrote. `reachable`: the open session's agent still gets messages
     /// (connected, not offline). `pick`: the router's choice, asked for whenever the
     /// conversation needs an agent (None: nobody routable).
-    ConsumerWrote {
-        reachable: bool,
-        pick: Option<Pick>,
-    },
+    ConsumerWrote { reachable: bool, pick: Option<Pick> },
     /// An agent of the shop wrote to the consumer.
     AgentWrote { agent: UserId },
     /// The queue hands the conversation to an agent.
@@ -161,9 +153,14 @@ pub enum Effect {
     LeaveQueue,
     Auto(AutoReply),
     /// 202 `transfer` to both agents.
-    Transfer { from: Option<UserId>, to: UserId },
+    Transfer {
+        from: Option<UserId>,
+        to: UserId,
+    },
     /// 202 `resolved` and `rating_request`, stored as event rows too.
-    Resolve { by: UserId },
+    Resolve {
+        by: UserId,
+    },
 }
 
 /// The new state and what follows.
@@ -234,11 +231,23 @@ pub fn step(state: ConvState, auto_sent: i32, event: Event, shop: Shop) -> Resul
             next
         }
         (Idle, Event::AgentWrote { agent }) => {
-            fx.extend([NewSession, Assigned(Pick { agent, reason: Reason::Agent })]);
+            fx.extend([
+                NewSession,
+                Assigned(Pick {
+                    agent,
+                    reason: Reason::Agent,
+                }),
+            ]);
             Open(agent)
         }
         (Waiting, Event::AgentWrote { agent }) => {
-            fx.extend([Assigned(Pick { agent, reason: Reason::Agent }), LeaveQueue]);
+            fx.extend([
+                Assigned(Pick {
+                    agent,
+                    reason: Reason::Agent,
+                }),
+                LeaveQueue,
+            ]);
             Open(agent)
         }
         (Open(_), Event::AgentWrote { agent }) => Open(agent),
@@ -248,7 +257,10 @@ pub fn step(state: ConvState, auto_sent: i32, event: Event, shop: Shop) -> Resul
         }
         (other, Event::Handed(_)) => other,
         (Open(from), Event::Transferred { to }) => {
-            fx.push(Transfer { from: Some(from), to });
+            fx.push(Transfer {
+                from: Some(from),
+                to,
+            });
             Open(to)
         }
         (Waiting, Event::Transferred { to }) => {
@@ -332,7 +344,10 @@ mod tests {
         let p = pick(A, Reason::Random);
         assert_eq!(
             go(Idle, 0, consumer(false, p), OPEN),
-            (Open(A), vec![NewSession, Assigned(p.unwrap()), Auto(AutoReply::Welcome)])
+            (
+                Open(A),
+                vec![NewSession, Assigned(p.unwrap()), Auto(AutoReply::Welcome)]
+            )
         );
         assert_eq!(
             go(Idle, 3, consumer(false, p), SILENT),
@@ -345,7 +360,10 @@ mod tests {
     fn with_nobody_routable_the_session_waits_and_the_offline_message_replaces_the_welcome() {
         assert_eq!(
             go(Idle, 0, consumer(false, None), OPEN),
-            (Waiting, vec![NewSession, EnterQueue, Auto(AutoReply::Offline)])
+            (
+                Waiting,
+                vec![NewSession, EnterQueue, Auto(AutoReply::Offline)]
+            )
         );
         assert_eq!(
             go(Idle, 0, consumer(false, None), SILENT),
@@ -358,20 +376,32 @@ mod tests {
         let p = pick(A, Reason::Sticky);
         assert_eq!(
             go(Idle, 0, consumer(false, p), CLOSED),
-            (Open(A), vec![NewSession, Assigned(p.unwrap()), Auto(AutoReply::Offline)])
+            (
+                Open(A),
+                vec![NewSession, Assigned(p.unwrap()), Auto(AutoReply::Offline)]
+            )
         );
-        assert_eq!(go(Open(A), 2, consumer(true, None), CLOSED), (Open(A), vec![]));
+        assert_eq!(
+            go(Open(A), 2, consumer(true, None), CLOSED),
+            (Open(A), vec![])
+        );
         assert_eq!(
             go(Open(A), 1, consumer(true, None), CLOSED),
             (Open(A), vec![Auto(AutoReply::Offline)]),
             "a welcome earlier in the session does not stop it"
         );
-        assert_eq!(go(Open(A), 1, consumer(true, None), OPEN), (Open(A), vec![]));
+        assert_eq!(
+            go(Open(A), 1, consumer(true, None), OPEN),
+            (Open(A), vec![])
+        );
     }
 
     #[test]
     fn an_open_session_keeps_its_reachable_agent_and_is_rerouted_otherwise() {
-        assert_eq!(go(Open(A), 1, consumer(true, None), OPEN), (Open(A), vec![]));
+        assert_eq!(
+            go(Open(A), 1, consumer(true, None), OPEN),
+            (Open(A), vec![])
+        );
         let p = pick(B, Reason::Random);
         assert_eq!(
             go(Open(A), 1, consumer(false, p), OPEN),
@@ -390,7 +420,10 @@ mod tests {
 
     #[test]
     fn a_waiting_consumer_who_writes_again_is_served_when_someone_is_free() {
-        assert_eq!(go(Waiting, 2, consumer(false, None), OPEN), (Waiting, vec![]));
+        assert_eq!(
+            go(Waiting, 2, consumer(false, None), OPEN),
+            (Waiting, vec![])
+        );
         let p = pick(A, Reason::Queue);
         assert_eq!(
             go(Waiting, 2, consumer(false, p), OPEN),
@@ -412,7 +445,10 @@ mod tests {
             go(Waiting, 2, Event::AgentWrote { agent: A }, OPEN),
             (Open(A), vec![Assigned(mine), LeaveQueue])
         );
-        assert_eq!(go(Open(B), 0, Event::AgentWrote { agent: A }, OPEN), (Open(A), vec![]));
+        assert_eq!(
+            go(Open(B), 0, Event::AgentWrote { agent: A }, OPEN),
+            (Open(A), vec![])
+        );
     }
 
     #[test]
@@ -433,11 +469,20 @@ mod tests {
     fn transfers_move_open_and_waiting_conversations_only() {
         assert_eq!(
             go(Open(A), 0, Event::Transferred { to: B }, OPEN),
-            (Open(B), vec![Transfer { from: Some(A), to: B }])
+            (
+                Open(B),
+                vec![Transfer {
+                    from: Some(A),
+                    to: B
+                }]
+            )
         );
         assert_eq!(
             go(Waiting, 0, Event::Transferred { to: B }, OPEN),
-            (Open(B), vec![Transfer { from: None, to: B }, Backlog(B), LeaveQueue])
+            (
+                Open(B),
+                vec![Transfer { from: None, to: B }, Backlog(B), LeaveQueue]
+            )
         );
         assert_eq!(
             step(Idle, 0, Event::Transferred { to: B }, OPEN),
@@ -460,7 +505,10 @@ mod tests {
     fn states_keep_their_numbers() {
         for s in [Idle, Waiting, Open(A)] {
             assert_eq!(ConvState::from_row(s.code(), A), s);
-            assert_eq!(ConvState::code_of_name(s.name()), Some(s.code()));
+            assert_eq!(
+                SessionState::from_name(s.name()).map(|s| s.code()),
+                Some(s.code())
+            );
         }
         assert_eq!(ConvState::from_row(2, UserId(0)), Idle);
     }

@@ -89,7 +89,11 @@ pub fn resolution(sessions: &[SessionFacts]) -> Percentiles {
 }
 
 pub fn ratings(sessions: &[SessionFacts]) -> RatingSummary {
-    let scores: Vec<i32> = sessions.iter().filter(|s| s.rating > 0).map(|s| s.rating).collect();
+    let scores: Vec<i32> = sessions
+        .iter()
+        .filter(|s| s.rating > 0)
+        .map(|s| s.rating)
+        .collect();
     RatingSummary {
         count: scores.len(),
         avg: average(&scores),
@@ -98,7 +102,11 @@ pub fn ratings(sessions: &[SessionFacts]) -> RatingSummary {
 
 /// `agent`'s figures over `sessions`.
 pub fn agent(sessions: &[SessionFacts], agent: UserId) -> AgentFigures {
-    let mine: Vec<SessionFacts> = sessions.iter().filter(|s| s.agent == agent).copied().collect();
+    let mine: Vec<SessionFacts> = sessions
+        .iter()
+        .filter(|s| s.agent == agent)
+        .copied()
+        .collect();
     let mut firsts: Vec<i64> = mine.iter().filter_map(|s| s.first_response()).collect();
     AgentFigures {
         sessions: mine.len(),

@@ -16,7 +16,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/shops/{shop}/sessions", web::get().to(sessions))
         .route("/admin/shops/{shop}/stats", web::get().to(stats))
         .route("/admin/shops/{shop}/ratings", web::get().to(ratings))
-        .route("/admin/shops/{shop}/quick_replies", web::get().to(quick_replies))
+        .route(
+            "/admin/shops/{shop}/quick_replies",
+            web::get().to(quick_replies),
+        )
         .route(
             "/admin/shops/{shop}/quick_replies/{code}",
             web::put().to(put_quick_reply),

@@ -211,6 +211,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/ws", web::get().to(ws::entry))
     .route("/healthz", web::get().to(healthz))
     .configure(admin::routes)
+    .configure(admin_service::routes)
     .configure(login::routes)
     .configure(user::routes)
     .configure(media::routes)

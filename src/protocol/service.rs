@@ -46,6 +46,54 @@ impl AgentStatus {
     }
 }
 
+/// Where a customer-service conversation (and each of its sessions) stands: its name on
+/// the wire and its number in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Resolved, or (a conversation) never started.
+    Resolved,
+    /// In the shop's queue.
+    Waiting,
+    /// An agent has it.
+    Open,
+}
+
+impl SessionState {
+    pub fn code(self) -> i32 {
+        match self {
+            SessionState::Resolved => 0,
+            SessionState::Waiting => 1,
+            SessionState::Open => 2,
+        }
+    }
+
+    pub fn from_code(code: i32) -> SessionState {
+        match code {
+            1 => SessionState::Waiting,
+            2 => SessionState::Open,
+            _ => SessionState::Resolved,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionState::Resolved => "resolved",
+            SessionState::Waiting => "waiting",
+            SessionState::Open => "open",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SessionState> {
+        [
+            SessionState::Resolved,
+            SessionState::Waiting,
+            SessionState::Open,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
 /// An agent's role in its shop: supervisors also block consumers and edit quick replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -139,8 +187,8 @@ impl SessionsRequest {
     /// The state code asked for (default open) and the page size.
     pub fn bounds(&self) -> Result<(i32, i64), ChatError> {
         let state = match self.state.as_deref() {
-            None | Some("open") => 2,
-            Some("resolved") => 0,
+            None | Some("open") => SessionState::Open.code(),
+            Some("resolved") => SessionState::Resolved.code(),
             Some(_) => return Err(ChatError::bad("state must be open or resolved")),
         };
         let limit = self.limit.unwrap_or(MAX_SESSIONS_PAGE);
@@ -380,7 +428,9 @@ mod tests {
         assert!(rate(json!({"chat_id": "3____12", "score": "4", "comment": "ok"})).is_ok());
         assert!(rate(json!({"chat_id": "3____12", "score": 6})).is_err());
         assert!(rate(json!({"chat_id": "3____12", "score": 0})).is_err());
-        assert!(rate(json!({"chat_id": "3____12", "score": 3, "comment": "x".repeat(501)})).is_err());
+        assert!(
+            rate(json!({"chat_id": "3____12", "score": 3, "comment": "x".repeat(501)})).is_err()
+        );
         let qr = |c: &str, t: &str| {
             QuickReply {
                 short_code: c.into(),
@@ -394,9 +444,16 @@ mod tests {
         assert!(qr(&"x".repeat(33), "Hello!").is_err());
         assert!(qr("hi", &"x".repeat(1001)).is_err());
         assert!(qr("hi", "  ").is_err());
-        let sessions = |v| serde_json::from_value::<SessionsRequest>(v).unwrap().bounds();
+        let sessions = |v| {
+            serde_json::from_value::<SessionsRequest>(v)
+                .unwrap()
+                .bounds()
+        };
         assert_eq!(sessions(json!({})), Ok((2, 100)));
-        assert_eq!(sessions(json!({"state": "resolved", "limit": 5})), Ok((0, 5)));
+        assert_eq!(
+            sessions(json!({"state": "resolved", "limit": 5})),
+            Ok((0, 5))
+        );
         assert!(sessions(json!({"state": "waiting"})).is_err());
         assert!(sessions(json!({"limit": 101})).is_err());
     }

@@ -13,14 +13,14 @@ use rand::SeedableRng;
 use tokio::sync::oneshot;
 
 use crate::routing::{
-    AgentPresence, AgentReport, AgentStatusSet, ReloadAgents, ReportAgents, ResolveChat,
-    RouteSend, RouterMail, StartRouter, TransferChat,
+    AgentPresence, AgentReport, AgentStatusSet, ReloadAgents, ReportAgents, ResolveChat, RouteSend,
+    RouterMail, StartRouter, TransferChat,
 };
 
 use crate::cluster::Cluster;
 use crate::db::{
-    DbExecutor, LoadShop, NewMessage, Profile, RoutingQuery, RoutingView, ServiceChatRow,
-    ShopRow, ShopState,
+    DbExecutor, LoadShop, NewMessage, Profile, RoutingQuery, RoutingView, ServiceChatRow, ShopRow,
+    ShopState,
 };
 use crate::domain::choice::{choose_agent, Candidate};
 use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
@@ -333,7 +333,9 @@ impl ShopRouter {
     }
 
     fn status(&self, uid: UserId) -> AgentStatus {
-        self.agents.get(&uid).map_or(AgentStatus::Offline, |a| a.status)
+        self.agents
+            .get(&uid)
+            .map_or(AgentStatus::Offline, |a| a.status)
     }
 
     fn connected_here(&self, uid: UserId) -> bool {
@@ -431,7 +433,12 @@ impl ShopRouter {
     }
 
     /// The auto reply `which`, as the shop sends it to `consumer`.
-    fn auto_reply(&self, which: AutoReply, consumer: UserId, chat_id: &str) -> Option<(NewMessage, ChatPush)> {
+    fn auto_reply(
+        &self,
+        which: AutoReply,
+        consumer: UserId,
+        chat_id: &str,
+    ) -> Option<(NewMessage, ChatPush)> {
         let info = self.info.as_ref()?;
         let text = match which {
             AutoReply::Welcome => info.welcome_msg.as_ref(),
@@ -450,14 +457,26 @@ impl ShopRouter {
         m.consumer_uid = consumer;
         m.from_agent = true;
         m.auto_reply = true;
-        let push = self.presenter.push(&m, 0, &Profile::placeholder(UserId(0)), Some(info));
+        let push = self
+            .presenter
+            .push(&m, 0, &Profile::placeholder(UserId(0)), Some(info));
         Some((m, push))
     }
 
     /// Takes `step` into what this router remembers of `consumer`'s conversation.
-    fn remember_step(&mut self, consumer: UserId, chat_id: &str, step: &Step, now: i64, wrote: bool) {
+    fn remember_step(
+        &mut self,
+        consumer: UserId,
+        chat_id: &str,
+        step: &Step,
+        now: i64,
+        wrote: bool,
+    ) {
         let order = (step.state == ConvState::Waiting
-            && self.convs.get(&consumer).is_none_or(|c| c.waiting.is_none()))
+            && self
+                .convs
+                .get(&consumer)
+                .is_none_or(|c| c.waiting.is_none()))
         .then(|| self.take_wait_order());
         let has_auto = step
             .auto_reply()
@@ -600,7 +619,12 @@ impl ShopRouter {
             let Some(pick) = self.pick(last, Reason::Queue) else {
                 break;
             };
-            let Ok(step) = session::step(ConvState::Waiting, auto_sent, Event::Handed(pick), self.shop_now(now)) else {
+            let Ok(step) = session::step(
+                ConvState::Waiting,
+                auto_sent,
+                Event::Handed(pick),
+                self.shop_now(now),
+            ) else {
                 continue;
             };
             self.remember_step(consumer, &chat_id, &step, now, false);
@@ -647,7 +671,12 @@ impl ShopRouter {
             return Err(ChatError::AgentUnavailable);
         }
         let now = crate::clock::unix_now() as i64;
-        let step = session::step(state, auto_sent, Event::Transferred { to: msg.to }, self.shop_now(now))?;
+        let step = session::step(
+            state,
+            auto_sent,
+            Event::Transferred { to: msg.to },
+            self.shop_now(now),
+        )?;
         self.remember_step(consumer, &msg.chat_id, &step, now, false);
         log::info!(
             "shop {}: consumer {consumer} transferred from {:?} to {} by {}",
@@ -679,7 +708,12 @@ impl ShopRouter {
             }
         }
         let now = crate::clock::unix_now() as i64;
-        let step = session::step(state, auto_sent, Event::Resolved { by: msg.by }, self.shop_now(now))?;
+        let step = session::step(
+            state,
+            auto_sent,
+            Event::Resolved { by: msg.by },
+            self.shop_now(now),
+        )?;
         if step.effects.is_empty() {
             return Ok(None);
         }

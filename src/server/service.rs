@@ -152,7 +152,11 @@ impl ChatServer {
             if !ask(db.send(SetAgentStatus { shop, uid, status })).await? {
                 return Err(ChatError::Forbidden);
             }
-            server.do_send(Changed(ClusterEvent::AgentStatusChanged { shop, uid, status }));
+            server.do_send(Changed(ClusterEvent::AgentStatusChanged {
+                shop,
+                uid,
+                status,
+            }));
             server.do_send(TellStatus {
                 shop,
                 uid,
@@ -297,7 +301,10 @@ impl ChatServer {
                         });
                     }
                 }
-                other => log::error!("the auto-resolve sweep failed: {:?}", other.map(|r| r.err())),
+                other => log::error!(
+                    "the auto-resolve sweep failed: {:?}",
+                    other.map(|r| r.err())
+                ),
             })
             .spawn(ctx);
     }

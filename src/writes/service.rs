@@ -51,7 +51,13 @@ struct Done {
 }
 
 impl ServiceTurn {
-    pub fn new(shop: ShopId, consumer: UserId, chat_id: String, step: Step, at: i64) -> ServiceTurn {
+    pub fn new(
+        shop: ShopId,
+        consumer: UserId,
+        chat_id: String,
+        step: Step,
+        at: i64,
+    ) -> ServiceTurn {
         ServiceTurn {
             shop,
             consumer,
@@ -81,7 +87,6 @@ impl ServiceTurn {
             .push_text()
             .into()
     }
-
 }
 
 /// An event row of a conversation, stored at `at`.
@@ -117,7 +122,10 @@ impl Apply for ServiceTurn {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
         let now = self.at;
         let mut msg_id = None;
-        let from_agent = self.message.as_ref().is_some_and(|m| m.message().from_agent);
+        let from_agent = self
+            .message
+            .as_ref()
+            .is_some_and(|m| m.message().from_agent);
         if let Some(m) = self.message.as_mut() {
             // A retry or a refusal changes nothing of the conversation.
             let Some(id) = m.store(conn, touches)? else {
@@ -139,7 +147,11 @@ impl Apply for ServiceTurn {
         };
         let state = step.state;
         let session_id = match step.new_session() {
-            true => sessions::start_session(conn, &row, state, msg_id.is_some() && !from_agent, now)?,
+            true => {
+                let (stored, agent) = state.stored();
+                let consumer_first = msg_id.is_some() && !from_agent;
+                sessions::start_session(conn, &row, stored, agent, consumer_first, now)?
+            }
             false => row.session_id,
         };
         let mut auto_sent = if step.new_session() { 0 } else { row.auto_sent };
@@ -154,7 +166,7 @@ impl Apply for ServiceTurn {
             _ => 0,
         };
         let change = ChatChange {
-            state,
+            state: state.stored().0,
             agent: state.agent().unwrap_or(row.agent_uid),
             waiting_from,
             session_id,
@@ -183,7 +195,7 @@ impl Apply for ServiceTurn {
             conn,
             session_id,
             &SessionChange {
-                state: Some(state),
+                state: Some(state.stored()),
                 messages: stored,
                 last_time: (stored > 0).then_some(now),
                 agent_answered: (msg_id.is_some() && from_agent).then_some(now),
@@ -193,11 +205,23 @@ impl Apply for ServiceTurn {
         if let Some(by) = resolved_by {
             let (shop, consumer, chat_id) = (self.shop, self.consumer, self.chat_id.as_str());
             let rows = [
-                event_row(shop, consumer, chat_id, now, EventDetail::Resolved {
-                    session_id,
-                    by_uid: by.0,
-                }),
-                event_row(shop, consumer, chat_id, now, EventDetail::RatingRequest { session_id }),
+                event_row(
+                    shop,
+                    consumer,
+                    chat_id,
+                    now,
+                    EventDetail::Resolved {
+                        session_id,
+                        by_uid: by.0,
+                    },
+                ),
+                event_row(
+                    shop,
+                    consumer,
+                    chat_id,
+                    now,
+                    EventDetail::RatingRequest { session_id },
+                ),
             ];
             for row in &rows {
                 sessions::insert_event(conn, row)?;
@@ -276,7 +300,10 @@ impl Write for ServiceTurn {
             fx.fan_out(&to, &text, None);
         }
         if let (true, Some(agent)) = (self.step.has(Effect::LeaveQueue), self.step.state.agent()) {
-            let card = self.agent_card.clone().unwrap_or_else(|| Profile::placeholder(agent));
+            let card = self
+                .agent_card
+                .clone()
+                .unwrap_or_else(|| Profile::placeholder(agent));
             let text = self.event(EventDetail::Served {
                 session_id: sid,
                 service_nickname: card.nickname,
