@@ -71,6 +71,15 @@ fn malformed_frames() -> Vec<String> {
         ("group", "join"),
         ("group", "create"),
         ("group", "members"),
+        ("service", "setStatus"),
+        ("service", "resolve"),
+        ("service", "sessions"),
+        ("service", "customer"),
+        ("service", "block"),
+        ("service", "saveQuickReply"),
+        ("service", "deleteQuickReply"),
+        ("shop", "info"),
+        ("chat", "rate"),
     ] {
         for v in wrong_values() {
             frames.push(json!({"class": class, "action": action, "content": {"chat_id": v, "group_id": v, "to_uid": v, "online": v, "name": v, "since_msg_id": v, "limit": v, "member_uids": v}}).to_string());
@@ -85,6 +94,12 @@ fn malformed_frames() -> Vec<String> {
                 "limit",
                 "member_uids",
                 "role_type",
+                "status",
+                "consumer_uid",
+                "shop_id",
+                "short_code",
+                "score",
+                "state",
             ] {
                 frames.push(
                     json!({"class": class, "action": action, "content": {field: v}}).to_string(),

@@ -101,6 +101,18 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
         .filter_map(|r| r["event"].as_str())
         .collect();
     assert_eq!(events, ["resolved", "rating_request"], "{rows}");
+    let agent_rows = amy.sync(0, 100).await["result"]["rows"].clone();
+    let agent_events: Vec<&str> = agent_rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect();
+    assert_eq!(
+        agent_events,
+        ["resolved"],
+        "the rating request is the consumer's"
+    );
     let resolved = rows
         .as_array()
         .unwrap()

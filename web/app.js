@@ -96,7 +96,9 @@ function connect() {
   ws.onmessage = (ev) => {
     let f;
     try { f = JSON.parse(ev.data); } catch { return; }
-    if (f.code === 200 || f.code >= 202) { onPush(f.result || {}); return; }
+    if (f.code === 200) { onPush(f.result || {}); return; }
+    // Conversation events (202: assigned, queue, resolved…) change the lists, not the chat.
+    if (f.code >= 202) { scheduleRefresh(); return; }
     const resolve = state.pending.shift();
     if (resolve) resolve(f);
   };
@@ -218,6 +220,8 @@ function appendMessage(m) {
 // A message pushed (code 200) or caught up by chat.sync.
 function onPush(p, fromSync) {
   if (p.msg_id) state.lastMsgId = Math.max(state.lastMsgId, p.msg_id);
+  // chat.sync also returns stored events (a resolution, a rating request): not messages.
+  if (p.event) return;
   const chat = state.chat;
   const mine = p.id === state.me?.id || (state.agent && p.chat_type === CHAT_TYPE.SERVICE && p.id === undefined);
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {

@@ -113,13 +113,15 @@ impl Presenter {
         push
     }
 
-    /// A `chat.sync` row: a message as `reader` sees it, or a stored event.
-    pub fn sync_row(&self, r: MessageWithSender, reader: UserId) -> SyncRow {
-        if r.message.event_type.is_some() {
-            let m = &r.message;
-            return SyncRow::Event(event_row(&m.msg, m.id.0, m.createtime));
+    /// A `chat.sync` row: a message as `reader` sees it, or a stored event; `None` for
+    /// an event meant for someone else (a rating request is the consumer's alone).
+    pub fn sync_row(&self, r: MessageWithSender, reader: UserId) -> Option<SyncRow> {
+        let m = &r.message;
+        match m.event_type.as_deref() {
+            Some("rating_request") if m.consumer_uid != reader => None,
+            Some(_) => Some(SyncRow::Event(event_row(&m.msg, m.id.0, m.createtime))),
+            None => Some(SyncRow::Message(self.stored_for(r, reader))),
         }
-        SyncRow::Message(self.stored_for(r, reader))
     }
 }
 

@@ -345,7 +345,7 @@ impl ChatServer {
             })?;
             let rows = rows
                 .into_iter()
-                .map(|r| presenter.sync_row(r, uid))
+                .filter_map(|r| presenter.sync_row(r, uid))
                 .collect();
             Ok(protocol::reply_with(
                 code::RECORDS,
