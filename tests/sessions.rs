@@ -30,6 +30,15 @@ async fn request(c: &mut Client, class: &str, action: &str, content: Value) -> V
     c.request(class, action, content).await
 }
 
+/// The events among `chat.sync` rows, by name.
+fn event_rows(rows: &Value) -> Vec<&str> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"].as_str())
+        .collect()
+}
+
 /// The shop's sessions as the admin API lists them.
 async fn sessions(srv: &TestServer, shop: i64) -> Vec<Value> {
     let (st, v) = srv
@@ -94,22 +103,10 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
     // A device that was offline learns of the resolution from chat.sync.
     let mut late = srv.connect(12).await;
     let rows = late.sync(0, 100).await["result"]["rows"].clone();
-    let events: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["event"].as_str())
-        .collect();
-    assert_eq!(events, ["resolved", "rating_request"], "{rows}");
+    assert_eq!(event_rows(&rows), ["resolved", "rating_request"], "{rows}");
     let agent_rows = amy.sync(0, 100).await["result"]["rows"].clone();
-    let agent_events: Vec<&str> = agent_rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["event"].as_str())
-        .collect();
     assert_eq!(
-        agent_events,
+        event_rows(&agent_rows),
         ["resolved"],
         "the rating request is the consumer's"
     );
