@@ -355,19 +355,7 @@ db_command! {
     /// From ChatServer's sweep: the open conversations, per shop, quiet for longer than
     /// their shop's `auto_resolve_mins` at `now` (at most `limit` in all).
     DueForResolve { now: i64, limit: i64 } -> Vec<(ShopId, UserId, i64)>
-        => |c, m| sessions::auto_resolving_shops(c).and_then(|shops| {
-            let mut due = Vec::new();
-            for (shop, mins) in shops {
-                let before = m.now - i64::from(mins) * 60;
-                for consumer in sessions::idle_open_chats(c, shop, before, m.limit - due.len() as i64)? {
-                    due.push((shop, consumer, before));
-                }
-                if due.len() as i64 >= m.limit {
-                    break;
-                }
-            }
-            Ok(due)
-        })
+        => |c, m| sessions::due_for_resolve(c, m.now, m.limit)
 }
 
 db_command! {

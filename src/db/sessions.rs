@@ -370,34 +370,37 @@ pub fn rate(
     })
 }
 
-/// The open sessions of `shop` quiet since before `idle_before`: the sweep's work.
-pub fn idle_open_chats(
+/// The sweep's work: open conversations quiet for longer than their shop's
+/// `auto_resolve_mins` at `now`, at most `limit`, each with the time it must have been
+/// quiet since. One query, whatever the number of shops.
+pub fn due_for_resolve(
     conn: &mut DbConn,
-    shop: ShopId,
-    idle_before: i64,
+    now: i64,
     limit: i64,
-) -> QueryResult<Vec<UserId>> {
-    Ok(service_chats::table
-        .filter(service_chats::shop_id.eq(shop))
-        .filter(service_chats::state.eq(SessionState::Open.code()))
-        .filter(service_chats::last_time.lt(idle_before))
-        .limit(limit)
-        .select(service_chats::consumer_uid)
-        .load::<i64>(conn)?
-        .into_iter()
-        .map(UserId)
-        .collect())
-}
-
-/// Shops that resolve idle sessions, with their `auto_resolve_mins`.
-pub fn auto_resolving_shops(conn: &mut DbConn) -> QueryResult<Vec<(ShopId, i32)>> {
+) -> QueryResult<Vec<(ShopId, UserId, i64)>> {
     use super::schema::shops;
-    Ok(shops::table
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Bool};
+    // The threshold mixes two tables' columns in arithmetic, which the query builder
+    // does not type; the fragment is plain SQL on every backend.
+    let idle = sql::<Bool>("service_chats.last_time < ")
+        .bind::<BigInt, _>(now)
+        .sql(" - shops.auto_resolve_mins * 60");
+    Ok(service_chats::table
+        .inner_join(shops::table.on(shops::id.eq(service_chats::shop_id)))
+        .filter(service_chats::state.eq(SessionState::Open.code()))
         .filter(shops::auto_resolve_mins.gt(0))
-        .select((shops::id, shops::auto_resolve_mins))
-        .load::<(i64, i32)>(conn)?
+        .filter(idle)
+        .order(service_chats::last_time.asc())
+        .limit(limit)
+        .select((
+            service_chats::shop_id,
+            service_chats::consumer_uid,
+            shops::auto_resolve_mins,
+        ))
+        .load::<(i64, i64, i32)>(conn)?
         .into_iter()
-        .map(|(s, m)| (ShopId(s), m))
+        .map(|(shop, consumer, mins)| (ShopId(shop), UserId(consumer), now - i64::from(mins) * 60))
         .collect())
 }
 

@@ -17,6 +17,8 @@ ALTER TABLE service_chats ADD COLUMN state INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE service_chats ADD COLUMN session_id BIGINT NOT NULL DEFAULT 0;
 -- Auto replies sent in the current session: 1 = welcome, 2 = offline.
 ALTER TABLE service_chats ADD COLUMN auto_sent INTEGER NOT NULL DEFAULT 0;
+-- The auto-resolve sweep: open conversations, quietest first.
+CREATE INDEX service_chats_by_state ON service_chats (state, last_time);
 
 CREATE TABLE service_sessions (
     id BIGSERIAL PRIMARY KEY,

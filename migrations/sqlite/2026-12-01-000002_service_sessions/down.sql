@@ -3,6 +3,7 @@ DROP TABLE quick_replies;
 ALTER TABLE messages DROP COLUMN event_type;
 ALTER TABLE messages DROP COLUMN auto_reply;
 DROP TABLE service_sessions;
+DROP INDEX service_chats_by_state;
 ALTER TABLE service_chats DROP COLUMN auto_sent;
 ALTER TABLE service_chats DROP COLUMN session_id;
 ALTER TABLE service_chats DROP COLUMN state;
