@@ -793,3 +793,34 @@ async fn a_consumer_rates_a_resolved_session_once() {
     let (st, _) = srv.admin(Method::GET, "/admin/shops/9/ratings", None).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test]
+async fn a_send_retried_after_a_resolution_does_not_reopen_the_resolved_session() {
+    let srv = TestServer::start();
+    shop(&srv, 3, json!({}), &[(100, "Amy")]).await;
+    let mut amy = srv.online_agent(100).await;
+    let mut consumer = srv.connect(12).await;
+    let send = json!({"chat_type": 4, "msg_type": 1, "msg": "once", "to_uid": 3, "shop_id": 3,
+                      "role_type": "user", "client_msg_id": "c-1"});
+    let first = request(&mut consumer, "chat", "sendMsg", send.clone()).await;
+    amy.push().await;
+    request(
+        &mut amy,
+        "service",
+        "resolve",
+        json!({"chat_id": "3____12"}),
+    )
+    .await;
+    let retry = request(&mut consumer, "chat", "sendMsg", send).await;
+    assert_eq!(
+        retry["result"]["msg_id"], first["result"]["msg_id"],
+        "the same ack"
+    );
+    amy.expect_silence(QUIET).await;
+    ask_shop(&mut consumer, 3, "a new question").await;
+    assert_eq!(amy.push().await["result"]["msg"], "a new question");
+    let rows = sessions(&srv, 3).await;
+    let states: Vec<&str> = rows.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["open", "resolved"], "{rows:?}");
+    assert_eq!(rows[1]["messages"], 1);
+}

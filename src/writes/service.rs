@@ -15,7 +15,7 @@ use crate::db::{store, Apply, DbConn, MessageWithSender, NewMessage, Profile, To
 use crate::domain::session::{ConvState, Effect, Step};
 use crate::error::ChatError;
 use crate::ids::{MsgId, ShopId, UserId};
-use crate::protocol::service::{ConvEvent, EventDetail};
+use crate::protocol::service::{ConvEvent, EventDetail, SessionState};
 use crate::protocol::{self, ChatPush, ChatType, MsgType};
 
 pub struct ServiceTurn {
@@ -146,7 +146,12 @@ impl Apply for ServiceTurn {
             false => None,
         };
         let state = step.state;
-        let session_id = match step.new_session() {
+        // A conversation the database has resolved while the router believed it went
+        // on (a retried send after a resolution: the retry changed nothing here) starts
+        // a new session rather than reopening the resolved one.
+        let new_session = step.new_session()
+            || (row.state == SessionState::Resolved.code() && state != ConvState::Idle);
+        let session_id = match new_session {
             true => {
                 let (stored, agent) = state.stored();
                 let consumer_first = msg_id.is_some() && !from_agent;
@@ -154,7 +159,7 @@ impl Apply for ServiceTurn {
             }
             false => row.session_id,
         };
-        let mut auto_sent = if step.new_session() { 0 } else { row.auto_sent };
+        let mut auto_sent = if new_session { 0 } else { row.auto_sent };
         if let Some(a) = step.auto_reply().filter(|_| self.auto.is_some()) {
             auto_sent |= a.bit();
         }
