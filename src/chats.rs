@@ -240,6 +240,7 @@ pub async fn records(
                 createtime: push.createtime,
                 mine: from_uid == uid,
                 auto: push.auto,
+                card: push.card,
             }
         })
         .collect();

@@ -507,8 +507,9 @@ impl Admin {
             }
             Audience::Users(_) => return Err(bad("uids must be at most 1000 positive ids")),
         };
-        let msg_type =
-            MsgType::from_code(msg_type).ok_or_else(|| bad("msg_type must be 1 or 2"))?;
+        let msg_type = MsgType::from_code(msg_type)
+            .filter(|t| !t.is_card())
+            .ok_or_else(|| bad("msg_type must be 1 or 2"))?;
         if msg.is_empty() || msg.chars().count() > self.max_msg_chars {
             return Err(bad("msg must be non-empty and within limits.max_msg_chars"));
         }

@@ -19,6 +19,9 @@ use crate::protocol::ChatPush;
 /// A change every node must apply to its own state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// A change in flight, never kept in bulk: the notice's size costs nothing worth an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum ClusterEvent {
     /// A profile was stored: later pushes carry the new name and avatar.
     ProfileChanged {
@@ -57,6 +60,8 @@ impl ClusterEvent {
 /// What the cluster hands to ChatServer.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
+// In flight only, like `ClusterEvent`.
+#[allow(clippy::large_enum_variant)]
 pub enum FromCluster {
     /// A push committed on another node, for these users' connections here.
     Deliver {

@@ -56,6 +56,8 @@ pub struct NewMessage {
     /// An event row (`resolved`, `rating_request`): `msg` holds the event's JSON. Never
     /// unread, never in history pages, never a conversation's last message.
     pub event_type: Option<String>,
+    /// The checked card of `msg_type` 3 and 4, as JSON (`protocol::card`).
+    pub card: Option<String>,
 }
 
 impl NewMessage {
@@ -86,6 +88,7 @@ impl NewMessage {
             agent_uid: UserId::default(),
             auto_reply: false,
             event_type: None,
+            card: None,
         }
     }
 }
@@ -111,6 +114,7 @@ pub struct MessageRow {
     pub agent_uid: UserId,
     pub auto_reply: bool,
     pub event_type: Option<String>,
+    pub card: Option<String>,
 }
 
 /// A stored message with its sender's current profile (a placeholder if the sender has

@@ -30,6 +30,7 @@ diesel::table! {
         agent_uid -> BigInt,
         auto_reply -> Bool,
         event_type -> Nullable<Text>,
+        card -> Nullable<Text>,
     }
 }
 

@@ -63,6 +63,7 @@ impl Presenter {
             msg_id,
             client_msg_id: m.client_msg_id.clone(),
             auto: m.auto_reply,
+            card: m.card.as_deref().and_then(|j| serde_json::from_str(j).ok()),
         };
         match m.chat_type {
             ChatType::Group => p.group_id = Some(m.group_id),
@@ -145,6 +146,7 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             agent_uid: r.agent_uid,
             auto_reply: r.auto_reply,
             event_type: r.event_type,
+            card: r.card,
         },
     )
 }

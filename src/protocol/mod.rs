@@ -2,6 +2,7 @@
 //! pushes. No I/O and no actix here, so every shape is unit-tested against the JSON
 //! the document gives.
 
+pub mod card;
 pub mod lenient;
 pub mod service;
 
@@ -123,6 +124,17 @@ wire_enum! {
         Text = 1,
         /// An image URL.
         Image = 2,
+        /// New (§12): a product card (`card`), with a text fallback in `msg`.
+        Product = 3,
+        /// New (§12): an order card.
+        Order = 4,
+    }
+}
+
+impl MsgType {
+    /// A product or order card (§12).
+    pub fn is_card(self) -> bool {
+        matches!(self, MsgType::Product | MsgType::Order)
     }
 }
 
@@ -131,6 +143,9 @@ pub const NOT_LOGGED_IN: &str = r#"{"code":-200,"msg":"请登录"}"#;
 
 /// A client text frame, decoded.
 #[derive(Debug, PartialEq)]
+// Made and consumed once per frame, never stored in bulk: boxing the request would cost
+// an allocation per frame to save bytes on the rare heartbeat.
+#[allow(clippy::large_enum_variant)]
 pub enum Frame {
     /// Anything that is not JSON: the original client's bare `ping`.
     Heartbeat,
@@ -285,6 +300,8 @@ pub struct SendMsg {
     pub chat_type: i64,
     #[serde(deserialize_with = "lenient::int")]
     pub msg_type: i64,
+    /// Required but for cards, whose text fallback the server writes when it is empty.
+    #[serde(default)]
     pub msg: String,
     #[serde(deserialize_with = "lenient::int")]
     pub to_uid: i64,
@@ -296,6 +313,12 @@ pub struct SendMsg {
     pub role_type: Value,
     #[serde(default)]
     pub client_msg_id: Value,
+    /// New (§12): the card of `msg_type` 3 and 4.
+    #[serde(default)]
+    pub card: Value,
+    /// The card once checked (`card::check`): what is stored.
+    #[serde(skip)]
+    pub checked_card: Option<String>,
 }
 
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -303,12 +326,37 @@ pub const MAX_CLIENT_MSG_ID: usize = 64;
 impl SendMsg {
     /// The message type, if it is one.
     pub fn kind(&self) -> Result<MsgType, ChatError> {
-        MsgType::from_code(self.msg_type).ok_or_else(|| ChatError::bad("msg_type must be 1 or 2"))
+        MsgType::from_code(self.msg_type).ok_or_else(|| {
+            ChatError::bad("msg_type must be 1 (text), 2 (image), 3 (product) or 4 (order)")
+        })
+    }
+
+    /// Checks a card (`msg_type` 3 and 4) and keeps it; an empty `msg` becomes the card's
+    /// text fallback. Other message types must not carry one.
+    pub fn check_card(&mut self, hosts: &ImageHosts, secret: &[u8]) -> Result<(), ChatError> {
+        let kind = self.kind()?;
+        if !kind.is_card() {
+            return match self.card {
+                Value::Null => Ok(()),
+                _ => Err(ChatError::bad("only msg_type 3 and 4 carry a card")),
+            };
+        }
+        let checked = card::check(kind, &self.card, hosts, secret)?;
+        if self.msg.is_empty() {
+            self.msg = checked.fallback;
+        }
+        self.checked_card = Some(checked.json);
+        Ok(())
     }
 
     /// Checks the fields every chat type shares; returns the client_msg_id, if any.
     pub fn validate_common(&self, max_msg_chars: usize) -> Result<Option<String>, ChatError> {
-        self.kind()?;
+        let kind = self.kind()?;
+        if kind.is_card() != self.checked_card.is_some() {
+            return Err(ChatError::bad(
+                "msg_type 3 and 4, and only they, carry a card",
+            ));
+        }
         if self.msg.is_empty() {
             return Err(ChatError::bad("msg is empty"));
         }
@@ -664,6 +712,9 @@ pub struct ChatPush {
     /// New (§10): an automatic reply from the shop (welcome, offline).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
+    /// New (§12): the card of `msg_type` 3 and 4 (`verified` when the platform signed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<Value>,
 }
 
 /// One row of `chat.sync`: a message, or a stored event (§10 `resolved`,
@@ -727,6 +778,9 @@ pub struct RecordRow {
     /// New (§10): an automatic reply from the shop.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,
+    /// New (§12): the card of `msg_type` 3 and 4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

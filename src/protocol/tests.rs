@@ -187,6 +187,7 @@ fn direct_push_matches_the_original_example_plus_new_fields() {
         msg_id: 9,
         client_msg_id: None,
         auto: false,
+        card: None,
     };
     same_json(
         &push_text(&push),

@@ -26,6 +26,7 @@ impl ChatServer {
         let msg_type = m.kind()?;
         let group = GroupId(m.to_uid);
         let sender = self.sender_profile(uid)?;
+        let card = m.checked_card.clone();
         let mut message = NewMessage::new(
             ChatType::Group,
             ChatId::group(group).0,
@@ -37,6 +38,7 @@ impl ChatServer {
             client_msg_id,
         );
         message.group_id = group;
+        message.card = card;
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push))
     }

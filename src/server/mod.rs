@@ -63,6 +63,8 @@ pub struct ChatServer {
     max_msg_chars: usize,
     /// `media.allowed_hosts`: where a `msg_type` 2 image may come from.
     image_hosts: protocol::ImageHosts,
+    /// What the platform signs cards with (`auth.jwt_secret`, PROTOCOL.md §12).
+    card_secret: Arc<[u8]>,
     /// Live connections per user; 0 = unlimited.
     max_conns_per_user: usize,
     /// Bytes that may wait for one connection's socket before it is cut off.
@@ -105,6 +107,7 @@ impl ChatServer {
                 &config.media.allowed_hosts,
                 &config.media.base_url,
             ),
+            card_secret: Arc::from(config.auth.jwt_secret.as_bytes()),
             max_conns_per_user: config.limits.max_conns_per_user,
             max_pending_bytes: config.limits.max_pending_bytes,
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
@@ -214,11 +217,15 @@ impl ChatServer {
         &mut self,
         conn: ConnId,
         uid: UserId,
-        m: SendMsg,
+        mut m: SendMsg,
         reply: ReplyTx,
         ctx: &mut Context<Self>,
     ) {
         let image = MsgType::from_code(m.msg_type) == Some(MsgType::Image);
+        if let Err(e) = m.check_card(&self.image_hosts, &self.card_secret) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         let ready = match ChatType::from_code(m.chat_type) {
             _ if self.shutting_down => Err(ChatError::ShuttingDown),
             _ if image && !self.image_hosts.allows(&m.msg) => Err(ChatError::ImageHostNotAllowed),
@@ -266,7 +273,8 @@ impl ChatServer {
             return Err(ChatError::bad("to_uid is the sender"));
         }
         let sender = self.sender_profile(uid)?;
-        let message = NewMessage::new(
+        let card = m.checked_card.clone();
+        let mut message = NewMessage::new(
             ChatType::Direct,
             ChatId::direct(uid, to).0,
             msg_type,
@@ -275,6 +283,7 @@ impl ChatServer {
             to,
             client_msg_id,
         );
+        message.card = card;
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push, vec![to, uid]))
     }

@@ -108,6 +108,7 @@ impl ChatServer {
             return Err(ChatError::UnknownShop);
         }
         let sender = self.sender_profile(uid)?;
+        let card = m.checked_card.clone();
         let mut message = NewMessage::new(
             ChatType::Service,
             ChatId::service(shop, consumer).0,
@@ -120,6 +121,7 @@ impl ChatServer {
         message.shop_id = shop;
         message.consumer_uid = consumer;
         message.from_agent = role == Role::Agent;
+        message.card = card;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
             router.route.do_send(RouteSend {
