@@ -90,6 +90,14 @@ pub struct AgentReport {
 #[rtype(result = "Option<Vec<AgentReport>>")]
 pub struct ReportAgents;
 
+/// For typing signals: who has `consumer`'s conversation now (if an agent does), and the
+/// shop's name (an agent types as the shop).
+#[derive(ActixMessage)]
+#[rtype(result = "Option<(Option<UserId>, String)>")]
+pub struct TypingTarget {
+    pub consumer: UserId,
+}
+
 /// A running router's mailboxes, one per message it takes.
 #[derive(Clone)]
 pub struct RouterMail {
@@ -100,6 +108,7 @@ pub struct RouterMail {
     pub reload: Recipient<ReloadAgents>,
     pub transfer: Recipient<TransferChat>,
     pub report: Recipient<ReportAgents>,
+    pub typing: Recipient<TypingTarget>,
 }
 
 impl RouterMail {

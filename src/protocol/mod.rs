@@ -27,6 +27,8 @@ pub mod code {
     pub const CHAT_PUSH: i32 = 200;
     /// New (§10): a customer-service conversation event.
     pub const SERVICE_EVENT: i32 = 202;
+    /// New (§11): the other side is typing.
+    pub const TYPING: i32 = 203;
 }
 
 /// Declares a wire enum: its number on the wire (serde) and in the database (a Diesel
@@ -169,6 +171,8 @@ pub enum Request {
     GroupList,
     /// New (§15): the owner adds a member.
     GroupAdd(GroupAdd),
+    /// New (§11): the caller is typing in `chat_id` (never stored).
+    Typing(ChatRef),
     /// New (§10): customer service as a shop runs it.
     SetStatus(service::SetStatus),
     Resolve(service::ChatIdRef),
@@ -216,6 +220,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
             Request::SetChatRead(content::<ChatRef>(env.content)?.checked()?)
         }
         ("Chat", "delchat") => Request::DelChat(content::<ChatRef>(env.content)?.checked()?),
+        ("Chat", "typing") => Request::Typing(content::<ChatRef>(env.content)?.checked()?),
         ("User", "recentchat") => Request::RecentChat(content_or_default(env.content)?),
         ("Service", "setonline") => Request::SetOnline(content(env.content)?),
         ("Service", "transfer") => Request::Transfer(content::<Transfer>(env.content)?.checked()?),
@@ -541,6 +546,22 @@ pub struct MemberRow {
     pub id: i64,
     pub nickname: String,
     pub avatar: String,
+}
+
+/// Push code 203: someone is typing in `chat_id` (in customer service an agent is shown
+/// as the shop: uid 0 and the shop's name).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypingPush {
+    pub chat_id: String,
+    pub chat_type: ChatType,
+    pub uid: i64,
+    pub nickname: String,
+}
+
+impl TypingPush {
+    pub fn push_text(&self) -> String {
+        reply_with(code::TYPING, self)
+    }
 }
 
 /// `chat.sync` content (PROTOCOL.md §7).

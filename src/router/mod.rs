@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::routing::{
     AgentPresence, AgentReport, AgentStatusSet, ReloadAgents, ReportAgents, ResolveChat, RouteSend,
-    RouterMail, StartRouter, TransferChat,
+    RouterMail, StartRouter, TransferChat, TypingTarget,
 };
 
 use crate::cluster::Cluster;
@@ -151,7 +151,8 @@ impl ShopRouter {
                 resolve: addr.clone().recipient(),
                 reload: addr.clone().recipient(),
                 transfer: addr.clone().recipient(),
-                report: addr.recipient(),
+                report: addr.clone().recipient(),
+                typing: addr.recipient(),
             }
         })
     }
@@ -928,6 +929,24 @@ impl Handler<ReportAgents> for ShopRouter {
         };
         self.with_fresh_view(want, ctx, move |act, _| {
             let _ = tx.send(act.report());
+        });
+        Box::pin(async move { rx.await.ok().flatten() })
+    }
+}
+
+impl Handler<TypingTarget> for ShopRouter {
+    type Result = ResponseFuture<Option<(Option<UserId>, String)>>;
+
+    fn handle(&mut self, msg: TypingTarget, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let want = Want {
+            consumer: Some(msg.consumer),
+            ..Want::default()
+        };
+        self.with_fresh_view(want, ctx, move |act, _| {
+            let name = act.info.as_ref().map(|s| s.name.clone());
+            let agent = act.convs.get(&msg.consumer).and_then(|c| c.state.agent());
+            let _ = tx.send(name.map(|n| (agent, n)));
         });
         Box::pin(async move { rx.await.ok().flatten() })
     }

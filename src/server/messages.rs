@@ -96,6 +96,15 @@ pub struct TellStatus {
     pub except: Option<ConnId>,
 }
 
+/// From a session whose typing gate let a signal through (`chat.typing`): tell the
+/// other side of `chat`. Nothing is stored and nobody answers.
+#[derive(ActixMessage)]
+#[rtype(result = "()")]
+pub struct Typing {
+    pub uid: UserId,
+    pub chat: crate::protocol::ChatRef,
+}
+
 /// From `run` on shutdown: refuse new sends, finish stored work, close every socket
 /// with 1001. Returns once that is done.
 #[derive(ActixMessage)]

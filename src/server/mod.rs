@@ -7,6 +7,7 @@ mod groups;
 pub mod idle;
 pub mod messages;
 mod service;
+mod typing;
 pub mod write_queue;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

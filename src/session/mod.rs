@@ -7,6 +7,7 @@
 //! the mailbox, replies held for request order, and the largest reply each request in
 //! flight may bring) by `limits.max_pending_bytes`.
 
+mod typing;
 mod wire;
 
 use std::collections::VecDeque;
@@ -24,8 +25,8 @@ use crate::db::Profile;
 use crate::error::ChatError;
 use crate::ids::{ConnId, ShopId, UserId};
 use crate::metrics::Metrics;
-use crate::protocol::{self, Frame};
-use crate::server::{ChatServer, ClientRequest, Close, Connect, Disconnect, ToSession};
+use crate::protocol::{self, Frame, Request};
+use crate::server::{ChatServer, ClientRequest, Close, Connect, Disconnect, ToSession, Typing};
 use crate::watch::{frame_len, Watch};
 
 /// Pushes that may wait for a connection that is not reading; past this it is
@@ -85,6 +86,7 @@ pub fn upgrade(
         replies: ReplyQueue::default(),
         fragments: None,
         limiter: limiter(params.msgs_per_sec, params.burst),
+        typing: None,
         closing: None,
         metrics: params.metrics,
     };
@@ -148,6 +150,8 @@ pub struct WsSession {
     /// A fragmented message being reassembled: (is text, bytes so far).
     fragments: Option<(bool, Vec<u8>)>,
     limiter: Option<Limiter>,
+    /// The typing gate, made on the first typing signal (most connections never send one).
+    typing: Option<Box<typing::TypingGate>>,
     /// Set when the server asked to close: the close goes out once every reply owed has.
     closing: Option<(CloseCode, &'static str)>,
     metrics: Arc<Metrics>,
@@ -197,6 +201,19 @@ impl WsSession {
             Ok(Frame::Request(_)) if self.watch.backlog() > self.max_pending_bytes => {
                 self.metrics.reject("backlog");
                 self.close(ctx, CloseCode::Policy, "not reading replies")
+            }
+            // Typing has a budget of its own, and what it holds back is answered and dropped.
+            Ok(Frame::Request(Request::Typing(chat))) => {
+                let gate = self
+                    .typing
+                    .get_or_insert_with(|| Box::new(typing::TypingGate::new()));
+                if gate.admit(&chat.chat_id, std::time::Instant::now()) {
+                    self.server.do_send(Typing {
+                        uid: self.uid,
+                        chat,
+                    });
+                }
+                self.reply_now(protocol::ok(&()), ctx);
             }
             Ok(Frame::Request(request)) if !self.within_rate(&request) => {
                 log::debug!("conn {} uid {}: rate limited", self.conn, self.uid);
