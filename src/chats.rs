@@ -123,6 +123,65 @@ pub async fn mark_chat(
     Ok(())
 }
 
+/// The other side of a 1:1 or customer-service conversation `uid` reads, and the chat_id
+/// its row has; groups and notices have none.
+fn other_side(uid: UserId, scope: &RecordScope) -> Option<(Side, String)> {
+    match scope {
+        RecordScope::Direct(chat) => match ChatId::parse(chat)? {
+            ChatKind::Direct(a, b) => {
+                Some((Side::User(if a == uid { b } else { a }), chat.clone()))
+            }
+            _ => None,
+        },
+        RecordScope::Service { shop, consumer } => {
+            let chat = ChatId::service(*shop, *consumer).0;
+            match *consumer == uid {
+                true => Some((Side::Shop(*shop), chat)),
+                false => Some((Side::User(*consumer), chat)),
+            }
+        }
+        RecordScope::Group { .. } | RecordScope::Notices(_) => None,
+    }
+}
+
+/// A read mark that moved a 1:1 or customer-service read cursor: who read what, and how far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadMoved {
+    pub reader: Side,
+    pub chat_id: String,
+    pub read_msg_id: i64,
+}
+
+/// `chat.setChatRead`: clears (or, with `msg_id`, recounts) the caller's unread count;
+/// on a 1:1 or customer-service conversation it also moves the caller's read cursor,
+/// and says so if it moved, for the receipt.
+pub async fn read_chat(
+    db: &Addr<DbExecutor>,
+    uid: UserId,
+    chat: ChatRef,
+) -> Result<Option<ReadMoved>, ChatError> {
+    match ChatId::parse(&chat.chat_id) {
+        Some(ChatKind::Direct(..) | ChatKind::Service(..)) => {}
+        _ => return mark_chat(db, uid, chat, Mark::Read).await.map(|_| None),
+    }
+    let reader = match chat.role()? {
+        Role::Consumer => Side::User(uid),
+        Role::Agent => Side::Shop(agent_shop(db, uid).await?),
+    };
+    let moved = ask(db.send(db::MarkRead {
+        side: reader,
+        chat_id: chat.chat_id.clone(),
+        upto: chat.msg_id,
+    }))
+    .await?
+    .map_err(|_| ChatError::bad("msg_id is not a message of this chat"))?;
+    Ok(moved.map(|read_msg_id| ReadMoved {
+        reader,
+        chat_id: chat.chat_id,
+        read_msg_id,
+    }))
+}
+
 /// `"group_5"` → group 5.
 fn group_of(chat: &str) -> Option<GroupId> {
     match ChatId::parse(chat)? {
@@ -216,6 +275,11 @@ pub async fn records(
             readable_scope(uid, agent_shop, &target)?
         }
     };
+    // How far the other side has read: the caller's own rows say whether they were.
+    let peer_read = match other_side(uid, &scope) {
+        Some((side, chat_id)) => Some(ask(db.send(db::ReadCursor { side, chat_id })).await?),
+        None => None,
+    };
     let (rows, total) = ask(db.send(db::LoadRecords {
         scope,
         page,
@@ -226,6 +290,8 @@ pub async fn records(
         .into_iter()
         .map(|r| {
             let (from_uid, to_uid) = (r.message.from_uid, r.message.to_uid);
+            let mine = from_uid == uid;
+            let read = peer_read.filter(|_| mine).map(|at| r.message.id.0 <= at);
             let push = presenter.stored_for(r, uid);
             RecordRow {
                 msg_id: push.msg_id,
@@ -238,7 +304,8 @@ pub async fn records(
                 msg_type: push.msg_type,
                 msg: push.msg,
                 createtime: push.createtime,
-                mine: from_uid == uid,
+                mine,
+                read,
                 auto: push.auto,
                 card: push.card,
             }

@@ -90,11 +90,11 @@ pub struct AgentReport {
 #[rtype(result = "Option<Vec<AgentReport>>")]
 pub struct ReportAgents;
 
-/// For typing signals: who has `consumer`'s conversation now (if an agent does), and the
-/// shop's name (an agent types as the shop).
+/// For typing signals and read receipts: who has `consumer`'s conversation now (if an
+/// agent does), and the shop's name (an agent types as the shop).
 #[derive(ActixMessage)]
 #[rtype(result = "Option<(Option<UserId>, String)>")]
-pub struct TypingTarget {
+pub struct SessionAgent {
     pub consumer: UserId,
 }
 
@@ -108,7 +108,7 @@ pub struct RouterMail {
     pub reload: Recipient<ReloadAgents>,
     pub transfer: Recipient<TransferChat>,
     pub report: Recipient<ReportAgents>,
-    pub typing: Recipient<TypingTarget>,
+    pub session_agent: Recipient<SessionAgent>,
 }
 
 impl RouterMail {

@@ -8,7 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::conn::DbConn;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
-use super::schema::{conversations, shops, users};
+use super::schema::{conversations, messages, shops, users};
 use crate::ids::{ShopId, UserId};
 use crate::protocol::ChatType;
 
@@ -269,6 +269,111 @@ pub fn mark(conn: &mut DbConn, side: Side, chat: &str, mark: Mark) -> QueryResul
             .set(conversations::hidden.eq(true))
             .execute(conn),
     }
+}
+
+/// `side`'s conversation rows of `chat` (a user's chat_ids are unique among its own rows; a
+/// shop's side is also narrowed to that shop).
+fn side_rows(conn: &mut DbConn, side: Side, chat: &str) -> QueryResult<Vec<(i64, i64)>> {
+    let (owner, shop) = side.owner_and_shop();
+    let mut rows = conversations::table
+        .filter(conversations::owner_uid.eq(owner))
+        .filter(conversations::chat_id.eq(chat))
+        .select((conversations::id, conversations::read_msg_id))
+        .into_boxed();
+    if let Some(shop) = shop {
+        rows = rows.filter(conversations::shop_id.eq(shop));
+    }
+    rows.load(conn)
+}
+
+/// How far `side` has read `chat` (0: nothing yet).
+pub fn read_cursor(conn: &mut DbConn, side: Side, chat: &str) -> QueryResult<i64> {
+    Ok(side_rows(conn, side, chat)?
+        .into_iter()
+        .map(|(_, read)| read)
+        .max()
+        .unwrap_or(0))
+}
+
+/// Why a read mark was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotInChat;
+
+/// `chat.setChatRead` on a 1:1 or customer-service conversation (PROTOCOL.md §11): up to
+/// `upto` (which must be a message of `chat`), or the latest message. The unread count
+/// becomes the other side's messages after that point (0 without `upto`); the read cursor
+/// moves forward only. One write. Returns the new cursor if it moved.
+pub fn mark_read(
+    conn: &mut DbConn,
+    side: Side,
+    chat: &str,
+    upto: Option<i64>,
+) -> QueryResult<Result<Option<i64>, NotInChat>> {
+    let rows = side_rows(conn, side, chat)?;
+    if rows.is_empty() {
+        // Not a conversation of this side's: nothing to read, nobody to tell.
+        return Ok(Ok(None));
+    }
+    // The chat's messages as this side sees them, events aside.
+    let scope = || {
+        let q = messages::table
+            .filter(messages::chat_id.eq(chat))
+            .filter(messages::event_type.is_null())
+            .into_boxed();
+        match side {
+            // A 1:1's chat_id names its two users; a customer-service chat_id may name
+            // two conversations (shop 3 with consumer 12, shop 12 with consumer 3).
+            Side::User(uid) => q.filter(
+                messages::chat_type
+                    .eq(ChatType::Direct)
+                    .or(messages::chat_type
+                        .eq(ChatType::Service)
+                        .and(messages::consumer_uid.eq(uid.0))),
+            ),
+            Side::Shop(shop) => q
+                .filter(messages::chat_type.eq(ChatType::Service))
+                .filter(messages::shop_id.eq(shop.0)),
+        }
+    };
+    let point = match upto {
+        Some(id) => {
+            let found: Option<i64> = scope()
+                .filter(messages::id.eq(id))
+                .select(messages::id)
+                .first(conn)
+                .optional()?;
+            match found {
+                Some(id) => id,
+                None => return Ok(Err(NotInChat)),
+            }
+        }
+        None => scope()
+            .select(diesel::dsl::max(messages::id))
+            .first::<Option<i64>>(conn)?
+            .unwrap_or(0),
+    };
+    let unread = match upto {
+        None => 0,
+        // The other side's messages after the point.
+        Some(_) => {
+            let later = scope().filter(messages::id.gt(point));
+            let theirs = match side {
+                Side::User(uid) => later.filter(messages::from_uid.ne(uid.0)),
+                Side::Shop(_) => later.filter(messages::from_service.eq(false)),
+            };
+            theirs.count().get_result::<i64>(conn)? as i32
+        }
+    };
+    let before = rows.iter().map(|(_, read)| *read).max().unwrap_or(0);
+    let cursor = before.max(point);
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    diesel::update(conversations::table.filter(conversations::id.eq_any(ids)))
+        .set((
+            conversations::unread_count.eq(unread),
+            conversations::read_msg_id.eq(cursor),
+        ))
+        .execute(conn)?;
+    Ok(Ok((cursor > before).then_some(cursor)))
 }
 
 /// The 1:1 peers of `uid`, most recent first.

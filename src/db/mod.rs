@@ -159,6 +159,19 @@ db_command! {
 }
 
 db_command! {
+    /// For `chat.setChatRead` on a 1:1 or customer-service conversation: the unread count
+    /// and read cursor of `side`; the new cursor if it moved.
+    MarkRead { side: Side, chat_id: String, upto: Option<i64> } -> Result<Option<i64>, conversations::NotInChat>
+        => |c, m| conversations::mark_read(c, m.side, &m.chat_id, m.upto)
+}
+
+db_command! {
+    /// For history rows' `read`: how far `side` has read `chat_id`.
+    ReadCursor { side: Side, chat_id: String } -> i64
+        => |c, m| conversations::read_cursor(c, m.side, &m.chat_id)
+}
+
+db_command! {
     /// For `/user/getChatRecord`: one page of a conversation, newest first, and its size.
     LoadRecords { scope: RecordScope, page: i64, per_page: i64 } -> (Vec<MessageWithSender>, i64)
         => |c, m| history::chat_records(c, &m.scope, m.page, m.per_page)

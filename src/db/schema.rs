@@ -128,6 +128,7 @@ diesel::table! {
         msg_type -> Integer,
         unread_count -> Integer,
         hidden -> Bool,
+        read_msg_id -> BigInt,
     }
 }
 

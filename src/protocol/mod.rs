@@ -29,6 +29,8 @@ pub mod code {
     pub const SERVICE_EVENT: i32 = 202;
     /// New (§11): the other side is typing.
     pub const TYPING: i32 = 203;
+    /// New (§11): the other side has read up to a message.
+    pub const RECEIPT: i32 = 204;
 }
 
 /// Declares a wire enum: its number on the wire (serde) and in the database (a Diesel
@@ -411,12 +413,18 @@ pub struct ChatRef {
     pub chat_id: String,
     #[serde(default)]
     pub role_type: Value,
+    /// New (§11), `chat.setChatRead`: read up to this message (default: the latest).
+    #[serde(default, deserialize_with = "lenient::opt_int")]
+    pub msg_id: Option<i64>,
 }
 
 impl ChatRef {
     fn checked(self) -> Result<ChatRef, ChatError> {
         if self.chat_id.is_empty() || self.chat_id.len() > MAX_CHAT_ID {
             return Err(ChatError::bad("chat_id must be 1 to 64 bytes"));
+        }
+        if self.msg_id.is_some_and(|id| id <= 0) {
+            return Err(ChatError::bad("msg_id must be a positive id"));
         }
         Ok(self)
     }
@@ -561,6 +569,21 @@ pub struct TypingPush {
 impl TypingPush {
     pub fn push_text(&self) -> String {
         reply_with(code::TYPING, self)
+    }
+}
+
+/// Push code 204: `reader_uid` (0 = the shop) has read `chat_id` up to `read_msg_id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceiptPush {
+    pub chat_id: String,
+    pub chat_type: ChatType,
+    pub reader_uid: i64,
+    pub read_msg_id: i64,
+}
+
+impl ReceiptPush {
+    pub fn push_text(&self) -> String {
+        reply_with(code::RECEIPT, self)
     }
 }
 
@@ -796,6 +819,10 @@ pub struct RecordRow {
     pub msg: String,
     pub createtime: i64,
     pub mine: bool,
+    /// New (§11), on the caller's own 1:1 and customer-service messages: whether the
+    /// other side has read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<bool>,
     /// New (§10): an automatic reply from the shop.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auto: bool,

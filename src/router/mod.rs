@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::routing::{
     AgentPresence, AgentReport, AgentStatusSet, ReloadAgents, ReportAgents, ResolveChat, RouteSend,
-    RouterMail, StartRouter, TransferChat, TypingTarget,
+    RouterMail, SessionAgent, StartRouter, TransferChat,
 };
 
 use crate::cluster::Cluster;
@@ -152,7 +152,7 @@ impl ShopRouter {
                 reload: addr.clone().recipient(),
                 transfer: addr.clone().recipient(),
                 report: addr.clone().recipient(),
-                typing: addr.recipient(),
+                session_agent: addr.recipient(),
             }
         })
     }
@@ -934,10 +934,10 @@ impl Handler<ReportAgents> for ShopRouter {
     }
 }
 
-impl Handler<TypingTarget> for ShopRouter {
+impl Handler<SessionAgent> for ShopRouter {
     type Result = ResponseFuture<Option<(Option<UserId>, String)>>;
 
-    fn handle(&mut self, msg: TypingTarget, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: SessionAgent, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         let want = Want {
             consumer: Some(msg.consumer),

@@ -7,7 +7,7 @@ mod groups;
 pub mod idle;
 pub mod messages;
 mod service;
-mod typing;
+mod signals;
 pub mod write_queue;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -377,10 +377,6 @@ impl ChatServer {
                             .await?;
                     Ok(protocol::reply_with(code::RECENT_CHATS, &list))
                 }
-                Request::SetChatRead(chat) => {
-                    chats::mark_chat(&db, uid, chat, Mark::Read).await?;
-                    Ok(protocol::ok(&()))
-                }
                 Request::DelChat(chat) => {
                     chats::mark_chat(&db, uid, chat, Mark::Hidden).await?;
                     Ok(protocol::ok(&()))
@@ -555,6 +551,7 @@ impl Handler<ClientRequest> for ChatServer {
             }
             Request::SetStatus(r) => self.set_status(msg.conn, msg.uid, r.status, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
+            Request::SetChatRead(chat) => self.read_chat(msg.uid, chat, msg.reply, ctx),
             Request::Resolve(r) => self.resolve(msg.uid, r.chat_id, msg.reply, ctx),
             Request::ServiceAgents => self.agents(msg.uid, msg.reply, ctx),
             Request::ShopInfo(r) => self.shop_info(ShopId(r.shop_id), msg.reply, ctx),

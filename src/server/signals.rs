@@ -1,21 +1,95 @@
-//! Typing signals (PROTOCOL.md §11): pushed to the other side of a conversation and
-//! never stored. A 1:1 goes to the other user, a group to its members, customer service
-//! from the consumer to the session's agent and from an agent to the consumer as the
-//! shop. A signal for a conversation the typist is not part of goes nowhere.
+//! Live signals (PROTOCOL.md §11), pushed to the other side of a conversation.
+//!
+//! Typing is never stored. A 1:1 goes to the other user, a group to its members,
+//! customer service from the consumer to the session's agent and from an agent to the
+//! consumer as the shop. A signal for a conversation the typist is not part of goes
+//! nowhere.
+//!
+//! A read receipt follows a `chat.setChatRead` that moved the reader's cursor (one write,
+//! in `db::conversations::mark_read`): the other user of a 1:1, the consumer when the shop
+//! side read (as reader 0), the session's agent when the consumer read.
 
 use actix::prelude::*;
 
-use super::{ChatServer, Typing};
-use crate::chats::ask;
-use crate::db::GroupMembers;
+use super::{ChatServer, ReplyTx, Typing};
+use crate::chats::{self, ask, ReadMoved};
+use crate::db::{GroupMembers, Side};
 use crate::desk::consumers_shop;
 use crate::ids::{ChatId, ChatKind, UserId};
-use crate::protocol::{ChatType, Role, TypingPush};
-use crate::routing::TypingTarget;
+use crate::protocol::{self, ChatRef, ChatType, ReceiptPush, Role, TypingPush};
+use crate::routing::SessionAgent;
 
 impl ChatServer {
     fn push_typing(&mut self, to: &[UserId], push: TypingPush) {
         self.fan_out(to, &push.push_text().into(), None);
+    }
+
+    /// `chat.setChatRead`: answered once stored; then the receipt, if the cursor moved.
+    pub(super) fn read_chat(
+        &mut self,
+        uid: UserId,
+        chat: ChatRef,
+        reply: ReplyTx,
+        ctx: &mut Context<Self>,
+    ) {
+        let db = self.db.clone();
+        async move { chats::read_chat(&db, uid, chat).await }
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(moved) => {
+                    let _ = reply.send(Ok(protocol::ok(&())));
+                    if let Some(moved) = moved {
+                        act.send_receipt(uid, moved, ctx);
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn send_receipt(&mut self, uid: UserId, m: ReadMoved, ctx: &mut Context<Self>) {
+        let push = |chat_type, reader: UserId| ReceiptPush {
+            chat_id: m.chat_id.clone(),
+            chat_type,
+            reader_uid: reader.0,
+            read_msg_id: m.read_msg_id,
+        };
+        match (ChatId::parse(&m.chat_id), m.reader) {
+            (Some(ChatKind::Direct(a, b)), Side::User(_)) => {
+                let other = if a == uid { b } else { a };
+                let text = push(ChatType::Direct, uid).push_text();
+                self.fan_out(&[other], &text.into(), None);
+            }
+            (Some(ChatKind::Service(a, b)), Side::Shop(shop)) => {
+                let consumer = if a == shop.0 { b } else { a };
+                let text = push(ChatType::Service, UserId(0)).push_text();
+                self.fan_out(&[UserId(consumer)], &text.into(), None);
+            }
+            (Some(ChatKind::Service(..)), Side::User(consumer)) => {
+                let Some(shop) = consumers_shop(&m.chat_id, consumer) else {
+                    return;
+                };
+                if !self.shop_exists(shop) {
+                    return;
+                }
+                let text = push(ChatType::Service, consumer).push_text();
+                let target = self
+                    .router(shop, ctx)
+                    .session_agent
+                    .send(SessionAgent { consumer });
+                async move { target.await.ok().flatten() }
+                    .into_actor(self)
+                    .map(move |found, act, _| {
+                        if let Some((Some(agent), _)) = found {
+                            act.fan_out(&[agent], &text.into(), None);
+                        }
+                    })
+                    .spawn(ctx);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -92,8 +166,8 @@ impl Handler<Typing> for ChatServer {
                 }
                 let target = self
                     .router(shop, ctx)
-                    .typing
-                    .send(TypingTarget { consumer });
+                    .session_agent
+                    .send(SessionAgent { consumer });
                 let (uid, nickname) = (msg.uid, typist.nickname);
                 async move { target.await.ok().flatten() }
                     .into_actor(self)
