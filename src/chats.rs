@@ -308,6 +308,7 @@ pub async fn records(
                 read,
                 auto: push.auto,
                 card: push.card,
+                recalled: push.recalled,
             }
         })
         .collect();

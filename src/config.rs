@@ -148,6 +148,8 @@ pub struct LimitsConfig {
     /// largest replies its requests in flight may bring); a client past it is not
     /// reading and is disconnected (1008).
     pub max_pending_bytes: usize,
+    /// How long after sending a user may recall a message (PROTOCOL.md §11).
+    pub recall_secs: u64,
 }
 
 /// Customer service (PROTOCOL.md §10).
@@ -296,6 +298,7 @@ impl Default for LimitsConfig {
             login_failures: 5,
             login_lockout_secs: 900,
             max_pending_bytes: 4 << 20,
+            recall_secs: 120,
         }
     }
 }

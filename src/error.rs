@@ -44,6 +44,9 @@ pub enum ChatError {
     AlreadyRated,
     #[error("nothing to rate")]
     NothingToRate,
+    /// Past `limits.recall_secs` (PROTOCOL.md §11).
+    #[error("too late to recall")]
+    TooLate,
     /// The shop keeps its most quick replies already.
     #[error("too many quick replies")]
     TooMany,
@@ -82,6 +85,7 @@ impl ChatError {
                 "nothing_to_rate",
             ),
             ChatError::TooMany => ("the shop has too many quick replies", "too_many"),
+            ChatError::TooLate => ("too late to recall this message", "too_late"),
             ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
             ChatError::RateLimited => ("too many messages, slow down", "rate_limited"),
             ChatError::StorageUnavailable => {

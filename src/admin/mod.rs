@@ -25,7 +25,9 @@ use crate::protocol::{
     absolute_url, MsgType, MAX_NAME_CHARS, MAX_PLATFORM_GROUP_MEMBERS, MAX_URL_BYTES,
 };
 use crate::routing::AgentReport;
-use crate::server::{Changed, ChatServer, Notify, OnlineAmong, ShopAgents, TellStatus};
+use crate::server::{
+    Changed, ChatServer, Notify, OnlineAmong, RecallByPlatform, ShopAgents, TellStatus,
+};
 
 /// The most users one notice may name; beyond that, broadcast to all.
 pub const MAX_NOTICE_UIDS: usize = 1000;
@@ -169,6 +171,24 @@ impl ShopInfo {
                 .and_then(|j| serde_json::from_str(j).ok()),
         }
     }
+}
+
+/// A message as the platform reads it (`GET /admin/messages/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredMessage {
+    pub msg_id: i64,
+    pub chat_id: String,
+    pub chat_type: crate::protocol::ChatType,
+    pub msg_type: MsgType,
+    /// The original text, recalled or not.
+    pub msg: String,
+    pub from_uid: i64,
+    pub to_uid: i64,
+    pub shop_id: i64,
+    pub group_id: i64,
+    pub createtime: i64,
+    pub recalled_at: Option<i64>,
+    pub card: Option<serde_json::Value>,
 }
 
 /// Who a system notice (chat_type 3) goes to.
@@ -387,6 +407,39 @@ impl Admin {
             except: None,
         });
         Ok(())
+    }
+
+    /// Recalls a message for the platform, at any time (PROTOCOL.md §11): everyone who
+    /// could see it is told, and it shows the placeholder from now on.
+    pub async fn recall_message(&self, id: MsgId) -> Result<(), AdminError> {
+        let id = positive(id)?;
+        match self.server.send(RecallByPlatform { msg_id: id }).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(ChatError::NotFound)) => Err(AdminError::NotFound("no such message")),
+            _ => Err(AdminError::Storage),
+        }
+    }
+
+    /// A message as stored, with its original text even when recalled.
+    pub async fn message(&self, id: MsgId) -> Result<StoredMessage, AdminError> {
+        let id = positive(id)?;
+        let m = ask(self.db.send(db::FindMessage { id }))
+            .await?
+            .ok_or(AdminError::NotFound("no such message"))?;
+        Ok(StoredMessage {
+            msg_id: m.id.0,
+            chat_id: m.chat_id,
+            chat_type: m.chat_type,
+            msg_type: m.msg_type,
+            msg: m.msg,
+            from_uid: m.from_uid.0,
+            to_uid: m.to_uid.0,
+            shop_id: m.shop_id.0,
+            group_id: m.group_id.0,
+            createtime: m.createtime,
+            recalled_at: (m.recalled_at > 0).then_some(m.recalled_at),
+            card: m.card.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+        })
     }
 
     /// A shop's agents: status, whether connected, open sessions.

@@ -347,6 +347,7 @@ fn group_unread(conn: &mut DbConn, uid: UserId) -> QueryResult<HashMap<GroupId, 
         .filter(messages::id.gt(group_members::read_upto))
         .filter(messages::id.gt(group_members::joined_from))
         .filter(messages::from_uid.ne(uid.0))
+        .filter(messages::event_type.is_null())
         .group_by(messages::group_id)
         .select((messages::group_id, diesel::dsl::count_star()))
         .load::<(GroupId, i64)>(conn)?
@@ -418,6 +419,7 @@ pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<C
     let from = broadcasts_from(conn, uid)?;
     let last: Option<(i64, String, i64, MsgType)> = messages::table
         .filter(notices_for(uid, from))
+        .filter(messages::event_type.is_null())
         .order(messages::id.desc())
         .select((
             messages::id,
@@ -432,6 +434,7 @@ pub fn recent_notice_row(conn: &mut DbConn, uid: UserId) -> QueryResult<Option<C
     };
     let unread: i64 = messages::table
         .filter(notices_for(uid, from))
+        .filter(messages::event_type.is_null())
         .filter(messages::id.gt(read_upto))
         .count()
         .get_result(conn)?;
@@ -477,6 +480,7 @@ pub fn mark_notices(conn: &mut DbConn, uid: UserId, mark: Mark) -> QueryResult<(
     let from = broadcasts_from(conn, uid)?;
     let newest: i64 = messages::table
         .filter(notices_for(uid, from))
+        .filter(messages::event_type.is_null())
         .select(diesel::dsl::max(messages::id))
         .first::<Option<i64>>(conn)?
         .unwrap_or(0);

@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod groups;
 pub mod history;
 pub mod models;
+pub mod recall;
 pub mod schema;
 pub mod service;
 pub mod sessions;
@@ -243,6 +244,11 @@ pub(crate) mod testing {
         m.createtime = 1_700_000_000;
         m
     }
+}
+
+db_command! {
+    /// For `GET /admin/messages/{id}`: a message as stored, recalled or not.
+    FindMessage { id: MsgId } -> Option<models::MessageRow> => |c, m| recall::find_message(c, m.id)
 }
 
 db_command! {

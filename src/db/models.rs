@@ -58,6 +58,8 @@ pub struct NewMessage {
     pub event_type: Option<String>,
     /// The checked card of `msg_type` 3 and 4, as JSON (`protocol::card`).
     pub card: Option<String>,
+    /// When it was recalled (0 = never): shown as the recall placeholder from then on.
+    pub recalled_at: i64,
 }
 
 impl NewMessage {
@@ -89,6 +91,7 @@ impl NewMessage {
             auto_reply: false,
             event_type: None,
             card: None,
+            recalled_at: 0,
         }
     }
 }
@@ -115,6 +118,7 @@ pub struct MessageRow {
     pub auto_reply: bool,
     pub event_type: Option<String>,
     pub card: Option<String>,
+    pub recalled_at: i64,
 }
 
 /// A stored message with its sender's current profile (a placeholder if the sender has

@@ -31,6 +31,7 @@ diesel::table! {
         auto_reply -> Bool,
         event_type -> Nullable<Text>,
         card -> Nullable<Text>,
+        recalled_at -> BigInt,
     }
 }
 

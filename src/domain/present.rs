@@ -8,7 +8,7 @@ use crate::db::models::MessageRow;
 use crate::db::{MessageWithSender, NewMessage, Profile, ShopRow};
 use crate::ids::{ChatId, UserId};
 use crate::protocol::service::event_row;
-use crate::protocol::{absolute_url, ChatPush, ChatType, SyncRow};
+use crate::protocol::{absolute_url, ChatPush, ChatType, MsgType, SyncRow, RECALLED_TEXT};
 
 /// Shapes pushes; cheap to clone into every actor that sends them.
 #[derive(Clone)]
@@ -64,7 +64,14 @@ impl Presenter {
             client_msg_id: m.client_msg_id.clone(),
             auto: m.auto_reply,
             card: m.card.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            recalled: m.recalled_at > 0,
         };
+        if p.recalled {
+            // The text stays in the database for the platform; everyone else sees this.
+            p.msg_type = MsgType::Text;
+            p.msg = RECALLED_TEXT.to_string();
+            p.card = None;
+        }
         match m.chat_type {
             ChatType::Group => p.group_id = Some(m.group_id),
             ChatType::System => {
@@ -147,6 +154,7 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             auto_reply: r.auto_reply,
             event_type: r.event_type,
             card: r.card,
+            recalled_at: r.recalled_at,
         },
     )
 }

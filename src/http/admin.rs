@@ -16,7 +16,7 @@ use super::AppState;
 pub use crate::admin::AdminError;
 use crate::admin::{bad, Audience, ShopUpdate, UserUpdate};
 use crate::domain::hours::WorkingHoursSpec;
-use crate::ids::{GroupId, ShopId, UserId};
+use crate::ids::{GroupId, MsgId, ShopId, UserId};
 use crate::protocol::lenient;
 use crate::protocol::service::{AgentRole, AgentStatus};
 
@@ -42,7 +42,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/groups/{group}/members/{uid}",
             web::delete().to(remove_member),
         )
-        .route("/admin/notify", web::post().to(notify));
+        .route("/admin/notify", web::post().to(notify))
+        .route("/admin/messages/{id}", web::get().to(get_message))
+        .route(
+            "/admin/messages/{id}/recall",
+            web::post().to(recall_message),
+        );
+}
+
+async fn get_message(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let id = MsgId(path_id(&path)?);
+    Ok(ok(json!(st.admin.message(id).await?)))
+}
+
+async fn recall_message(
+    _: Admin,
+    st: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let id = MsgId(path_id(&path)?);
+    st.admin.recall_message(id).await?;
+    Ok(ok(json!({"msg_id": id, "by": "platform"})))
 }
 
 /// Compares in time independent of where the strings differ.

@@ -31,6 +31,8 @@ pub mod code {
     pub const TYPING: i32 = 203;
     /// New (§11): the other side has read up to a message.
     pub const RECEIPT: i32 = 204;
+    /// New (§11): a message was recalled.
+    pub const RECALL: i32 = 205;
 }
 
 /// Declares a wire enum: its number on the wire (serde) and in the database (a Diesel
@@ -175,6 +177,8 @@ pub enum Request {
     GroupAdd(GroupAdd),
     /// New (§11): the caller is typing in `chat_id` (never stored).
     Typing(ChatRef),
+    /// New (§11): recall a message.
+    Recall(MsgRef),
     /// New (§10): customer service as a shop runs it.
     SetStatus(service::SetStatus),
     Resolve(service::ChatIdRef),
@@ -223,6 +227,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         }
         ("Chat", "delchat") => Request::DelChat(content::<ChatRef>(env.content)?.checked()?),
         ("Chat", "typing") => Request::Typing(content::<ChatRef>(env.content)?.checked()?),
+        ("Chat", "recall") => Request::Recall(content::<MsgRef>(env.content)?.checked()?),
         ("User", "recentchat") => Request::RecentChat(content_or_default(env.content)?),
         ("Service", "setonline") => Request::SetOnline(content(env.content)?),
         ("Service", "transfer") => Request::Transfer(content::<Transfer>(env.content)?.checked()?),
@@ -587,6 +592,38 @@ impl ReceiptPush {
     }
 }
 
+/// Push code 205: message `msg_id` was recalled, by its `sender`, the `shop` or the
+/// `platform`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecallPush {
+    pub msg_id: i64,
+    pub chat_id: String,
+    pub chat_type: ChatType,
+    pub by: &'static str,
+}
+
+impl RecallPush {
+    pub fn push_text(&self) -> String {
+        reply_with(code::RECALL, self)
+    }
+}
+
+/// `chat.recall` content.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MsgRef {
+    #[serde(deserialize_with = "lenient::int")]
+    pub msg_id: i64,
+}
+
+impl MsgRef {
+    fn checked(self) -> Result<MsgRef, ChatError> {
+        if self.msg_id <= 0 {
+            return Err(ChatError::bad("msg_id must be a positive id"));
+        }
+        Ok(self)
+    }
+}
+
 /// `chat.sync` content (PROTOCOL.md §7).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SyncRequest {
@@ -759,7 +796,13 @@ pub struct ChatPush {
     /// New (§12): the card of `msg_type` 3 and 4 (`verified` when the platform signed it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<Value>,
+    /// New (§11): recalled; `msg` is then [`RECALLED_TEXT`] and `msg_type` 1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
+
+/// What a recalled message shows (PROTOCOL.md §11).
+pub const RECALLED_TEXT: &str = "[消息已撤回]";
 
 /// One row of `chat.sync`: a message, or a stored event (§10 `resolved`,
 /// `rating_request`; §11 recall).
@@ -829,6 +872,9 @@ pub struct RecordRow {
     /// New (§12): the card of `msg_type` 3 and 4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<Value>,
+    /// New (§11): recalled (the placeholder shows instead).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub recalled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -188,6 +188,7 @@ fn direct_push_matches_the_original_example_plus_new_fields() {
         client_msg_id: None,
         auto: false,
         card: None,
+        recalled: false,
     };
     same_json(
         &push_text(&push),

@@ -105,6 +105,14 @@ pub struct Typing {
     pub chat: crate::protocol::ChatRef,
 }
 
+/// From `POST /admin/messages/{id}/recall`: the platform recalls a message, at any time.
+/// Answers with the reply text, or why not.
+#[derive(ActixMessage)]
+#[rtype(result = "Result<String, ChatError>")]
+pub struct RecallByPlatform {
+    pub msg_id: MsgId,
+}
+
 /// From `run` on shutdown: refuse new sends, finish stored work, close every socket
 /// with 1001. Returns once that is done.
 #[derive(ActixMessage)]

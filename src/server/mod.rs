@@ -22,6 +22,7 @@ pub use messages::*;
 use crate::chats;
 use crate::cluster::{Cluster, ClusterEvent, FromCluster};
 use crate::config::Config;
+use crate::db::recall::Recaller;
 use crate::db::{
     Applied, ApplyWrites, DbExecutor, LoadShopIds, LoadSync, Mark, NewMessage, Profile,
 };
@@ -34,7 +35,7 @@ use crate::protocol::{
     self, code, ChatPush, ChatType, MsgType, Request, SendMsg, SyncPage, SyncRequest,
 };
 use crate::routing::{RouterMail, StartRouter};
-use crate::writes::{Effects, StoreMessage, Write};
+use crate::writes::{Effects, RecallMessage, StoreMessage, Write};
 use write_queue::WriteQueue;
 
 /// A live connection as the server sees it.
@@ -74,6 +75,8 @@ pub struct ChatServer {
     client_timeout: std::time::Duration,
     /// How often idle customer-service sessions are resolved (`service.sweep_secs`).
     resolve_sweep: std::time::Duration,
+    /// `limits.recall_secs`.
+    recall_secs: i64,
     /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
     /// at tens of thousands of idle connections (BENCHMARKS.md, idle memory).
     online: HashMap<UserId, Box<Online>>,
@@ -113,6 +116,7 @@ impl ChatServer {
             max_pending_bytes: config.limits.max_pending_bytes,
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
             resolve_sweep: std::time::Duration::from_secs(config.service.sweep_secs.max(1)),
+            recall_secs: i64::try_from(config.limits.recall_secs).unwrap_or(i64::MAX),
             online: HashMap::new(),
             routers: HashMap::new(),
             start_router,
@@ -331,6 +335,17 @@ impl ChatServer {
                 queued.len()
             ),
         }
+    }
+
+    /// A recall, queued behind the writes before it.
+    fn recall(&mut self, id: MsgId, who: Recaller, reply: ReplyTx, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            let _ = reply.send(Err(ChatError::ShuttingDown));
+            return;
+        }
+        let window = self.recall_secs;
+        self.queue.push(RecallMessage::new(id, who, window, reply));
+        self.flush(ctx);
     }
 
     fn sync(&self, uid: UserId, req: SyncRequest, reply: ReplyTx, watch: crate::watch::Watch) {
@@ -552,6 +567,10 @@ impl Handler<ClientRequest> for ChatServer {
             Request::SetStatus(r) => self.set_status(msg.conn, msg.uid, r.status, msg.reply, ctx),
             Request::Transfer(t) => self.transfer(msg.uid, t, msg.reply, ctx),
             Request::SetChatRead(chat) => self.read_chat(msg.uid, chat, msg.reply, ctx),
+            Request::Recall(r) => {
+                let who = Recaller::User(msg.uid);
+                self.recall(MsgId(r.msg_id), who, msg.reply, ctx)
+            }
             Request::Resolve(r) => self.resolve(msg.uid, r.chat_id, msg.reply, ctx),
             Request::ServiceAgents => self.agents(msg.uid, msg.reply, ctx),
             Request::ShopInfo(r) => self.shop_info(ShopId(r.shop_id), msg.reply, ctx),
@@ -582,6 +601,16 @@ impl Handler<ClientRequest> for ChatServer {
             | Request::GroupList) => self.group_action(msg.uid, group, msg.reply),
             other => self.answer_from_db(msg.uid, other, msg.reply),
         }
+    }
+}
+
+impl Handler<RecallByPlatform> for ChatServer {
+    type Result = ResponseFuture<Result<String, ChatError>>;
+
+    fn handle(&mut self, msg: RecallByPlatform, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.recall(msg.msg_id, Recaller::Platform, tx, ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(ChatError::StorageUnavailable)) })
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod message;
 mod notice;
+mod recall;
 mod routing;
 mod service;
 
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 
 pub use message::StoreMessage;
 pub use notice::StoreNotice;
+pub use recall::RecallMessage;
 pub use routing::ReadRouting;
 pub use service::ServiceTurn;
 
