@@ -526,3 +526,49 @@ async fn sessions_queue_status_and_auto_replies_behave_the_same_across_nodes() {
         ]
     );
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: SHOPCHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -- --include-ignored"]
+async fn typing_receipts_and_recalls_cross_nodes() {
+    let Some(redis) = redis_url("signals_across_nodes") else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let n = nodes(2, &redis, &prefix);
+    let mut ann = n[0].connect(7).await;
+    let mut bob = n[1].connect(12).await;
+    presence.wait_nodes(7, 1).await;
+    presence.wait_nodes(12, 1).await;
+    let sent = send_ok(&mut ann, 12, "hello from A").await;
+    assert_eq!(text_of(&bob.push().await), "hello from A");
+
+    let r = ann
+        .request("chat", "typing", json!({"chat_id": "7_12"}))
+        .await;
+    assert_eq!(r["code"], 1);
+    let e = bob.event().await;
+    assert_eq!(
+        (e["code"].clone(), e["result"]["uid"].clone()),
+        (json!(203), json!(7))
+    );
+
+    let r = bob
+        .request(
+            "chat",
+            "setChatRead",
+            json!({"chat_id": "7_12", "role_type": 0}),
+        )
+        .await;
+    assert_eq!(r["code"], 1);
+    let e = ann.event().await;
+    assert_eq!(e["code"], 204, "{e}");
+    assert_eq!(e["result"]["read_msg_id"], sent);
+
+    let r = ann.request("chat", "recall", json!({"msg_id": sent})).await;
+    assert_eq!(r["code"], 1, "{r}");
+    let e = bob.event().await;
+    assert_eq!(e["code"], 205, "{e}");
+    assert_eq!(e["result"]["msg_id"], sent);
+    assert!(bob.drain_events(QUIET).await.is_empty(), "each signal once");
+}

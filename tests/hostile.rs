@@ -80,6 +80,8 @@ fn malformed_frames() -> Vec<String> {
         ("service", "deleteQuickReply"),
         ("shop", "info"),
         ("chat", "rate"),
+        ("chat", "typing"),
+        ("chat", "recall"),
     ] {
         for v in wrong_values() {
             frames.push(json!({"class": class, "action": action, "content": {"chat_id": v, "group_id": v, "to_uid": v, "online": v, "name": v, "since_msg_id": v, "limit": v, "member_uids": v}}).to_string());
@@ -100,6 +102,7 @@ fn malformed_frames() -> Vec<String> {
                 "short_code",
                 "score",
                 "state",
+                "msg_id",
             ] {
                 frames.push(
                     json!({"class": class, "action": action, "content": {field: v}}).to_string(),
