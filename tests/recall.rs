@@ -216,3 +216,47 @@ async fn recalls_in_groups_and_customer_service_reach_everyone_who_saw_the_messa
         "agents' uids are not shown to consumers"
     );
 }
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+
+#[tokio::test]
+async fn a_recalled_images_file_is_no_longer_served() {
+    let srv = TestServer::start();
+    let up = srv.upload(7, "file", PNG.to_vec()).await;
+    let src = up["data"]["src"].as_str().unwrap().to_string();
+    let name = src.rsplit_once("/media/").unwrap().1.to_string();
+    let get = || async {
+        reqwest::get(srv.http(&format!("/media/{name}")))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get().await, 200);
+    let mut ann = srv.connect(7).await;
+    let sent = ann
+        .request(
+            "chat",
+            "sendMsg",
+            json!({"chat_type": 1, "msg_type": 2, "msg": src, "to_uid": 12}),
+        )
+        .await;
+    assert_eq!(recall(&mut ann, id_of(&sent)).await["code"], 1);
+    assert_eq!(get().await, 410);
+    let (_, v) = srv
+        .admin(
+            Method::GET,
+            &format!("/admin/messages/{}", id_of(&sent)),
+            None,
+        )
+        .await;
+    assert_eq!(v["result"]["msg"], src, "the platform still has the URL");
+    assert!(
+        srv.dir
+            .path()
+            .join("uploads")
+            .join(format!("{name}.recalled"))
+            .exists(),
+        "and the file"
+    );
+}

@@ -35,6 +35,8 @@ pub struct Recalled {
     pub by: &'static str,
     /// Everyone who could see it; empty when it was recalled before (nobody is told twice).
     pub audience: Vec<UserId>,
+    /// Recalled now, not found recalled before.
+    pub first: bool,
 }
 
 pub fn find_message(conn: &mut DbConn, id: MsgId) -> QueryResult<Option<MessageRow>> {
@@ -79,6 +81,7 @@ pub fn recall(
             message: m,
             by,
             audience: Vec::new(),
+            first: false,
         }));
     }
     if matches!(who, Recaller::User(_)) && now - m.createtime > window_secs {
@@ -96,6 +99,7 @@ pub fn recall(
             message: m,
             by,
             audience: Vec::new(),
+            first: false,
         }));
     }
     store_event(conn, &m, by, now)?;
@@ -129,6 +133,7 @@ pub fn recall(
         message: m,
         by,
         audience,
+        first: true,
     }))
 }
 

@@ -10,17 +10,14 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rand::RngCore;
-use regex::Regex;
 use serde_json::json;
 
 use super::api::{state, Caller};
 use super::error::HttpError;
 use super::limit::{within, KeyedLimit};
+use crate::protocol::{retired_upload, STORED_NAME};
 
 /// Names the server gave uploads: nothing else is served, so no path can escape the folder.
-static STORED_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$").expect("name pattern should compile")
-});
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/user/upload", web::post().to(upload))
@@ -267,6 +264,10 @@ async fn serve(req: HttpRequest, name: web::Path<String>) -> actix_web::Result<H
                 header::HeaderValue::from_static("default-src 'none'; sandbox"),
             );
             Ok(resp)
+        }
+        // A recalled image's file is kept aside, for the platform, and no longer served.
+        Err(_) if path.with_file_name(retired_upload(&name)).exists() => {
+            Ok(HttpResponse::Gone().finish())
         }
         Err(_) => Ok(HttpResponse::NotFound().finish()),
     }

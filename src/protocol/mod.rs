@@ -801,6 +801,23 @@ pub struct ChatPush {
     pub recalled: bool,
 }
 
+/// How this server names an upload (`/user/upload`): 32 hex digits and the image type.
+pub static STORED_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$").expect("name pattern should compile")
+});
+
+/// The name of this server's upload that an image message's URL points at, if it does.
+pub fn upload_name(url: &str) -> Option<&str> {
+    let (_, name) = url.rsplit_once("/media/")?;
+    STORED_NAME.is_match(name).then_some(name)
+}
+
+/// The name a recalled image's upload is kept under: still there for the platform, no
+/// longer served (`GET /media/{name}` answers 410).
+pub fn retired_upload(name: &str) -> String {
+    format!("{name}.recalled")
+}
+
 /// What a recalled message shows (PROTOCOL.md §11).
 pub const RECALLED_TEXT: &str = "[消息已撤回]";
 

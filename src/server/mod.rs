@@ -77,6 +77,8 @@ pub struct ChatServer {
     resolve_sweep: std::time::Duration,
     /// `limits.recall_secs`.
     recall_secs: i64,
+    /// `media.upload_dir`, where a recalled image's file is set aside.
+    upload_dir: String,
     /// Boxed: the table then holds 16 bytes a user instead of a hundred, which matters
     /// at tens of thousands of idle connections (BENCHMARKS.md, idle memory).
     online: HashMap<UserId, Box<Online>>,
@@ -117,6 +119,7 @@ impl ChatServer {
             client_timeout: std::time::Duration::from_secs(config.server.client_timeout_secs),
             resolve_sweep: std::time::Duration::from_secs(config.service.sweep_secs.max(1)),
             recall_secs: i64::try_from(config.limits.recall_secs).unwrap_or(i64::MAX),
+            upload_dir: config.media.upload_dir.clone(),
             online: HashMap::new(),
             routers: HashMap::new(),
             start_router,
@@ -443,6 +446,16 @@ impl Effects for ChatServer {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn retire_upload(&mut self, name: &str) {
+        let dir = std::path::Path::new(&self.upload_dir);
+        match std::fs::rename(dir.join(name), dir.join(protocol::retired_upload(name))) {
+            Ok(()) => {}
+            // Another node's upload directory, or already set aside.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::error!("cannot set the recalled upload {name} aside: {e}"),
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub trait Effects {
     fn notice_all(&mut self, push: ChatPush);
     fn presenter(&self) -> &Presenter;
     fn metrics(&self) -> &Metrics;
+    /// Sets a recalled image's upload aside, so it is no longer served.
+    fn retire_upload(&mut self, name: &str);
 }
 
 /// One kind of write: [`Apply`] stores it, then exactly one of `committed` or `failed`

@@ -11,7 +11,7 @@ use crate::db::recall::{self, RecallRefusal, Recalled, Recaller};
 use crate::db::{Apply, DbConn, Touches};
 use crate::error::ChatError;
 use crate::ids::MsgId;
-use crate::protocol::{self, RecallPush};
+use crate::protocol::{self, MsgType, RecallPush};
 
 pub struct RecallMessage {
     msg_id: MsgId,
@@ -65,6 +65,11 @@ impl Write for RecallMessage {
                         by: done.by,
                     };
                     fx.fan_out(&done.audience, &push.push_text().into(), None);
+                }
+                if done.first && m.msg_type == MsgType::Image {
+                    if let Some(name) = protocol::upload_name(&m.msg) {
+                        fx.retire_upload(name);
+                    }
                 }
                 Ok(protocol::ok(
                     &serde_json::json!({"msg_id": m.id, "by": done.by}),
