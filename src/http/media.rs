@@ -17,8 +17,6 @@ use super::error::HttpError;
 use super::limit::{within, KeyedLimit};
 use crate::protocol::{retired_upload, STORED_NAME};
 
-/// Names the server gave uploads: nothing else is served, so no path can escape the folder.
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/user/upload", web::post().to(upload))
         .route("/media/{name}", web::get().to(serve));

@@ -802,6 +802,7 @@ pub struct ChatPush {
 }
 
 /// How this server names an upload (`/user/upload`): 32 hex digits and the image type.
+/// Nothing else is served, so no path can escape the upload folder.
 pub static STORED_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"^[0-9a-f]{32}\.(png|jpg|gif|webp)$").expect("name pattern should compile")
 });
