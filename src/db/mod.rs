@@ -128,7 +128,7 @@ impl<W: Apply + ?Sized + 'static> Handler<ApplyWrites<W>> for DbExecutor {
         let mut batch = msg.0;
         let applied = self
             .conn()
-            .and_then(|mut c| Ok(store::apply_batch(&mut c, &mut batch)?));
+            .and_then(|mut c| Ok(store::apply_batch_retrying(&mut c, &mut batch)?));
         match applied {
             Ok(()) => Ok(batch),
             Err(e) => Err((e, batch)),

@@ -30,6 +30,38 @@ pub fn apply_batch<W: Apply + ?Sized>(conn: &mut DbConn, batch: &mut [Box<W>]) -
     })
 }
 
+/// How many times a batch is tried when SQLite reports the database busy.
+const BUSY_TRIES: usize = 3;
+
+/// SQLite's answer when a transaction that began by reading could not take the write lock
+/// because another connection wrote meanwhile (`SQLITE_BUSY_SNAPSHOT`: the busy timeout
+/// does not wait for it), or waited out `busy_timeout`.
+fn is_busy(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
+}
+
+/// [`apply_batch`], tried again (whole, after its rollback) while the database is busy:
+/// another connection's write (a read mark, an admin change) may commit between the
+/// batch's first read and its first write. Each write's `apply` starts afresh.
+pub fn apply_batch_retrying<W: Apply + ?Sized>(
+    conn: &mut DbConn,
+    batch: &mut [Box<W>],
+) -> QueryResult<()> {
+    let mut tries = 1;
+    loop {
+        match apply_batch(conn, batch) {
+            Err(e) if is_busy(&e) && tries < BUSY_TRIES => {
+                log::warn!(
+                    "the database was busy for a batch of {} writes; trying again",
+                    batch.len()
+                );
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The message its sender already stored in `m`'s chat under `m`'s client_msg_id, if
 /// any (the key is scoped to sender and chat, PROTOCOL.md §15). The unique index keeps
 /// them for good, so a retry is recognised however late it comes.
@@ -93,6 +125,48 @@ mod tests {
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         let more = store_messages(&mut c, &batch[..1]).unwrap();
         assert!(more[0] > ids[9]);
+    }
+
+    /// A write that reads, lets another connection commit a write, then writes: the
+    /// first time, SQLite refuses its write lock (the batch's snapshot is stale).
+    struct Racer {
+        other: Option<crate::db::conn::PooledConn>,
+        message: NewMessage,
+        stored: Option<MsgId>,
+    }
+
+    impl Apply for Racer {
+        fn apply<'a>(&'a mut self, conn: &mut DbConn, t: &mut Touches<'a>) -> QueryResult<()> {
+            let mut probe = direct(1, 2, "read first");
+            probe.client_msg_id = Some("probe".into());
+            let _ = earlier_send(conn, &probe)?;
+            if let Some(mut other) = self.other.take() {
+                store_messages(&mut other, &[direct(3, 4, "meanwhile")])?;
+            }
+            self.stored = Some(store_one(conn, &self.message, t)?);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_that_loses_the_write_lock_to_another_connection_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = crate::db::conn::connect(&url, 2).unwrap();
+        let (mut c, other) = (pool.get().unwrap(), pool.get().unwrap());
+        let racer = |other| Racer {
+            other: Some(other),
+            message: direct(1, 2, "then write"),
+            stored: None,
+        };
+        let mut batch = vec![Box::new(racer(other))];
+        assert!(
+            is_busy(&apply_batch(&mut c, &mut batch).unwrap_err()),
+            "the race is real"
+        );
+        let mut batch = vec![Box::new(racer(pool.get().unwrap()))];
+        apply_batch_retrying(&mut c, &mut batch).unwrap();
+        assert!(batch[0].stored.is_some());
     }
 
     #[test]
