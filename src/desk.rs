@@ -10,7 +10,7 @@ use crate::db::sessions::RateRefusal;
 use crate::db::{self, AgentRow, DbExecutor, ShopRow};
 use crate::domain::Presenter;
 use crate::error::ChatError;
-use crate::ids::{ChatId, ChatKind, ShopId, UserId};
+use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::service::{
     AgentRole, AgentStatus, Customer, Me, MeDesk, QueueRow, Rows, SessionView, MAX_SESSIONS_PAGE,
 };
@@ -41,19 +41,6 @@ pub async fn supervised_shop(db: &Addr<DbExecutor>, uid: UserId) -> Result<ShopI
         Some((a, _)) if a.supervisor => Ok(a.shop_id),
         _ => Err(ChatError::Forbidden),
     }
-}
-
-/// The shop of a customer-service chat_id whose consumer is `uid`, if it is one.
-pub fn consumers_shop(chat_id: &str, uid: UserId) -> Option<ShopId> {
-    let ChatKind::Service(a, b) = ChatId::parse(chat_id)? else {
-        return None;
-    };
-    let shop = match (a == uid.0, b == uid.0) {
-        (true, _) => ShopId(b),
-        (false, true) => ShopId(a),
-        _ => return None,
-    };
-    (ChatId::service(shop, uid).as_str() == chat_id).then_some(shop)
 }
 
 /// Answers one of the desk's requests; `unknown_action` for any other.
@@ -149,7 +136,7 @@ pub async fn answer(
             }))
         }
         Request::Rate(r) => {
-            let shop = consumers_shop(&r.chat_id, uid).ok_or(ChatError::Forbidden)?;
+            let shop = ChatId::service_shop(&r.chat_id, uid).ok_or(ChatError::Forbidden)?;
             let rated = ask(db.send(db::RateSession {
                 shop,
                 consumer: uid,
@@ -164,19 +151,5 @@ pub async fn answer(
             }
         }
         _ => Err(ChatError::UnknownAction),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_consumer_of_a_conversation_names_its_shop() {
-        assert_eq!(consumers_shop("3____12", UserId(12)), Some(ShopId(3)));
-        assert_eq!(consumers_shop("3____12", UserId(3)), Some(ShopId(12)));
-        assert_eq!(consumers_shop("3____12", UserId(7)), None);
-        assert_eq!(consumers_shop("3_12", UserId(12)), None);
-        assert_eq!(consumers_shop("group_3", UserId(3)), None);
     }
 }

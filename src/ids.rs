@@ -110,6 +110,33 @@ impl ChatId {
         Self::joined(shop.0, consumer.0, 4)
     }
 
+    /// The consumer of `shop`'s conversation named `chat`: the number that is not the
+    /// shop's (both are, when the consumer's id equals the shop's).
+    pub fn service_consumer(chat: &str, shop: ShopId) -> Option<UserId> {
+        let ChatKind::Service(a, b) = ChatId::parse(chat)? else {
+            return None;
+        };
+        let consumer = match (a == shop.0, b == shop.0) {
+            (true, _) => UserId(b),
+            (false, true) => UserId(a),
+            _ => return None,
+        };
+        (ChatId::service(shop, consumer).as_str() == chat).then_some(consumer)
+    }
+
+    /// The shop of `consumer`'s conversation named `chat`.
+    pub fn service_shop(chat: &str, consumer: UserId) -> Option<ShopId> {
+        let ChatKind::Service(a, b) = ChatId::parse(chat)? else {
+            return None;
+        };
+        let shop = match (a == consumer.0, b == consumer.0) {
+            (true, _) => ShopId(b),
+            (false, true) => ShopId(a),
+            _ => return None,
+        };
+        (ChatId::service(shop, consumer).as_str() == chat).then_some(shop)
+    }
+
     pub fn group(group: GroupId) -> ChatId {
         ChatId(format!("group_{group}"))
     }
@@ -184,6 +211,29 @@ mod tests {
         assert_eq!(ChatId::service(ShopId(30), UserId(12)).as_str(), "12____30");
         assert_eq!(ChatId::group(GroupId(5)).as_str(), "group_5");
         assert_eq!(ChatId::system(UserId(9)).as_str(), "system_9");
+    }
+
+    #[test]
+    fn a_service_chat_id_names_its_shop_given_the_consumer_and_back() {
+        assert_eq!(ChatId::service_shop("3____12", UserId(12)), Some(ShopId(3)));
+        assert_eq!(ChatId::service_shop("3____12", UserId(3)), Some(ShopId(12)));
+        assert_eq!(ChatId::service_shop("3____12", UserId(7)), None);
+        assert_eq!(ChatId::service_shop("3_12", UserId(12)), None);
+        assert_eq!(ChatId::service_shop("group_3", UserId(3)), None);
+        assert_eq!(
+            ChatId::service_consumer("3____12", ShopId(3)),
+            Some(UserId(12))
+        );
+        assert_eq!(
+            ChatId::service_consumer("3____12", ShopId(12)),
+            Some(UserId(3))
+        );
+        assert_eq!(
+            ChatId::service_consumer("3____3", ShopId(3)),
+            Some(UserId(3))
+        );
+        assert_eq!(ChatId::service_consumer("3____12", ShopId(7)), None);
+        assert_eq!(ChatId::service_consumer("03____12", ShopId(3)), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::domain::hours::{WorkingHours, WorkingHoursSpec};
 use crate::domain::session::{self, AutoReply, ConvState, Event, Pick, Reason, Step};
 use crate::domain::Presenter;
 use crate::error::ChatError;
-use crate::ids::{ChatId, ChatKind, ShopId, UserId};
+use crate::ids::{ChatId, ShopId, UserId};
 use crate::protocol::service::{AgentRole, AgentStatus};
 use crate::protocol::{ChatPush, ChatType, MsgType, Role};
 use crate::writes::{Enqueue, ReadRouting, ReplyTx, ServiceTurn, StoreMessage};
@@ -407,10 +407,9 @@ impl ShopRouter {
             true => Reason::Sticky,
             false => fallback,
         };
-        if let Some(load) = self.shared.loads.get_mut(&agent) {
-            *load += 1;
-        } else if self.cluster.is_some() {
-            self.shared.loads.insert(agent, 1);
+        // In cluster mode the loads come from the database; count this pick until the next read.
+        if self.cluster.is_some() {
+            *self.shared.loads.entry(agent).or_default() += 1;
         }
         Some(Pick { agent, reason })
     }
@@ -642,22 +641,9 @@ impl ShopRouter {
         self.queue.do_send(Enqueue(ops));
     }
 
-    /// The consumer of one of this shop's conversations, from its chat_id: the number
-    /// that is not the shop's (both are, when the consumer's id equals the shop's).
+    /// The consumer of one of this shop's conversations, from its chat_id.
     fn consumer_of(&self, chat_id: &str) -> Option<UserId> {
-        let ChatKind::Service(a, b) = ChatId::parse(chat_id)? else {
-            return None;
-        };
-        let shop = self.shop.0;
-        let consumer = if a == shop {
-            b
-        } else if b == shop {
-            a
-        } else {
-            return None;
-        };
-        (ChatId::service(self.shop, UserId(consumer)).as_str() == chat_id)
-            .then_some(UserId(consumer))
+        ChatId::service_consumer(chat_id, self.shop)
     }
 
     /// Gives the conversation to `msg.to`: the write that does it.

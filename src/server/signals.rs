@@ -14,7 +14,6 @@ use actix::prelude::*;
 use super::{ChatServer, ReplyTx, Typing};
 use crate::chats::{self, ask, ReadMoved};
 use crate::db::{GroupMembers, Side};
-use crate::desk::consumers_shop;
 use crate::ids::{ChatId, ChatKind, UserId};
 use crate::protocol::{self, ChatRef, ChatType, ReceiptPush, Role, TypingPush};
 use crate::routing::SessionAgent;
@@ -62,13 +61,15 @@ impl ChatServer {
                 let text = push(ChatType::Direct, uid).push_text();
                 self.fan_out(&[other], &text.into(), None);
             }
-            (Some(ChatKind::Service(a, b)), Side::Shop(shop)) => {
-                let consumer = if a == shop.0 { b } else { a };
+            (Some(ChatKind::Service(..)), Side::Shop(shop)) => {
+                let Some(consumer) = ChatId::service_consumer(&m.chat_id, shop) else {
+                    return;
+                };
                 let text = push(ChatType::Service, UserId(0)).push_text();
-                self.fan_out(&[UserId(consumer)], &text.into(), None);
+                self.fan_out(&[consumer], &text.into(), None);
             }
             (Some(ChatKind::Service(..)), Side::User(consumer)) => {
-                let Some(shop) = consumers_shop(&m.chat_id, consumer) else {
+                let Some(shop) = ChatId::service_shop(&m.chat_id, consumer) else {
                     return;
                 };
                 if !self.shop_exists(shop) {
@@ -142,9 +143,9 @@ impl Handler<Typing> for ChatServer {
                     })
                     .spawn(ctx);
             }
-            ChatKind::Service(a, b) => {
+            ChatKind::Service(..) => {
                 let (shop, consumer, as_agent) = match msg.chat.role() {
-                    Ok(Role::Consumer) => match consumers_shop(&chat_id, msg.uid) {
+                    Ok(Role::Consumer) => match ChatId::service_shop(&chat_id, msg.uid) {
                         Some(shop) => (shop, msg.uid, false),
                         None => return,
                     },
@@ -153,11 +154,10 @@ impl Handler<Typing> for ChatServer {
                         else {
                             return;
                         };
-                        let consumer = if a == shop.0 { b } else { a };
-                        if ChatId::service(shop, UserId(consumer)).as_str() != chat_id {
+                        let Some(consumer) = ChatId::service_consumer(&chat_id, shop) else {
                             return;
-                        }
-                        (shop, UserId(consumer), true)
+                        };
+                        (shop, consumer, true)
                     }
                     Err(_) => return,
                 };
