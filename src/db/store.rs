@@ -31,7 +31,7 @@ pub fn apply_batch<W: Apply + ?Sized>(conn: &mut DbConn, batch: &mut [Box<W>]) -
 }
 
 /// How many times a batch is tried when SQLite reports the database busy.
-const BUSY_TRIES: usize = 3;
+const BUSY_TRIES: u64 = 6;
 
 /// SQLite's answer when a transaction that began by reading could not take the write lock
 /// because another connection wrote meanwhile (`SQLITE_BUSY_SNAPSHOT`: the busy timeout
@@ -40,7 +40,8 @@ fn is_busy(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
 }
 
-/// [`apply_batch`], tried again (whole, after its rollback) while the database is busy:
+/// [`apply_batch`], tried again (whole, after its rollback, a few ms later) while the
+/// database is busy:
 /// another connection's write (a read mark, an admin change) may commit between the
 /// batch's first read and its first write. Each write's `apply` starts afresh.
 pub fn apply_batch_retrying<W: Apply + ?Sized>(
