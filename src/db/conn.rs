@@ -160,6 +160,20 @@ pub fn checkpoint(conn: &mut DbConn) -> diesel::QueryResult<()> {
     Ok(())
 }
 
+/// Takes SQLite's write lock at the start of a write transaction (a deferred one would
+/// take it at its first write, and fail outright if another connection wrote after its
+/// first read): other writers then wait out `busy_timeout` instead. Other backends lock
+/// rows as they go.
+pub fn take_write_lock(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
+    if let DbConn::Sqlite(c) = conn {
+        use diesel::connection::SimpleConnection;
+        // A write that changes nothing, but begins the write transaction.
+        c.batch_execute("UPDATE notice_reads SET uid = uid WHERE 0")?;
+    }
+    Ok(())
+}
+
 /// Runs the pending migrations. Nodes of a cluster may start together on a fresh
 /// database: MySQL and PostgreSQL migrate under a named lock, one node at a time, and
 /// SQLite in one exclusive transaction.

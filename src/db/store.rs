@@ -22,6 +22,7 @@ pub trait Apply: Send {
 /// error undoes them all.
 pub fn apply_batch<W: Apply + ?Sized>(conn: &mut DbConn, batch: &mut [Box<W>]) -> QueryResult<()> {
     conn.transaction(|conn| {
+        super::conn::take_write_lock(conn)?;
         let mut touches = Touches::default();
         for write in batch.iter_mut() {
             write.apply(conn, &mut touches)?;
@@ -142,6 +143,11 @@ mod tests {
             probe.client_msg_id = Some("probe".into());
             let _ = earlier_send(conn, &probe)?;
             if let Some(mut other) = self.other.take() {
+                use diesel::connection::SimpleConnection;
+                #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
+                if let DbConn::Sqlite(c) = &mut *other {
+                    c.batch_execute("PRAGMA busy_timeout = 0")?;
+                }
                 store_messages(&mut other, &[direct(3, 4, "meanwhile")])?;
             }
             self.stored = Some(store_one(conn, &self.message, t)?);
@@ -168,6 +174,34 @@ mod tests {
         let mut batch = vec![Box::new(racer(pool.get().unwrap()))];
         apply_batch_retrying(&mut c, &mut batch).unwrap();
         assert!(batch[0].stored.is_some());
+    }
+
+    /// A write that checks, from another connection, that the batch holds the write lock.
+    struct Holder(Option<crate::db::conn::PooledConn>, bool);
+
+    impl Apply for Holder {
+        fn apply<'a>(&'a mut self, _: &mut DbConn, _: &mut Touches<'a>) -> QueryResult<()> {
+            if let Some(mut other) = self.0.take() {
+                use diesel::connection::SimpleConnection;
+                #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
+                if let DbConn::Sqlite(c) = &mut *other {
+                    c.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+                }
+                self.1 = store_messages(&mut other, &[direct(3, 4, "meanwhile")]).is_err();
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_holds_the_write_lock_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = crate::db::conn::connect(&url, 2).unwrap();
+        let mut c = pool.get().unwrap();
+        let mut batch = vec![Box::new(Holder(Some(pool.get().unwrap()), false))];
+        apply_batch(&mut c, &mut batch).unwrap();
+        assert!(batch[0].1, "another writer must wait for the batch");
     }
 
     #[test]
