@@ -33,6 +33,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub system: SystemConfig,
     pub service: ServiceConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -163,6 +164,50 @@ pub struct ServiceConfig {
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig { sweep_secs: 30 }
+    }
+}
+
+/// Webhooks to the platform (PROTOCOL.md §13).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct WebhooksConfig {
+    /// Where events are `POST`ed; empty: webhooks are off and no event is stored.
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Shopchat-Signature`; required when `url` is set (in
+    /// production from `SHOPCHAT__WEBHOOKS__SECRET`).
+    pub secret: String,
+    /// The event types to send; empty: all.
+    pub events: Vec<String>,
+    pub timeout_ms: u64,
+    /// The first retry's delay; it doubles per attempt, capped at 10 minutes, with jitter.
+    pub retry_base_ms: u64,
+    /// Attempts before an event is dead (listed for the admin API to retry).
+    pub max_attempts: u32,
+    /// How long delivered events are kept.
+    pub retention_hours: u64,
+    /// `message.offline` events for one (receiver, chat) within this many seconds are
+    /// sent as one, with `count`, when the window closes; 0: each at once.
+    pub offline_coalesce_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            url: String::new(),
+            secret: String::new(),
+            events: Vec::new(),
+            timeout_ms: 5000,
+            retry_base_ms: 1000,
+            max_attempts: 30,
+            retention_hours: 72,
+            offline_coalesce_secs: 60,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn is_on(&self) -> bool {
+        !self.url.is_empty()
     }
 }
 
@@ -437,6 +482,27 @@ impl Config {
         }
         if self.service.sweep_secs == 0 {
             return invalid("service.sweep_secs must be at least 1");
+        }
+        let hooks = &self.webhooks;
+        if hooks.is_on() {
+            if !hooks.url.starts_with("http://") && !hooks.url.starts_with("https://") {
+                return invalid("webhooks.url must be empty or start with http:// or https://");
+            }
+            if hooks.secret.is_empty() {
+                return invalid("webhooks.secret is empty (set SHOPCHAT__WEBHOOKS__SECRET)");
+            }
+        }
+        if let Some(e) = hooks
+            .events
+            .iter()
+            .find(|e| !crate::protocol::webhook::EVENT_TYPES.contains(&e.as_str()))
+        {
+            return invalid(&format!("webhooks.events: unknown event type {e}"));
+        }
+        if hooks.timeout_ms == 0 || hooks.retry_base_ms == 0 || hooks.max_attempts == 0 {
+            return invalid(
+                "webhooks.timeout_ms, retry_base_ms and max_attempts must be at least 1",
+            );
         }
         Ok(())
     }

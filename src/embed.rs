@@ -45,6 +45,7 @@ use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::router::ShopRouter;
 use crate::server::{ChatServer, Shutdown};
+use crate::webhooks::Dispatcher;
 use crate::StartError;
 
 pub use crate::admin::{
@@ -93,8 +94,12 @@ impl Builder {
         })
         .await
         .map_err(|e| db::DbError::Config(format!("database start-up did not finish: {e}")))??;
-        let db = DbExecutor::start(pool, pool_size as usize);
-        let reads = DbExecutor::start(read_pool, read_pool_size as usize);
+        let outbox = match config.webhooks.is_on() {
+            true => db::outbox::Outbox::on(&config.webhooks.events),
+            false => db::outbox::Outbox::default(),
+        };
+        let db = DbExecutor::start(pool, pool_size as usize, outbox.clone());
+        let reads = DbExecutor::start(read_pool, read_pool_size as usize, outbox);
         let metrics = Arc::new(Metrics::new());
         let cluster = match config.redis.url.as_str() {
             "" => None,
@@ -109,6 +114,16 @@ impl Builder {
             ShopRouter::starter(db.clone(), Presenter::new(&config), cluster.clone()),
         )
         .start();
+        if config.webhooks.is_on() {
+            Dispatcher::new(
+                config.webhooks.clone(),
+                db.clone(),
+                server.clone().recipient(),
+                cluster.clone(),
+                metrics.clone(),
+            )
+            .start();
+        }
         let admin = Admin::new(db.clone(), server.clone(), &config);
         let state = web::Data::new(AppState {
             admin,

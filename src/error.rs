@@ -47,6 +47,9 @@ pub enum ChatError {
     /// Past `limits.recall_secs` (PROTOCOL.md §11).
     #[error("too late to recall")]
     TooLate,
+    /// The sensitive-word list refuses the message (PROTOCOL.md §14).
+    #[error("blocked word")]
+    ContentBlocked,
     /// The shop keeps its most quick replies already.
     #[error("too many quick replies")]
     TooMany,
@@ -86,6 +89,7 @@ impl ChatError {
             ),
             ChatError::TooMany => ("the shop has too many quick replies", "too_many"),
             ChatError::TooLate => ("too late to recall this message", "too_late"),
+            ChatError::ContentBlocked => ("the message contains a blocked word", "content_blocked"),
             ChatError::AgentUnavailable => ("that agent is not online", "agent_unavailable"),
             ChatError::RateLimited => ("too many messages, slow down", "rate_limited"),
             ChatError::StorageUnavailable => {

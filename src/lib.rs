@@ -16,8 +16,10 @@
 //! - [`router`]: `ShopRouter`, one per shop: customer-service sessions, agent status, the
 //!   queue, auto replies, routing (sticky or random).
 //! - [`cluster`]: cluster mode over Redis: shared presence, one pub/sub channel per node.
+//! - [`webhooks`]: the webhook dispatcher: delivers the outbox's events to the platform.
 //! - [`writes`]: each kind of write, with what follows its commit; `Enqueue`.
 //! - [`routing`]: what a shop's router is told, and the `RouterMail` ChatServer holds.
+//! - [`presence`]: who is connected to this node, as the webhook dispatcher asks it.
 //! - [`chats`]: conversation lists, read state and history, shared by WebSocket and HTTP.
 //! - [`desk`]: the agent's desk: customer-service requests the database answers alone
 //!   (`service.me`, the queue, sessions, customers, quick replies, `chat.rate`).
@@ -50,12 +52,14 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod router;
 pub mod routing;
 pub mod server;
 pub mod session;
 pub mod watch;
+pub mod webhooks;
 pub mod writes;
 
 pub use app::{run, StartError};

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub db_queue: IntGauge,
     /// Client frames refused, by reason (the error word, or the close reason).
     pub rejected: IntCounterVec,
+    /// Webhook attempts by result: `ok`, `retry` (failed, to be tried again), `dead`.
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook events not yet delivered (nor dead), as last counted.
+    pub webhook_pending: IntGauge,
 }
 
 impl Metrics {
@@ -55,6 +59,19 @@ impl Metrics {
             &["reason"],
         )
         .expect("metric definitions should be valid");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "shopchat_webhook_deliveries_total",
+                "Webhook delivery attempts, by result (ok, retry, dead)",
+            ),
+            &["result"],
+        )
+        .expect("metric definitions should be valid");
+        let webhook_pending = IntGauge::new(
+            "shopchat_webhook_pending",
+            "Webhook events waiting to be delivered",
+        )
+        .expect("metric definitions should be valid");
         let registry = Registry::new();
         for c in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
@@ -62,6 +79,8 @@ impl Metrics {
             Box::new(push_latency.clone()),
             Box::new(db_queue.clone()),
             Box::new(rejected.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_pending.clone()),
         ] {
             registry
                 .register(c)
@@ -78,6 +97,8 @@ impl Metrics {
             push_latency,
             db_queue,
             rejected,
+            webhook_deliveries,
+            webhook_pending,
         }
     }
 

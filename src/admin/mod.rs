@@ -9,8 +9,10 @@ use serde::Serialize;
 
 use crate::chats::ask;
 use crate::cluster::ClusterEvent;
+mod platform;
 mod service;
 
+pub use platform::{Delivery, MAX_DELIVERIES_PAGE};
 pub use service::{AgentStats, RatingRow, SessionQuery, ShopStats};
 
 use crate::db::{

@@ -45,6 +45,8 @@ pub enum ClusterEvent {
     },
     /// A stored broadcast notice, for every user connected anywhere.
     NoticeAll { push: ChatPush },
+    /// The sensitive-word list was stored: read it again.
+    ModerationChanged,
 }
 
 impl ClusterEvent {

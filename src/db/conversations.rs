@@ -8,6 +8,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::conn::DbConn;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
+use super::outbox::{NewEvent, Outbox};
 use super::schema::{conversations, messages, shops, users};
 use crate::ids::{ShopId, UserId};
 use crate::protocol::ChatType;
@@ -23,6 +24,10 @@ pub const MAX_RECENT: i64 = 200;
 #[derive(Default)]
 pub struct Touches<'a> {
     rows: BTreeMap<(i64, i64, &'a str), Touch<'a>>,
+    /// Which webhook events the batch writes (none while webhooks are off).
+    outbox: Outbox,
+    /// The webhook events of the batch's writes, written with it (the outbox).
+    events: Vec<NewEvent>,
 }
 
 struct Touch<'a> {
@@ -32,6 +37,26 @@ struct Touch<'a> {
 }
 
 impl<'a> Touches<'a> {
+    /// For a batch that writes the events `outbox` wants.
+    pub fn with_outbox(outbox: Outbox) -> Touches<'a> {
+        Touches {
+            outbox,
+            ..Touches::default()
+        }
+    }
+
+    /// Whether the batch writes events of `kind`: build them only then.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.outbox.wants(kind)
+    }
+
+    /// Adds a webhook event to the batch, if webhooks want it.
+    pub fn emit(&mut self, event: NewEvent) {
+        if self.outbox.wants(event.kind) {
+            self.events.push(event);
+        }
+    }
+
     /// Notes every conversation row `m` changes.
     pub fn add(&mut self, m: &'a NewMessage) {
         match m.chat_type {
@@ -67,7 +92,7 @@ impl<'a> Touches<'a> {
         for ((owner, shop, _), t) in self.rows {
             touch(conn, owner, shop, t.peer, t.last, t.unread)?;
         }
-        Ok(())
+        super::outbox::insert(conn, &self.events)
     }
 }
 

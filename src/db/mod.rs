@@ -7,6 +7,8 @@ pub mod conversations;
 pub mod groups;
 pub mod history;
 pub mod models;
+pub mod moderation;
+pub mod outbox;
 pub mod recall;
 pub mod schema;
 pub mod service;
@@ -50,6 +52,8 @@ pub enum DbError {
 /// Runs queries on a thread of its SyncArbiter.
 pub struct DbExecutor {
     pool: Pool,
+    /// The webhook events write batches store.
+    outbox: outbox::Outbox,
 }
 
 impl Actor for DbExecutor {
@@ -60,8 +64,11 @@ impl DbExecutor {
     /// Starts `threads` executors sharing `pool`. The server runs two such groups, each
     /// with a pool of its own: one for writes (and the small reads beside them), one for
     /// reads of history, so a flood of reads queues behind itself and never ahead of a send.
-    pub fn start(pool: Pool, threads: usize) -> Addr<DbExecutor> {
-        SyncArbiter::start(threads.max(1), move || DbExecutor { pool: pool.clone() })
+    pub fn start(pool: Pool, threads: usize, outbox: outbox::Outbox) -> Addr<DbExecutor> {
+        SyncArbiter::start(threads.max(1), move || DbExecutor {
+            pool: pool.clone(),
+            outbox: outbox.clone(),
+        })
     }
 
     fn conn(&self) -> Result<conn::PooledConn, DbError> {
@@ -126,9 +133,13 @@ impl<W: Apply + ?Sized + 'static> Handler<ApplyWrites<W>> for DbExecutor {
 
     fn handle(&mut self, msg: ApplyWrites<W>, _: &mut Self::Context) -> Applied<W> {
         let mut batch = msg.0;
-        let applied = self
-            .conn()
-            .and_then(|mut c| Ok(store::apply_batch_retrying(&mut c, &mut batch)?));
+        let applied = self.conn().and_then(|mut c| {
+            Ok(store::apply_batch_retrying(
+                &mut c,
+                &mut batch,
+                &self.outbox,
+            )?)
+        });
         match applied {
             Ok(()) => Ok(batch),
             Err(e) => Err((e, batch)),
@@ -347,10 +358,38 @@ db_command! {
         => |c, m| sessions::set_blocked(c, m.shop, m.consumer, m.blocked, now())
 }
 
-db_command! {
-    /// For `chat.rate`: rates the consumer's latest resolved session, or says why not.
-    RateSession { shop: ShopId, consumer: UserId, score: i32, comment: Option<String> } -> Result<sessions::SessionRow, sessions::RateRefusal>
-        => |c, m| sessions::rate(c, m.shop, m.consumer, m.score, m.comment.as_deref(), crate::clock::unix_now() as i64)
+/// For `chat.rate`: rates the consumer's latest resolved session, or says why not; the
+/// `conversation.rated` event is written with it.
+pub struct RateSession {
+    pub shop: ShopId,
+    pub consumer: UserId,
+    pub score: i32,
+    pub comment: Option<String>,
+}
+
+type Rated = Result<Result<sessions::SessionRow, sessions::RateRefusal>, DbError>;
+
+impl ActixMessage for RateSession {
+    type Result = Rated;
+}
+
+impl Handler<RateSession> for DbExecutor {
+    type Result = Rated;
+
+    fn handle(&mut self, m: RateSession, _: &mut Self::Context) -> Rated {
+        let mut c = self.conn()?;
+        let now = crate::clock::unix_now() as i64;
+        let comment = m.comment.as_deref();
+        Ok(sessions::rate(
+            &mut c,
+            m.shop,
+            m.consumer,
+            m.score,
+            comment,
+            now,
+            &self.outbox,
+        )?)
+    }
 }
 
 db_command! {
@@ -447,4 +486,63 @@ db_command! {
 db_command! {
     /// For `GET /healthz`: a read of a real table, so a broken schema or file fails it.
     Ping {} -> () => |c, _m| users::ping(c)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+db_command! {
+    /// The webhook dispatcher's claim: due events, leased to `owner` for `lease` ms.
+    ClaimEvents { owner: String, lease: i64, limit: i64 } -> Vec<outbox::EventRow>
+        => |c, m| outbox::claim(c, &m.owner, now_ms(), m.lease, m.limit)
+}
+
+db_command! {
+    /// How an attempt on a claimed event ended; false if its lease was lost.
+    FinishEvent { id: i64, owner: String, outcome: outbox::Outcome } -> bool
+        => |c, m| outbox::finish(c, m.id, &m.owner, &m.outcome, now_ms())
+}
+
+db_command! {
+    /// Who of a claimed `message.offline` row's receivers was offline; whether it is now
+    /// ready to send (with coalescing, or with nobody offline, it is not).
+    DecideOffline { row: outbox::EventRow, owner: String, offline: Vec<i64>, window: i64 } -> bool
+        => |c, m| outbox::decide_offline(c, &m.row, &m.owner, &m.offline, m.window, now_ms())
+}
+
+db_command! {
+    /// Closes due `message.offline` windows into events; how many it wrote.
+    FlushOffline { limit: i64 } -> usize => |c, m| outbox::flush_offline(c, now_ms(), m.limit)
+}
+
+db_command! {
+    /// Upkeep: deletes delivered events older than `keep` ms (at most `limit`), then
+    /// counts those pending.
+    OutboxUpkeep { keep: i64, limit: i64 } -> i64
+        => |c, m| outbox::prune(c, now_ms() - m.keep, m.limit).and_then(|_| outbox::pending_count(c))
+}
+
+db_command! {
+    /// `GET /admin/webhooks/deliveries`.
+    ListEvents { state: i32, after: i64, limit: i64 } -> Vec<outbox::EventRow>
+        => |c, m| outbox::list(c, m.state, m.after, m.limit)
+}
+
+db_command! {
+    /// `POST /admin/webhooks/deliveries/{id}/retry`.
+    RetryEvent { id: i64 } -> bool => |c, m| outbox::retry(c, m.id, now_ms())
+}
+
+db_command! {
+    /// The sensitive-word list.
+    LoadModeration {} -> crate::protocol::webhook::ModerationList => |c, _m| moderation::load(c)
+}
+
+db_command! {
+    /// `PUT /admin/moderation`: replaces the list.
+    StoreModeration { list: crate::protocol::webhook::ModerationList } -> ()
+        => |c, m| moderation::store(c, &m.list, now())
 }

@@ -60,6 +60,10 @@ pub struct NewMessage {
     pub card: Option<String>,
     /// When it was recalled (0 = never): shown as the recall placeholder from then on.
     pub recalled_at: i64,
+    /// Its text was masked by the sensitive-word list (PROTOCOL.md §14): the sender's ack
+    /// carries the stored `msg`. Not a column.
+    #[diesel(skip_insertion)]
+    pub masked: bool,
 }
 
 impl NewMessage {
@@ -92,6 +96,7 @@ impl NewMessage {
             event_type: None,
             card: None,
             recalled_at: 0,
+            masked: false,
         }
     }
 }

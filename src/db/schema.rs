@@ -168,6 +168,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (id) {
+        id -> BigInt,
+        kind -> Text,
+        conv -> Text,
+        data -> Text,
+        receivers -> Nullable<Text>,
+        created_at -> BigInt,
+        state -> Integer,
+        attempts -> Integer,
+        next_at -> BigInt,
+        lease_owner -> Text,
+        lease_until -> BigInt,
+        last_error -> Text,
+        done_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_offline (uid, chat_id) {
+        uid -> BigInt,
+        chat_id -> Text,
+        msg_id -> BigInt,
+        msg_count -> Integer,
+        data -> Text,
+        due_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    moderation (id) {
+        id -> Integer,
+        action -> Text,
+        words -> Text,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     messages,
@@ -180,7 +218,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     blocked_consumers,
     chat_groups,
     group_members,
-    notice_reads
+    notice_reads,
+    webhook_events,
+    webhook_offline,
+    moderation
 );
 
 diesel::joinable!(messages -> users (from_uid));

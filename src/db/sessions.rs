@@ -10,10 +10,12 @@ use super::conn::{insert_returning_id, upsert, DbConn};
 use super::models::{
     MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, ServiceChatRow,
 };
+use super::outbox::{NewEvent, Outbox};
 use super::schema::{blocked_consumers, messages, quick_replies, service_chats, service_sessions};
 use super::service::find_chat;
 use crate::ids::{MsgId, ShopId, UserId};
 use crate::protocol::service::{QuickReply, SessionState, MAX_QUICK_REPLIES, RATING_WINDOW_SECS};
+use crate::protocol::webhook;
 use crate::protocol::ChatType;
 
 /// The most waiting consumers one read of the queue returns.
@@ -332,8 +334,10 @@ pub fn rate(
     score: i32,
     comment: Option<&str>,
     now: i64,
+    outbox: &Outbox,
 ) -> QueryResult<Result<SessionRow, RateRefusal>> {
     conn.transaction(|conn| {
+        super::conn::take_write_lock(conn)?;
         let latest: Option<SessionRow> = service_sessions::table
             .filter(service_sessions::shop_id.eq(shop))
             .filter(service_sessions::consumer_uid.eq(consumer))
@@ -360,6 +364,18 @@ pub fn rate(
         .execute(conn)?;
         if n == 0 {
             return Ok(Err(RateRefusal::AlreadyRated));
+        }
+        if outbox.wants(webhook::CONVERSATION_RATED) {
+            let data = webhook::RatedData {
+                shop_id: shop.0,
+                consumer_uid: consumer.0,
+                session_id: session.id,
+                agent_uid: session.agent_uid.0,
+                score,
+                comment: comment.map(str::to_string),
+            };
+            let event = NewEvent::new(webhook::CONVERSATION_RATED, &session.chat_id, &data);
+            super::outbox::insert(conn, &[event])?;
         }
         Ok(Ok(SessionRow {
             rating: score,

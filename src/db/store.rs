@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use super::conn::{insert_returning_id, DbConn};
 use super::conversations::Touches;
 use super::models::NewMessage;
+use super::outbox::Outbox;
 use super::schema::messages;
 use crate::ids::MsgId;
 
@@ -20,10 +21,14 @@ pub trait Apply: Send {
 /// conversation rows the writes noted, once per row. A write refused on its own terms
 /// (a retry, a non-member) keeps that as its outcome and does not undo the others; an
 /// error undoes them all.
-pub fn apply_batch<W: Apply + ?Sized>(conn: &mut DbConn, batch: &mut [Box<W>]) -> QueryResult<()> {
+pub fn apply_batch<W: Apply + ?Sized>(
+    conn: &mut DbConn,
+    batch: &mut [Box<W>],
+    outbox: &Outbox,
+) -> QueryResult<()> {
     conn.transaction(|conn| {
         super::conn::take_write_lock(conn)?;
-        let mut touches = Touches::default();
+        let mut touches = Touches::with_outbox(outbox.clone());
         for write in batch.iter_mut() {
             write.apply(conn, &mut touches)?;
         }
@@ -48,10 +53,11 @@ fn is_busy(e: &diesel::result::Error) -> bool {
 pub fn apply_batch_retrying<W: Apply + ?Sized>(
     conn: &mut DbConn,
     batch: &mut [Box<W>],
+    outbox: &Outbox,
 ) -> QueryResult<()> {
     let mut tries = 1;
     loop {
-        match apply_batch(conn, batch) {
+        match apply_batch(conn, batch, outbox) {
             Err(e) if is_busy(&e) && tries < BUSY_TRIES => {
                 log::warn!(
                     "the database was busy for a batch of {} writes; trying again",
@@ -168,11 +174,11 @@ mod tests {
         };
         let mut batch = vec![Box::new(racer(other))];
         assert!(
-            is_busy(&apply_batch(&mut c, &mut batch).unwrap_err()),
+            is_busy(&apply_batch(&mut c, &mut batch, &Outbox::default()).unwrap_err()),
             "the race is real"
         );
         let mut batch = vec![Box::new(racer(pool.get().unwrap()))];
-        apply_batch_retrying(&mut c, &mut batch).unwrap();
+        apply_batch_retrying(&mut c, &mut batch, &Outbox::default()).unwrap();
         assert!(batch[0].stored.is_some());
     }
 
@@ -200,7 +206,7 @@ mod tests {
         let pool = crate::db::conn::connect(&url, 2).unwrap();
         let mut c = pool.get().unwrap();
         let mut batch = vec![Box::new(Holder(Some(pool.get().unwrap()), false))];
-        apply_batch(&mut c, &mut batch).unwrap();
+        apply_batch(&mut c, &mut batch, &Outbox::default()).unwrap();
         assert!(batch[0].1, "another writer must wait for the batch");
     }
 

@@ -5,6 +5,7 @@
 
 pub mod choice;
 pub mod hours;
+pub mod moderation;
 pub mod present;
 pub mod session;
 pub mod stats;

@@ -155,6 +155,7 @@ pub fn split_row(r: MessageRow) -> (i64, NewMessage) {
             event_type: r.event_type,
             card: r.card,
             recalled_at: r.recalled_at,
+            masked: false,
         },
     )
 }

@@ -2,6 +2,7 @@
 //! client), the original user API, uploads, and the admin API.
 
 pub mod admin;
+mod admin_platform;
 mod admin_service;
 pub mod api;
 pub mod client;
@@ -212,6 +213,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .configure(admin::routes)
     .configure(admin_service::routes)
+    .configure(admin_platform::routes)
     .configure(login::routes)
     .configure(user::routes)
     .configure(media::routes)

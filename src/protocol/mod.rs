@@ -5,6 +5,7 @@
 pub mod card;
 pub mod lenient;
 pub mod service;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -331,6 +332,9 @@ pub struct SendMsg {
     /// The card once checked (`card::check`): what is stored.
     #[serde(skip)]
     pub checked_card: Option<String>,
+    /// The sensitive-word list masked its text or card title (§14).
+    #[serde(skip)]
+    pub masked: bool,
 }
 
 pub const MAX_CLIENT_MSG_ID: usize = 64;
@@ -765,6 +769,9 @@ pub struct SendAck {
     pub createtime: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// New (§14): the stored text, when the sensitive-word list masked it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
 }
 
 /// A chat message as receivers see it (PROTOCOL.md §4 push table); also the row shape of `chat.sync`.

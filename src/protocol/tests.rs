@@ -162,6 +162,7 @@ fn replies_match_the_documented_shapes() {
         chat_id: "7_12".into(),
         createtime: 1566212436,
         client_msg_id: Some("...".into()),
+        msg: None,
     };
     same_json(
         &ok(&ack),

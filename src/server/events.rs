@@ -69,6 +69,7 @@ impl ChatServer {
                     .do_send(AgentStatusSet { uid, status });
             }
             ClusterEvent::NoticeAll { push } => self.notice_connected(push),
+            ClusterEvent::ModerationChanged => self.reload_words(ctx),
         }
     }
 
@@ -96,6 +97,7 @@ impl ChatServer {
         for router in self.routers.values() {
             router.reload.do_send(ReloadAgents);
         }
+        self.reload_words(ctx);
     }
 }
 

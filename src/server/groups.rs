@@ -39,6 +39,7 @@ impl ChatServer {
         );
         message.group_id = group;
         message.card = card;
+        message.masked = m.masked;
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push))
     }

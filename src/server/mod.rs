@@ -6,6 +6,7 @@ mod events;
 mod groups;
 pub mod idle;
 pub mod messages;
+mod moderation;
 mod service;
 mod signals;
 pub mod write_queue;
@@ -92,6 +93,8 @@ pub struct ChatServer {
     cluster: Option<Cluster>,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
+    /// The sensitive-word list (PROTOCOL.md §14).
+    words: Arc<crate::domain::moderation::WordFilter>,
 }
 
 impl ChatServer {
@@ -128,6 +131,7 @@ impl ChatServer {
             cluster,
             shutting_down: false,
             drained: Vec::new(),
+            words: Arc::default(),
         }
     }
 
@@ -230,7 +234,10 @@ impl ChatServer {
         ctx: &mut Context<Self>,
     ) {
         let image = MsgType::from_code(m.msg_type) == Some(MsgType::Image);
-        if let Err(e) = m.check_card(&self.image_hosts, &self.card_secret) {
+        if let Err(e) = m
+            .check_card(&self.image_hosts, &self.card_secret)
+            .and_then(|_| self.moderate(&mut m))
+        {
             let _ = reply.send(Err(e));
             return;
         }
@@ -292,6 +299,7 @@ impl ChatServer {
             client_msg_id,
         );
         message.card = card;
+        message.masked = m.masked;
         let push = self.presenter.push(&message, 0, &sender, None);
         Ok((message, push, vec![to, uid]))
     }
@@ -474,6 +482,7 @@ impl Actor for ChatServer {
                 ),
             })
             .wait(ctx);
+        self.reload_words(ctx);
         if let Some(cluster) = &self.cluster {
             cluster.listen(ctx.address().recipient());
         }
@@ -694,3 +703,13 @@ impl Handler<Shutdown> for ChatServer {
 
 #[cfg(test)]
 mod tests;
+
+impl Handler<crate::presence::ConnectedHere> for ChatServer {
+    type Result = Vec<UserId>;
+
+    fn handle(&mut self, m: crate::presence::ConnectedHere, _: &mut Context<Self>) -> Vec<UserId> {
+        m.0.into_iter()
+            .filter(|u| self.online.contains_key(u))
+            .collect()
+    }
+}

@@ -122,6 +122,7 @@ impl ChatServer {
         message.consumer_uid = consumer;
         message.from_agent = role == Role::Agent;
         message.card = card;
+        message.masked = m.masked;
         let router = self.router(shop, ctx);
         Ok(Box::new(move |reply| {
             router.route.do_send(RouteSend {

@@ -115,7 +115,7 @@ async fn wait_for_pushes(logs: &[&Log]) {
 async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
-    let db = DbExecutor::start(pool, 1);
+    let db = DbExecutor::start(pool, 1, Default::default());
     let server = start_server(db, &Config::default());
     let (sender, sender_log) = connect(&server, 1).await;
     let (_, sender_pc) = connect(&server, 1).await;
@@ -150,7 +150,7 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
 async fn a_group_push_is_serialized_once_for_every_member_connection() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/g.db", dir.path().display()), 1).unwrap();
-    let db = DbExecutor::start(pool, 1);
+    let db = DbExecutor::start(pool, 1, Default::default());
     let group = db
         .send(crate::db::CreateGroup {
             name: "g".into(),
@@ -193,7 +193,7 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
 async fn a_push_that_would_pass_the_byte_bound_closes_the_connection_instead() {
     let dir = tempfile::tempdir().unwrap();
     let pool = crate::db::connect(&format!("sqlite://{}/b.db", dir.path().display()), 1).unwrap();
-    let db = DbExecutor::start(pool, 1);
+    let db = DbExecutor::start(pool, 1, Default::default());
     let mut config = Config::default();
     config.limits.max_pending_bytes = 2 << 20;
     let server = start_server(db, &config);

@@ -102,8 +102,12 @@ impl StoreMessage {
                 members: None,
             }
         };
-        Ok(match self.outcome {
-            Outcome::Stored { id, .. } => Some(id),
+        Ok(match &self.outcome {
+            Outcome::Stored { id, members } => {
+                let to = members.as_deref().unwrap_or(&self.audience);
+                super::offline_event(touches, &self.message, *id, &self.push, to);
+                Some(*id)
+            }
             _ => None,
         })
     }
@@ -111,6 +115,7 @@ impl StoreMessage {
 
 impl Write for StoreMessage {
     fn committed(self: Box<Self>, fx: &mut dyn Effects, queued_at: Instant) {
+        let masked = self.message.masked;
         let StoreMessage {
             mut push,
             audience,
@@ -130,6 +135,7 @@ impl Write for StoreMessage {
                     .observe(queued_at.elapsed().as_secs_f64());
                 SendAck {
                     msg_id: id.0,
+                    msg: masked.then_some(push.msg),
                     chat_id: push.chat_id,
                     createtime: push.createtime,
                     client_msg_id: push.client_msg_id,
@@ -142,6 +148,7 @@ impl Write for StoreMessage {
                 createtime,
             } => SendAck {
                 msg_id: id.0,
+                msg: None,
                 chat_id,
                 createtime,
                 client_msg_id: push.client_msg_id,

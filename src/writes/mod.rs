@@ -24,12 +24,57 @@ pub use recall::RecallMessage;
 pub use routing::ReadRouting;
 pub use service::ServiceTurn;
 
-use crate::db::Apply;
+use crate::db::outbox::NewEvent;
+use crate::db::{Apply, NewMessage, Touches};
 use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, UserId};
 use crate::metrics::Metrics;
+use crate::protocol::webhook;
 use crate::protocol::ChatPush;
+
+/// Adds `message.offline`'s outbox row for stored message `id` (if webhooks want it):
+/// the message and its candidate receivers, all but the sender. Who of them is offline
+/// is decided when the dispatcher takes the row (PROTOCOL.md §13).
+fn offline_event(
+    touches: &mut Touches<'_>,
+    m: &NewMessage,
+    id: MsgId,
+    push: &ChatPush,
+    receivers: &[UserId],
+) {
+    if !touches.wants(webhook::MESSAGE_OFFLINE) {
+        return;
+    }
+    let to: Vec<i64> = receivers
+        .iter()
+        .filter(|u| **u != m.from_uid)
+        .map(|u| u.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if to.is_empty() {
+        return;
+    }
+    let sender_name = match (m.from_agent, &push.service_nickname) {
+        (true, Some(name)) => name.clone(),
+        _ => push.nickname.clone(),
+    };
+    let data = webhook::OfflineData {
+        msg_id: id.0,
+        chat_id: m.chat_id.clone(),
+        chat_type: m.chat_type,
+        shop_id: m.shop_id.0,
+        from_uid: m.from_uid.0,
+        sender_name,
+        preview: webhook::preview(&m.msg),
+        to_uids: Vec::new(),
+        count: 1,
+    };
+    let mut event = NewEvent::new(webhook::MESSAGE_OFFLINE, &m.chat_id, &data);
+    event.receivers = serde_json::to_string(&to).ok();
+    touches.emit(event);
+}
 
 /// Where the answer to one request goes: the reply text, or the error to report.
 pub type ReplyTx = oneshot::Sender<Result<String, ChatError>>;

@@ -39,7 +39,12 @@ impl StoreNotice {
 
 impl Apply for StoreNotice {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
-        self.id = Some(store::store_one(conn, &self.message, touches)?);
+        let id = store::store_one(conn, &self.message, touches)?;
+        self.id = Some(id);
+        // A notice to everyone names no receiver: it makes no per-user event.
+        if let Some(to) = self.to {
+            super::offline_event(touches, &self.message, id, &self.push, &[to]);
+        }
         Ok(())
     }
 }

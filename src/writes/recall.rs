@@ -7,11 +7,12 @@ use std::time::Instant;
 use diesel::QueryResult;
 
 use super::{Effects, ReplyTx, Write};
+use crate::db::outbox::NewEvent;
 use crate::db::recall::{self, RecallRefusal, Recalled, Recaller};
 use crate::db::{Apply, DbConn, Touches};
 use crate::error::ChatError;
 use crate::ids::MsgId;
-use crate::protocol::{self, MsgType, RecallPush};
+use crate::protocol::{self, webhook, MsgType, RecallPush};
 
 pub struct RecallMessage {
     msg_id: MsgId,
@@ -39,15 +40,22 @@ impl RecallMessage {
 }
 
 impl Apply for RecallMessage {
-    fn apply<'a>(&'a mut self, conn: &mut DbConn, _: &mut Touches<'a>) -> QueryResult<()> {
+    fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
         let now = crate::clock::unix_now() as i64;
-        self.outcome = Some(recall::recall(
-            conn,
-            self.msg_id,
-            self.who,
-            self.window_secs,
-            now,
-        )?);
+        let outcome = recall::recall(conn, self.msg_id, self.who, self.window_secs, now)?;
+        if let Some(done) = outcome.as_ref().ok().filter(|d| d.first) {
+            let data = webhook::RecalledData {
+                msg_id: done.message.id.0,
+                chat_id: done.message.chat_id.clone(),
+                by_uid: match self.who {
+                    Recaller::User(uid) => uid.0,
+                    Recaller::Platform => 0,
+                },
+            };
+            let conv = &done.message.chat_id;
+            touches.emit(NewEvent::new(webhook::MESSAGE_RECALLED, conv, &data));
+        }
+        self.outcome = Some(outcome);
         Ok(())
     }
 }

@@ -10,12 +10,14 @@ use std::time::Instant;
 use diesel::QueryResult;
 
 use super::{Effects, ReplyTx, StoreMessage, Write};
+use crate::db::outbox::NewEvent;
 use crate::db::sessions::{self, ChatChange, SessionChange};
 use crate::db::{store, Apply, DbConn, MessageWithSender, NewMessage, Profile, Touches};
 use crate::domain::session::{ConvState, Effect, Step};
 use crate::error::ChatError;
 use crate::ids::{MsgId, ShopId, UserId};
 use crate::protocol::service::{ConvEvent, EventDetail, SessionState};
+use crate::protocol::webhook::{self, ConversationData};
 use crate::protocol::{self, ChatPush, ChatType, MsgType};
 
 pub struct ServiceTurn {
@@ -86,6 +88,52 @@ impl ServiceTurn {
         ConvEvent::new(self.chat_id.clone(), self.shop.0, self.consumer.0, detail)
             .push_text()
             .into()
+    }
+}
+
+/// The step's `conversation.*` webhook events, in the order of its effects.
+/// `had` is the agent the conversation had before the step.
+#[allow(clippy::too_many_arguments)]
+fn emit_events(
+    step: &Step,
+    shop: ShopId,
+    consumer: UserId,
+    chat_id: &str,
+    touches: &mut Touches<'_>,
+    session_id: i64,
+    had: UserId,
+) {
+    let data = |agent: UserId| ConversationData {
+        shop_id: shop.0,
+        consumer_uid: consumer.0,
+        session_id,
+        agent_uid: agent.0,
+        from_uid: None,
+        to_uid: None,
+        by_uid: None,
+    };
+    for effect in &step.effects {
+        let (kind, data) = match *effect {
+            Effect::EnterQueue => (webhook::CONVERSATION_WAITING, data(UserId(0))),
+            Effect::Assigned(p) => (webhook::CONVERSATION_ASSIGNED, data(p.agent)),
+            Effect::Transfer { from, to } => (
+                webhook::CONVERSATION_TRANSFERRED,
+                ConversationData {
+                    from_uid: Some(from.map_or(0, |f| f.0)),
+                    to_uid: Some(to.0),
+                    ..data(to)
+                },
+            ),
+            Effect::Resolve { by } => (
+                webhook::CONVERSATION_RESOLVED,
+                ConversationData {
+                    by_uid: Some(by.0),
+                    ..data(had)
+                },
+            ),
+            _ => continue,
+        };
+        touches.emit(NewEvent::new(kind, chat_id, &data));
     }
 }
 
@@ -207,6 +255,16 @@ impl Apply for ServiceTurn {
                 resolved: resolved_by.map(|by| (now, by)),
             },
         )?;
+        let (shop, consumer) = (self.shop, self.consumer);
+        emit_events(
+            &self.step,
+            shop,
+            consumer,
+            &self.chat_id,
+            touches,
+            session_id,
+            row.agent_uid,
+        );
         if let Some(by) = resolved_by {
             let (shop, consumer, chat_id) = (self.shop, self.consumer, self.chat_id.as_str());
             let rows = [

@@ -1,0 +1,451 @@
+//! The webhook outbox (PROTOCOL.md §13): events written in the transaction of what caused
+//! them, claimed by one node at a time under a lease, and finished as delivered, retried
+//! or dead. A conversation's events go one at a time, in seq order: only the earliest
+//! pending event of a conversation can be claimed.
+//!
+//! A `message.offline` row is written with its candidate receivers; the dispatcher
+//! decides who was offline when it claims it ([`decide_offline`]), and, with coalescing
+//! on, folds them into `webhook_offline` windows that [`flush_offline`] turns into
+//! events when they close.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use diesel::prelude::*;
+
+use super::conn::{take_write_lock, DbConn};
+use super::schema::{webhook_events, webhook_offline};
+use crate::protocol::webhook::{OfflineData, MAX_OFFLINE_UIDS, MESSAGE_OFFLINE};
+
+pub const PENDING: i32 = 0;
+pub const DELIVERED: i32 = 1;
+pub const DEAD: i32 = 2;
+/// Nothing to send: every receiver was connected, or they were folded into a window.
+pub const DROPPED: i32 = 3;
+
+/// Which events are written: none while webhooks are off. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Outbox(Option<Arc<Option<HashSet<String>>>>);
+
+impl Outbox {
+    /// On, for `events` (empty: all of them).
+    pub fn on(events: &[String]) -> Outbox {
+        let only = match events.is_empty() {
+            true => None,
+            false => Some(events.iter().cloned().collect()),
+        };
+        Outbox(Some(Arc::new(only)))
+    }
+
+    pub fn wants(&self, kind: &str) -> bool {
+        match &self.0 {
+            None => false,
+            Some(only) => only.as_ref().as_ref().is_none_or(|k| k.contains(kind)),
+        }
+    }
+}
+
+/// An event to write.
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = webhook_events)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub conv: String,
+    pub data: String,
+    /// For `message.offline`: the candidate receivers (JSON), until decided.
+    pub receivers: Option<String>,
+    pub created_at: i64,
+    pub next_at: i64,
+}
+
+impl NewEvent {
+    pub fn new(kind: &'static str, conv: &str, data: &impl serde::Serialize) -> NewEvent {
+        NewEvent {
+            kind,
+            conv: conv.to_string(),
+            // unwrap_or_default: the data types are plain structs, which always serialize.
+            data: serde_json::to_string(data).unwrap_or_default(),
+            receivers: None,
+            created_at: crate::clock::unix_now() as i64,
+            next_at: 0,
+        }
+    }
+}
+
+/// Writes `events` (inside the caller's transaction).
+pub fn insert(conn: &mut DbConn, events: &[NewEvent]) -> QueryResult<()> {
+    for e in events {
+        diesel::insert_into(webhook_events::table)
+            .values(e)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// One claimed event.
+#[derive(Queryable, Selectable, Debug, Clone, serde::Serialize)]
+#[diesel(table_name = webhook_events)]
+pub struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub conv: String,
+    pub data: String,
+    pub receivers: Option<String>,
+    pub created_at: i64,
+    pub state: i32,
+    pub attempts: i32,
+    pub next_at: i64,
+    pub last_error: String,
+}
+
+diesel::alias!(webhook_events as earlier: EarlierEvents);
+
+/// Claims up to `limit` due events for `owner` (unique per claim) until `now + lease`:
+/// the earliest pending event of each conversation, if it is due and nobody holds it.
+/// Of two nodes claiming at once, each event goes to one: the lease is taken by a
+/// compare-and-set.
+pub fn claim(
+    conn: &mut DbConn,
+    owner: &str,
+    now: i64,
+    lease: i64,
+    limit: i64,
+) -> QueryResult<Vec<EventRow>> {
+    use webhook_events::dsl as e;
+    let ahead = earlier
+        .filter(earlier.field(e::conv).eq(e::conv))
+        .filter(earlier.field(e::state).eq(PENDING))
+        .filter(earlier.field(e::id).lt(e::id));
+    let due: Vec<i64> = e::webhook_events
+        .filter(e::state.eq(PENDING))
+        .filter(e::next_at.le(now))
+        .filter(e::lease_until.le(now))
+        .filter(diesel::dsl::not(diesel::dsl::exists(ahead)))
+        .order(e::id)
+        .limit(limit)
+        .select(e::id)
+        .load(conn)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::update(
+        e::webhook_events
+            .filter(e::id.eq_any(&due))
+            .filter(e::state.eq(PENDING))
+            .filter(e::lease_until.le(now)),
+    )
+    .set((e::lease_owner.eq(owner), e::lease_until.eq(now + lease)))
+    .execute(conn)?;
+    e::webhook_events
+        .filter(e::id.eq_any(&due))
+        .filter(e::lease_owner.eq(owner))
+        .filter(e::state.eq(PENDING))
+        .order(e::id)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Delivered,
+    /// Failed; try again at `next_at` (unix ms), or never (`dead`).
+    Failed {
+        error: String,
+        next_at: i64,
+        dead: bool,
+    },
+    /// Not tried (its decision could not be made): try again at `next_at`.
+    Later {
+        next_at: i64,
+    },
+}
+
+/// Records how the attempt on event `id` (held by `owner`) ended; false if the lease was
+/// lost meanwhile (another node has it now).
+pub fn finish(
+    conn: &mut DbConn,
+    id: i64,
+    owner: &str,
+    outcome: &Outcome,
+    now: i64,
+) -> QueryResult<bool> {
+    use webhook_events::dsl as e;
+    let row = e::webhook_events
+        .filter(e::id.eq(id))
+        .filter(e::lease_owner.eq(owner))
+        .filter(e::state.eq(PENDING));
+    let n = match outcome {
+        Outcome::Delivered => diesel::update(row)
+            .set((
+                e::state.eq(DELIVERED),
+                e::attempts.eq(e::attempts + 1),
+                e::done_at.eq(now),
+                e::lease_until.eq(0),
+            ))
+            .execute(conn)?,
+        Outcome::Failed {
+            error,
+            next_at,
+            dead,
+        } => {
+            let error: String = error.chars().take(250).collect();
+            diesel::update(row)
+                .set((
+                    e::state.eq(if *dead { DEAD } else { PENDING }),
+                    e::attempts.eq(e::attempts + 1),
+                    e::next_at.eq(next_at),
+                    e::last_error.eq(error),
+                    e::done_at.eq(if *dead { now } else { 0 }),
+                    e::lease_until.eq(0),
+                ))
+                .execute(conn)?
+        }
+        Outcome::Later { next_at } => diesel::update(row)
+            .set((e::next_at.eq(next_at), e::lease_until.eq(0)))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// The `message.offline` row `id` (held by `owner`), now that `offline` of its receivers
+/// are known to have no live connection. Without coalescing (`window` 0) it becomes the
+/// event for the first 1000 of them (more events for more, right after it); with
+/// coalescing each is folded into its (receiver, chat) window, closing `window` ms from
+/// now, and the row is dropped. Returns whether the row is now ready to send.
+pub fn decide_offline(
+    conn: &mut DbConn,
+    row: &EventRow,
+    owner: &str,
+    offline: &[i64],
+    window: i64,
+    now: i64,
+) -> QueryResult<bool> {
+    use webhook_events::dsl as e;
+    let Ok(mut data) = serde_json::from_str::<OfflineData>(&row.data) else {
+        log::error!("webhook event {} has unreadable data; dropping it", row.id);
+        return drop_row(conn, row.id, owner, now).map(|_| false);
+    };
+    conn.transaction(|conn| {
+        take_write_lock(conn)?;
+        if offline.is_empty() {
+            return drop_row(conn, row.id, owner, now).map(|_| false);
+        }
+        if window > 0 {
+            fold_offline(conn, &data, offline, now + window)?;
+            return drop_row(conn, row.id, owner, now).map(|_| false);
+        }
+        let mut chunks = offline.chunks(MAX_OFFLINE_UIDS);
+        let first = chunks.next().unwrap_or_default().to_vec();
+        for more in chunks {
+            data.to_uids = more.to_vec();
+            let mut extra = NewEvent::new(MESSAGE_OFFLINE, &row.conv, &data);
+            extra.created_at = row.created_at;
+            insert(conn, &[extra])?;
+        }
+        data.to_uids = first;
+        let json = serde_json::to_string(&data).unwrap_or_default();
+        let n = diesel::update(
+            e::webhook_events
+                .filter(e::id.eq(row.id))
+                .filter(e::lease_owner.eq(owner)),
+        )
+        .set((e::data.eq(json), e::receivers.eq(None::<String>)))
+        .execute(conn)?;
+        if n != 1 {
+            // The lease was lost: undo, the new holder decides.
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        Ok(true)
+    })
+    .or_else(|err| match err {
+        diesel::result::Error::RollbackTransaction => Ok(false),
+        other => Err(other),
+    })
+}
+
+fn drop_row(conn: &mut DbConn, id: i64, owner: &str, now: i64) -> QueryResult<usize> {
+    use webhook_events::dsl as e;
+    diesel::update(
+        e::webhook_events
+            .filter(e::id.eq(id))
+            .filter(e::lease_owner.eq(owner)),
+    )
+    .set((
+        e::state.eq(DROPPED),
+        e::done_at.eq(now),
+        e::receivers.eq(None::<String>),
+        e::lease_until.eq(0),
+    ))
+    .execute(conn)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = webhook_offline)]
+struct NewWindow<'a> {
+    uid: i64,
+    chat_id: &'a str,
+    msg_id: i64,
+    msg_count: i32,
+    data: &'a str,
+    due_at: i64,
+}
+
+/// Counts one more message into each receiver's window for the chat (opening those
+/// that are not open, to close at `due_at`); the window keeps the latest message.
+fn fold_offline(
+    conn: &mut DbConn,
+    data: &OfflineData,
+    uids: &[i64],
+    due_at: i64,
+) -> QueryResult<()> {
+    use webhook_offline::dsl as w;
+    let json = serde_json::to_string(data).unwrap_or_default();
+    for chunk in uids.chunks(MAX_OFFLINE_UIDS) {
+        let open: HashSet<i64> = w::webhook_offline
+            .filter(w::chat_id.eq(&data.chat_id))
+            .filter(w::uid.eq_any(chunk))
+            .select(w::uid)
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
+        if !open.is_empty() {
+            diesel::update(
+                w::webhook_offline
+                    .filter(w::chat_id.eq(&data.chat_id))
+                    .filter(w::uid.eq_any(&open)),
+            )
+            .set((
+                w::msg_id.eq(data.msg_id),
+                w::msg_count.eq(w::msg_count + 1),
+                w::data.eq(&json),
+            ))
+            .execute(conn)?;
+        }
+        for uid in chunk.iter().filter(|u| !open.contains(u)) {
+            diesel::insert_into(w::webhook_offline)
+                .values(NewWindow {
+                    uid: *uid,
+                    chat_id: &data.chat_id,
+                    msg_id: data.msg_id,
+                    msg_count: 1,
+                    data: &json,
+                    due_at,
+                })
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Closes the windows due by `now`: one `message.offline` event (with `count`) per chat,
+/// latest message and count, for at most 1000 receivers each. Returns how many events it
+/// wrote; of two nodes closing the same windows at once, one does (the other's deletes
+/// find nothing, and it undoes its part).
+pub fn flush_offline(conn: &mut DbConn, now: i64, limit: i64) -> QueryResult<usize> {
+    use webhook_offline::dsl as w;
+    let result = conn.transaction(|conn| {
+        take_write_lock(conn)?;
+        let due: Vec<(i64, String, i64, i32, String)> = w::webhook_offline
+            .filter(w::due_at.le(now))
+            .order((w::chat_id, w::uid))
+            .limit(limit)
+            .select((w::uid, w::chat_id, w::msg_id, w::msg_count, w::data))
+            .load(conn)?;
+        let mut groups: BTreeMap<(String, i64, i32), (String, Vec<i64>)> = BTreeMap::new();
+        for (uid, chat, msg, count, data) in due {
+            groups
+                .entry((chat, msg, count))
+                .or_insert_with(|| (data, Vec::new()))
+                .1
+                .push(uid);
+        }
+        let mut written = 0;
+        for ((chat, msg, count), (data, uids)) in groups {
+            let gone = diesel::delete(
+                w::webhook_offline
+                    .filter(w::chat_id.eq(&chat))
+                    .filter(w::msg_id.eq(msg))
+                    .filter(w::msg_count.eq(count))
+                    .filter(w::due_at.le(now))
+                    .filter(w::uid.eq_any(&uids)),
+            )
+            .execute(conn)?;
+            if gone != uids.len() {
+                return Err(diesel::result::Error::RollbackTransaction);
+            }
+            let Ok(mut data) = serde_json::from_str::<OfflineData>(&data) else {
+                continue;
+            };
+            data.count = count as i64;
+            for chunk in uids.chunks(MAX_OFFLINE_UIDS) {
+                data.to_uids = chunk.to_vec();
+                insert(conn, &[NewEvent::new(MESSAGE_OFFLINE, &chat, &data)])?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    });
+    match result {
+        Err(diesel::result::Error::RollbackTransaction) => Ok(0),
+        other => other,
+    }
+}
+
+/// Events in `state` (pending or dead), oldest first, after seq `after`.
+pub fn list(conn: &mut DbConn, state: i32, after: i64, limit: i64) -> QueryResult<Vec<EventRow>> {
+    use webhook_events::dsl as e;
+    e::webhook_events
+        .filter(e::state.eq(state))
+        .filter(e::id.gt(after))
+        .order(e::id)
+        .limit(limit)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// Brings event `id` back (a dead one, with its attempts counted afresh) to be sent now;
+/// false if it is neither pending nor dead.
+pub fn retry(conn: &mut DbConn, id: i64, now: i64) -> QueryResult<bool> {
+    use webhook_events::dsl as e;
+    let n = diesel::update(
+        e::webhook_events
+            .filter(e::id.eq(id))
+            .filter(e::state.eq_any([PENDING, DEAD])),
+    )
+    .set((
+        e::state.eq(PENDING),
+        e::attempts.eq(0),
+        e::next_at.eq(now),
+        e::lease_until.eq(0),
+        e::done_at.eq(0),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Events waiting to be delivered.
+pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
+    use webhook_events::dsl as e;
+    e::webhook_events
+        .filter(e::state.eq(PENDING))
+        .count()
+        .get_result(conn)
+}
+
+/// Deletes delivered and dropped events finished before `before` (unix ms), at most
+/// `limit` of them; returns how many.
+pub fn prune(conn: &mut DbConn, before: i64, limit: i64) -> QueryResult<usize> {
+    use webhook_events::dsl as e;
+    let ids: Vec<i64> = e::webhook_events
+        .filter(e::state.eq_any([DELIVERED, DROPPED]))
+        .filter(e::done_at.lt(before))
+        .order(e::id)
+        .limit(limit)
+        .select(e::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(e::webhook_events.filter(e::id.eq_any(&ids))).execute(conn)
+}

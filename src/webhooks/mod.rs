@@ -1,0 +1,377 @@
+//! The webhook dispatcher (PROTOCOL.md §13): one actor per node, which claims due events
+//! from the outbox under a lease, decides `message.offline`'s receivers against the
+//! presence registry, and `POST`s each event, signed, with `awc`. Delivery is at least
+//! once: an event whose attempt was cut short (a crash, a lost lease) is sent again, and
+//! receivers deduplicate by `id`.
+//!
+//! Order: the outbox hands out only the earliest pending event of each conversation, so a
+//! conversation's events leave one at a time, in seq order, while different
+//! conversations' go side by side.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use rand::Rng;
+use tokio::sync::Notify;
+
+use crate::cluster::Cluster;
+use crate::config::WebhooksConfig;
+use crate::db::outbox::{EventRow, Outcome};
+use crate::db::{self, DbExecutor};
+use crate::ids::UserId;
+use crate::metrics::Metrics;
+use crate::presence::ConnectedHere;
+use crate::protocol::webhook;
+
+/// How often the outbox is looked at when there was nothing to do.
+const POLL: Duration = Duration::from_millis(200);
+/// The most events claimed at once (and so the most attempts in flight).
+const CLAIM: i64 = 64;
+/// How long a claim holds beyond the attempt's own timeout.
+const LEASE_MARGIN_MS: i64 = 30_000;
+/// The longest wait between two attempts.
+const MAX_BACKOFF_MS: u64 = 10 * 60 * 1000;
+/// When the decision on a `message.offline` row cannot be made (Redis is unreachable),
+/// it is tried again this much later.
+const DECIDE_AGAIN_MS: i64 = 1000;
+/// How often the outbox is pruned and its pending events counted.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// The most coalescing windows closed in one go.
+const FLUSH_LIMIT: i64 = 5000;
+
+/// The wait before attempt `attempt + 1`, after `attempt` failed ones: `base` doubling,
+/// capped at 10 min, then a random point of its upper half (jitter, so that events failed
+/// together do not come back together).
+pub fn backoff_ms(base: u64, attempt: u32, rng: &mut impl Rng) -> u64 {
+    let doubled = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
+    let d = doubled.min(MAX_BACKOFF_MS).max(1);
+    rng.gen_range(d / 2..=d)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub struct Dispatcher {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    config: WebhooksConfig,
+    db: Addr<DbExecutor>,
+    here: Recipient<ConnectedHere>,
+    cluster: Option<Cluster>,
+    metrics: Arc<Metrics>,
+    /// This node's name in leases.
+    node: String,
+    client: awc::Client,
+    claims: Cell<u64>,
+    wake: Notify,
+}
+
+/// Look at the outbox now (something was written to it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+impl Dispatcher {
+    pub fn new(
+        config: WebhooksConfig,
+        db: Addr<DbExecutor>,
+        here: Recipient<ConnectedHere>,
+        cluster: Option<Cluster>,
+        metrics: Arc<Metrics>,
+    ) -> Dispatcher {
+        let node = match &cluster {
+            Some(c) => c.node().to_string(),
+            None => format!("{}-{}", std::process::id(), rand::random::<u32>()),
+        };
+        let client = awc::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .disable_redirects()
+            .finish();
+        Dispatcher {
+            inner: Rc::new(Inner {
+                config,
+                db,
+                here,
+                cluster,
+                metrics,
+                node,
+                client,
+                claims: Cell::new(0),
+                wake: Notify::new(),
+            }),
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::info!("webhooks: delivering to {}", self.inner.config.url);
+        let inner = self.inner.clone();
+        ctx.spawn(run(inner).into_actor(self));
+    }
+}
+
+impl Handler<Wake> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        self.inner.wake.notify_one();
+    }
+}
+
+async fn run(inner: Rc<Inner>) {
+    let mut upkeep_at = Instant::now();
+    loop {
+        if upkeep_at.elapsed() >= UPKEEP_EVERY {
+            upkeep_at = Instant::now();
+            inner.upkeep().await;
+        }
+        let worked = inner.tick().await;
+        if !worked {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = inner.wake.notified() => {}
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn upkeep(&self) {
+        let keep = self.config.retention_hours as i64 * 3600 * 1000;
+        match self
+            .db
+            .send(db::OutboxUpkeep {
+                keep,
+                limit: 10_000,
+            })
+            .await
+        {
+            Ok(Ok(pending)) => self.metrics.webhook_pending.set(pending),
+            Ok(Err(e)) => log::warn!("webhooks: outbox upkeep failed: {e}"),
+            Err(e) => log::warn!("webhooks: outbox upkeep not run: {e}"),
+        }
+    }
+
+    /// One round: close due coalescing windows, claim due events, send them. Returns
+    /// whether it found work (then the next round starts at once).
+    async fn tick(&self) -> bool {
+        if self.config.offline_coalesce_secs > 0 {
+            match self.db.send(db::FlushOffline { limit: FLUSH_LIMIT }).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => log::warn!("webhooks: closing offline windows failed: {e}"),
+                Err(e) => log::warn!("webhooks: closing offline windows not run: {e}"),
+            }
+        }
+        self.claims.set(self.claims.get() + 1);
+        let owner = format!("{}:{}", self.node, self.claims.get());
+        let lease = self.config.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let rows = match self
+            .db
+            .send(db::ClaimEvents {
+                owner: owner.clone(),
+                lease,
+                limit: CLAIM,
+            })
+            .await
+        {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                log::warn!("webhooks: claiming events failed: {e}");
+                return false;
+            }
+            Err(e) => {
+                log::warn!("webhooks: claiming events not run: {e}");
+                return false;
+            }
+        };
+        if rows.is_empty() {
+            return false;
+        }
+        let attempts = rows.into_iter().map(|row| self.process(row, &owner));
+        futures_util::future::join_all(attempts).await;
+        true
+    }
+
+    async fn process(&self, row: EventRow, owner: &str) {
+        let mut row = row;
+        if row.receivers.is_some() {
+            match self.decide(&row, owner).await {
+                Some(data) => row.data = data,
+                None => return,
+            }
+        }
+        let outcome = self.attempt(&row).await;
+        let result = match &outcome {
+            Outcome::Delivered => "ok",
+            Outcome::Failed { dead: true, .. } => "dead",
+            _ => "retry",
+        };
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&[result])
+            .inc();
+        if let Outcome::Failed { error, dead, .. } = &outcome {
+            let what = if *dead { "dead after" } else { "failed on" };
+            log::warn!(
+                "webhooks: event {} ({}) {what} attempt {}: {error}",
+                row.id,
+                row.kind,
+                row.attempts + 1
+            );
+        }
+        self.finish(row.id, owner, outcome).await;
+    }
+
+    async fn finish(&self, id: i64, owner: &str, outcome: Outcome) {
+        let owner = owner.to_string();
+        match self.db.send(db::FinishEvent { id, owner, outcome }).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => log::info!("webhooks: event {id}'s lease ran out before it was done"),
+            Ok(Err(e)) => log::warn!("webhooks: recording event {id} failed: {e}"),
+            Err(e) => log::warn!("webhooks: recording event {id} not run: {e}"),
+        }
+    }
+
+    /// Decides who of a `message.offline` row's receivers has no live connection on any
+    /// node, now; returns the event's data if it is to be sent now.
+    async fn decide(&self, row: &EventRow, owner: &str) -> Option<String> {
+        let receivers: Vec<i64> = row
+            .receivers
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default();
+        let uids: Vec<UserId> = receivers.iter().map(|u| UserId(*u)).collect();
+        let Some(online) = self.connected(&uids).await else {
+            let next_at = now_ms() + DECIDE_AGAIN_MS;
+            self.finish(row.id, owner, Outcome::Later { next_at }).await;
+            return None;
+        };
+        let offline: Vec<i64> = receivers
+            .into_iter()
+            .filter(|u| !online.contains(&UserId(*u)))
+            .collect();
+        let window = self.config.offline_coalesce_secs as i64 * 1000;
+        let decided = db::DecideOffline {
+            row: row.clone(),
+            owner: owner.to_string(),
+            offline: offline.clone(),
+            window,
+        };
+        match self.db.send(decided).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return None,
+            Ok(Err(e)) => {
+                log::warn!("webhooks: deciding event {} failed: {e}", row.id);
+                let next_at = now_ms() + DECIDE_AGAIN_MS;
+                self.finish(row.id, owner, Outcome::Later { next_at }).await;
+                return None;
+            }
+            Err(e) => {
+                log::warn!("webhooks: deciding event {} not run: {e}", row.id);
+                return None;
+            }
+        }
+        let mut data: webhook::OfflineData = serde_json::from_str(&row.data).ok()?;
+        data.to_uids = offline
+            .into_iter()
+            .take(webhook::MAX_OFFLINE_UIDS)
+            .collect();
+        serde_json::to_string(&data).ok()
+    }
+
+    /// Who of `uids` is connected here or, in cluster mode, on any node; `None` if that
+    /// cannot be known now.
+    async fn connected(&self, uids: &[UserId]) -> Option<HashSet<UserId>> {
+        let mut online: HashSet<UserId> = match self.here.send(ConnectedHere(uids.to_vec())).await {
+            Ok(here) => here.into_iter().collect(),
+            Err(e) => {
+                log::warn!("webhooks: cannot ask who is connected: {e}");
+                return None;
+            }
+        };
+        if let Some(cluster) = &self.cluster {
+            let rest: Vec<UserId> = uids
+                .iter()
+                .filter(|u| !online.contains(u))
+                .copied()
+                .collect();
+            if !rest.is_empty() {
+                match cluster.online_anywhere(&rest).await {
+                    Ok(elsewhere) => online.extend(elsewhere),
+                    Err(e) => {
+                        log::warn!("webhooks: presence unknown, Redis did not answer: {e}");
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(online)
+    }
+
+    /// One `POST` of the event; how it ended.
+    async fn attempt(&self, row: &EventRow) -> Outcome {
+        let body = webhook::body(row.id, &row.kind, row.created_at, &row.data);
+        let t = crate::clock::unix_now() as i64;
+        let signature = webhook::signature(&self.config.secret, t, &body);
+        let sent = self
+            .client
+            .post(&self.config.url)
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Shopchat-Event", row.kind.as_str()))
+            .insert_header(("X-Shopchat-Signature", signature))
+            .send_body(body)
+            .await;
+        let error = match sent {
+            Ok(mut res) if res.status().is_success() => {
+                // Read what is left of the answer, so the connection can be kept.
+                let _ = res.body().limit(64 * 1024).await;
+                return Outcome::Delivered;
+            }
+            Ok(res) => format!("answered {}", res.status()),
+            Err(e) => e.to_string(),
+        };
+        let attempts = row.attempts as u32 + 1;
+        let dead = attempts >= self.config.max_attempts;
+        let wait = backoff_ms(self.config.retry_base_ms, attempts, &mut rand::thread_rng());
+        Outcome::Failed {
+            error,
+            next_at: now_ms() + wait as i64,
+            dead,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..100 {
+            let first = backoff_ms(1000, 1, &mut rng);
+            assert!((500..=1000).contains(&first), "{first}");
+            let third = backoff_ms(1000, 3, &mut rng);
+            assert!((2000..=4000).contains(&third), "{third}");
+            let late = backoff_ms(1000, 30, &mut rng);
+            assert!(
+                (MAX_BACKOFF_MS / 2..=MAX_BACKOFF_MS).contains(&late),
+                "{late}"
+            );
+        }
+        let spread: HashSet<u64> = (0..50).map(|_| backoff_ms(1000, 5, &mut rng)).collect();
+        assert!(spread.len() > 10, "jitter spreads retries: {spread:?}");
+    }
+}
