@@ -572,3 +572,85 @@ async fn typing_receipts_and_recalls_cross_nodes() {
     assert_eq!(e["result"]["msg_id"], sent);
     assert!(bob.drain_events(QUIET).await.is_empty(), "each signal once");
 }
+
+/// Webhooks and sensitive words with two nodes on one database and Redis: each event is
+/// delivered by one node, once; a receiver connected to the other node is not offline;
+/// a word list stored through one node applies on the other within a second.
+#[tokio::test]
+#[ignore = "needs Redis: SHOPCHAT_TEST_REDIS_URL=redis://127.0.0.1:6379 cargo test -- --include-ignored"]
+async fn webhook_events_go_out_once_and_word_lists_reach_every_node() {
+    use common::receiver::{Receiver, SECRET};
+    let Some(redis) = redis_url("webhook_events_go_out_once_and_word_lists_reach_every_node")
+    else {
+        return;
+    };
+    let hooks = Receiver::start();
+    let prefix = fresh_prefix();
+    let presence = Presence::new(&redis, &prefix);
+    let url = hooks.url();
+    let n = common::cluster::nodes_with(2, &redis, &prefix, |c| {
+        c.webhooks.url = url.clone();
+        c.webhooks.secret = SECRET.into();
+        c.webhooks.retry_base_ms = 100;
+        c.webhooks.offline_coalesce_secs = 0;
+    });
+    let mut on_a = n[0].connect(10).await;
+    let mut on_b = n[1].connect(20).await;
+    let mut reader = n[1].connect(50).await;
+    presence.wait_nodes(50, 1).await;
+    // User 50 is connected to B only: messages to it from A are not offline.
+    let seen = on_a.send_direct(50, "you are online").await["result"]["msg_id"].clone();
+    reader.push().await;
+    let mut sent = Vec::new();
+    for to in 0..100 {
+        let a = on_a.send_direct(1000 + to, "from A").await;
+        let b = on_b.send_direct(2000 + to, "from B").await;
+        sent.push(a["result"]["msg_id"].as_i64().unwrap());
+        sent.push(b["result"]["msg_id"].as_i64().unwrap());
+    }
+    let events = hooks
+        .wait_for("message.offline", 200, Duration::from_secs(30))
+        .await;
+    let mut got: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["msg_id"].as_i64().unwrap())
+        .collect();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        hooks
+            .of("message.offline")
+            .iter()
+            .all(|e| e["data"]["msg_id"] != seen),
+        "user 50 was connected to the other node"
+    );
+    hooks.assert_clean();
+
+    let (st, v) = n[0]
+        .admin(
+            Method::PUT,
+            "/admin/moderation",
+            Some(json!({"words": ["Counterfeit"], "action": "reject"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = on_b.send_direct(21, "a COUNTERFEIT bag").await;
+    assert_eq!(r["error"], "content_blocked", "node B applies it: {r}");
+    let (st, v) = n[1]
+        .admin(
+            Method::PUT,
+            "/admin/moderation",
+            Some(json!({"words": ["counterfeit"], "action": "mask"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = on_a.send_direct(11, "a Counterfeit bag").await;
+    assert_eq!(
+        r["result"]["msg"], "a *********** bag",
+        "node A masks now: {r}"
+    );
+}

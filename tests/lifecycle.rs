@@ -153,3 +153,73 @@ async fn sigterm_finishes_stored_work_closes_with_1001_and_exits_0() {
 async fn ctrl_c_does_the_same() {
     graceful("-INT").await;
 }
+
+/// The webhook outbox survives `kill -9`: 200 events waiting for a receiver that is down
+/// are all delivered, once each, by the restarted server.
+#[tokio::test]
+async fn after_kill_9_every_pending_webhook_event_is_delivered() {
+    use common::receiver::{Answer, Receiver, SECRET};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let mut env = ENV.to_vec();
+    env.extend([
+        ("SHOPCHAT__WEBHOOKS__URL", url.as_str()),
+        ("SHOPCHAT__WEBHOOKS__SECRET", SECRET),
+        ("SHOPCHAT__WEBHOOKS__RETRY_BASE_MS", "200"),
+        ("SHOPCHAT__WEBHOOKS__OFFLINE_COALESCE_SECS", "0"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = ChildServer::spawn(dir.path(), &env);
+    let mut a = srv.connect(1).await;
+    let mut sent = HashSet::new();
+    // To 200 users who are not connected: 200 conversations, 200 events.
+    for to in 2..202 {
+        let r = a.send_direct(to, "are you there?").await;
+        sent.insert(r["result"]["msg_id"].as_i64().unwrap());
+    }
+    let admin = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("http://{}{path}", srv.addr))
+            .bearer_auth(shopchat::config::DEV_ADMIN_TOKEN)
+    };
+    let mut pending = 0;
+    for _ in 0..100 {
+        let v: Value = admin("/admin/webhooks/deliveries?state=pending&limit=500")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = v["result"]["rows"].as_array().unwrap();
+        pending = rows.len();
+        if pending == 200 && rows.iter().any(|r| r["attempts"].as_i64() > Some(0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending, 200, "200 events wait for the receiver");
+    srv.signal("-KILL");
+    srv.wait_exit(Duration::from_secs(10));
+    drop(srv);
+
+    let hooks = Receiver::start_on(port, Box::new(|_, _| Answer::Ok));
+    let _srv = ChildServer::spawn(dir.path(), &env);
+    let events = hooks
+        .wait_for("message.offline", 200, Duration::from_secs(60))
+        .await;
+    let delivered: HashSet<i64> = events
+        .iter()
+        .map(|e| e["data"]["msg_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        delivered, sent,
+        "every pending event is delivered after the restart"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    hooks.assert_clean();
+}

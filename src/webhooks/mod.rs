@@ -31,8 +31,9 @@ use crate::protocol::webhook;
 const POLL: Duration = Duration::from_millis(200);
 /// The most events claimed at once (and so the most attempts in flight).
 const CLAIM: i64 = 64;
-/// How long a claim holds beyond the attempt's own timeout.
-const LEASE_MARGIN_MS: i64 = 30_000;
+/// How long a claim holds beyond the attempt's own timeout: what a node that died
+/// holding events delays them by, at most (with the timeout).
+const LEASE_MARGIN_MS: i64 = 5_000;
 /// The longest wait between two attempts.
 const MAX_BACKOFF_MS: u64 = 10 * 60 * 1000;
 /// When the decision on a `message.offline` row cannot be made (Redis is unreachable),

@@ -35,9 +35,20 @@ pub fn fresh_prefix() -> String {
 
 /// `n` in-process nodes sharing the first one's database, Redis at `redis`, and `prefix`.
 pub fn nodes(n: usize, redis: &str, prefix: &str) -> Vec<TestServer> {
+    nodes_with(n, redis, prefix, |_| {})
+}
+
+/// [`nodes`], each node's config adjusted by `adjust`.
+pub fn nodes_with(
+    n: usize,
+    redis: &str,
+    prefix: &str,
+    adjust: impl Fn(&mut shopchat::Config),
+) -> Vec<TestServer> {
     let first = TestServer::start_with(|c| {
         c.redis.url = redis.to_string();
         c.redis.key_prefix = prefix.to_string();
+        adjust(c);
     });
     let db = first.config.database.url.clone();
     let mut all = vec![first];
@@ -46,6 +57,7 @@ pub fn nodes(n: usize, redis: &str, prefix: &str) -> Vec<TestServer> {
             c.database.url = db.clone();
             c.redis.url = redis.to_string();
             c.redis.key_prefix = prefix.to_string();
+            adjust(c);
         }));
     }
     all
