@@ -505,3 +505,21 @@ async fn the_config_refuses_a_webhook_url_without_a_secret_or_an_unknown_event()
     c.webhooks.url = "ftp://platform.test".into();
     assert!(c.validate(false).is_err(), "not http");
 }
+
+#[tokio::test]
+async fn with_webhooks_off_nothing_is_stored_for_them() {
+    let srv = TestServer::start();
+    let mut ann = srv.connect(1).await;
+    ann.send_direct(2, "nobody is told").await;
+    srv.shop_with_agents(3, "Tea House", &[]).await;
+    ask_shop(&mut ann, 3, "waiting").await;
+    let (st, v) = srv
+        .admin(
+            Method::GET,
+            "/admin/webhooks/deliveries?state=pending",
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["rows"], json!([]));
+}

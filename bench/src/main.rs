@@ -10,6 +10,7 @@
 
 mod client;
 mod stats;
+mod words;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,6 +103,16 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
     },
+    /// No server: the sensitive-word matcher (PROTOCOL.md §14) with a list of W words,
+    /// timed on messages of C characters, clean and with matches (masked).
+    Words {
+        #[arg(long, default_value_t = 20_000)]
+        words: usize,
+        #[arg(long, default_value_t = 4000)]
+        chars: usize,
+        #[arg(long, default_value_t = 2000)]
+        rounds: usize,
+    },
     /// N idle connections; with --pid, the server's RSS per connection from /proc.
     Idle {
         #[arg(long, default_value_t = 1000)]
@@ -116,6 +127,14 @@ enum Scenario {
 
 fn main() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
+    if let Scenario::Words {
+        words,
+        chars,
+        rounds,
+    } = cli.scenario
+    {
+        return words::run(words, chars, rounds);
+    }
     // `ws://host:9504/` (as the README writes URLs) and `ws://host:9504` are one server.
     cli.url = cli.url.trim_end_matches('/').to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -176,6 +195,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
             pid,
             duration,
         } => bench.idle(connections, pid, duration).await,
+        Scenario::Words { .. } => anyhow::bail!("`words` needs no server and returns early"),
     }
 }
 

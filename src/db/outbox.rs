@@ -449,3 +449,98 @@ pub fn prune(conn: &mut DbConn, before: i64, limit: i64) -> QueryResult<usize> {
     }
     diesel::delete(e::webhook_events.filter(e::id.eq_any(&ids))).execute(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::db;
+
+    fn event(conv: &str, n: i64) -> NewEvent {
+        NewEvent::new(MESSAGE_OFFLINE, conv, &serde_json::json!({ "n": n }))
+    }
+
+    fn ids(rows: &[EventRow]) -> Vec<i64> {
+        rows.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn only_the_head_of_each_conversation_is_claimed_and_a_lease_is_held_by_one() {
+        let (_d, mut c) = db();
+        let evs: Vec<NewEvent> = [("a", 1), ("a", 2), ("b", 3), ("a", 4), ("b", 5)]
+            .iter()
+            .map(|(conv, n)| event(conv, *n))
+            .collect();
+        insert(&mut c, &evs).unwrap();
+        let now = 1_000;
+        let first = claim(&mut c, "n1:1", now, 500, 10).unwrap();
+        assert_eq!(ids(&first), vec![1, 3], "the earliest of a and of b");
+        assert!(claim(&mut c, "n2:1", now, 500, 10).unwrap().is_empty());
+        assert!(!finish(&mut c, 1, "n2:1", &Outcome::Delivered, now).unwrap());
+        assert!(finish(&mut c, 1, "n1:1", &Outcome::Delivered, now).unwrap());
+        let next = claim(&mut c, "n2:2", now, 500, 10).unwrap();
+        assert_eq!(ids(&next), vec![2], "b's head is still held");
+        // A lease that ran out is taken over.
+        let later = claim(&mut c, "n2:3", now + 501, 500, 10).unwrap();
+        assert_eq!(ids(&later), vec![2, 3]);
+        // A failed head holds its conversation back until it is due again.
+        let failed = Outcome::Failed {
+            error: "answered 500".into(),
+            next_at: now + 10_000,
+            dead: false,
+        };
+        assert!(finish(&mut c, 3, "n2:3", &failed, now + 501).unwrap());
+        assert!(finish(&mut c, 2, "n2:3", &Outcome::Delivered, now + 501).unwrap());
+        let due = claim(&mut c, "n1:4", now + 2_000, 500, 10).unwrap();
+        assert_eq!(ids(&due), vec![4], "5 waits behind 3");
+        assert!(finish(&mut c, 4, "n1:4", &Outcome::Delivered, now + 2_000).unwrap());
+        let dead = Outcome::Failed {
+            error: "answered 500".into(),
+            next_at: 0,
+            dead: true,
+        };
+        let retried = claim(&mut c, "n1:5", now + 10_000, 500, 10).unwrap();
+        assert_eq!(ids(&retried), vec![3]);
+        assert!(finish(&mut c, 3, "n1:5", &dead, now + 10_000).unwrap());
+        let listed = list(&mut c, DEAD, 0, 10).unwrap();
+        assert_eq!(ids(&listed), vec![3]);
+        assert_eq!(listed[0].attempts, 2);
+        assert_eq!(listed[0].last_error, "answered 500");
+        // Dead, it no longer holds 5 back; retried, it is pending again.
+        assert_eq!(
+            ids(&claim(&mut c, "n1:6", now + 10_000, 500, 10).unwrap()),
+            vec![5]
+        );
+        assert!(retry(&mut c, 3, now).unwrap());
+        assert!(
+            !retry(&mut c, 1, now).unwrap(),
+            "delivered: nothing to retry"
+        );
+        assert_eq!(pending_count(&mut c).unwrap(), 2, "3 again, and 5");
+    }
+
+    #[test]
+    fn coalescing_windows_close_into_one_event_per_chat_with_a_count() {
+        let (_d, mut c) = db();
+        let data = |msg_id: i64| OfflineData {
+            msg_id,
+            chat_id: "1_2".into(),
+            chat_type: crate::protocol::ChatType::Direct,
+            shop_id: 0,
+            from_uid: 1,
+            sender_name: "Ann".into(),
+            preview: format!("m{msg_id}"),
+            to_uids: Vec::new(),
+            count: 1,
+        };
+        fold_offline(&mut c, &data(10), &[2], 5_000).unwrap();
+        fold_offline(&mut c, &data(11), &[2], 6_000).unwrap();
+        fold_offline(&mut c, &data(12), &[2], 7_000).unwrap();
+        assert_eq!(flush_offline(&mut c, 4_999, 100).unwrap(), 0, "not due yet");
+        assert_eq!(flush_offline(&mut c, 5_000, 100).unwrap(), 1);
+        assert_eq!(flush_offline(&mut c, 9_000, 100).unwrap(), 0, "closed once");
+        let rows = claim(&mut c, "n", 9_000, 100, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        let sent: OfflineData = serde_json::from_str(&rows[0].data).unwrap();
+        assert_eq!((sent.msg_id, sent.count, sent.to_uids), (12, 3, vec![2]));
+    }
+}

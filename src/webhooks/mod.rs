@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rand::Rng;
-use tokio::sync::Notify;
 
 use crate::cluster::Cluster;
 use crate::config::WebhooksConfig;
@@ -27,7 +26,8 @@ use crate::metrics::Metrics;
 use crate::presence::ConnectedHere;
 use crate::protocol::webhook;
 
-/// How often the outbox is looked at when there was nothing to do.
+/// How often the outbox is looked at when there was nothing to do: the most an event
+/// waits after its commit.
 const POLL: Duration = Duration::from_millis(200);
 /// The most events claimed at once (and so the most attempts in flight).
 const CLAIM: i64 = 64;
@@ -73,13 +73,7 @@ struct Inner {
     node: String,
     client: awc::Client,
     claims: Cell<u64>,
-    wake: Notify,
 }
-
-/// Look at the outbox now (something was written to it).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Wake;
 
 impl Dispatcher {
     pub fn new(
@@ -107,7 +101,6 @@ impl Dispatcher {
                 node,
                 client,
                 claims: Cell::new(0),
-                wake: Notify::new(),
             }),
         }
     }
@@ -123,14 +116,6 @@ impl Actor for Dispatcher {
     }
 }
 
-impl Handler<Wake> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
-        self.inner.wake.notify_one();
-    }
-}
-
 async fn run(inner: Rc<Inner>) {
     let mut upkeep_at = Instant::now();
     loop {
@@ -140,10 +125,7 @@ async fn run(inner: Rc<Inner>) {
         }
         let worked = inner.tick().await;
         if !worked {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                _ = inner.wake.notified() => {}
-            }
+            tokio::time::sleep(POLL).await;
         }
     }
 }

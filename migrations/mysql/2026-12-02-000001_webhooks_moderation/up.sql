@@ -19,7 +19,7 @@ CREATE TABLE webhook_events (
     done_at BIGINT NOT NULL DEFAULT 0
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 CREATE INDEX webhook_events_due ON webhook_events (state, next_at);
-CREATE INDEX webhook_events_by_conv ON webhook_events (conv, id);
+CREATE INDEX webhook_events_by_conv ON webhook_events (conv, state, id);
 
 -- message.offline coalescing: one row per (receiver, chat) while a window is open; data
 -- is the latest message's event data, msg_count how many messages the window holds.
