@@ -20,18 +20,10 @@ pub enum Verdict {
 }
 
 /// The list, ready to match.
+#[derive(Default)]
 pub struct WordFilter {
     list: ModerationList,
     matcher: Option<AhoCorasick>,
-}
-
-impl Default for WordFilter {
-    fn default() -> Self {
-        WordFilter {
-            list: ModerationList::default(),
-            matcher: None,
-        }
-    }
 }
 
 fn fold_char(c: char) -> char {
@@ -129,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_words_mask_their_union() {
+    fn of_overlapping_words_the_leftmost_longest_is_masked() {
         let f = filter(&["abc", "bcd", "ab"], ModerationAction::Mask);
         assert_eq!(f.check("xabcdx"), Verdict::Masked("x***dx".into()));
         assert_eq!(f.check("xabx bcd"), Verdict::Masked("x**x ***".into()));

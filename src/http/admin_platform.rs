@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::{body, ok, Admin};
+use super::admin_service::number;
 use super::error::HttpError;
 use super::AppState;
 use crate::admin::bad;
@@ -45,16 +46,6 @@ struct Query {
     state: Option<String>,
     limit: Option<String>,
     after: Option<String>,
-}
-
-fn number(field: &str, v: &Option<String>) -> Result<Option<i64>, HttpError> {
-    match v.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| bad(format!("{field} must be an integer")).into()),
-    }
 }
 
 async fn deliveries(

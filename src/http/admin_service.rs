@@ -40,7 +40,8 @@ struct Query {
     to: Option<String>,
 }
 
-fn number(field: &str, v: &Option<String>) -> Result<Option<i64>, HttpError> {
+/// An optional integer of a query string, or a 400 naming `field`.
+pub(super) fn number(field: &str, v: &Option<String>) -> Result<Option<i64>, HttpError> {
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) => s

@@ -49,7 +49,7 @@ const FLUSH_LIMIT: i64 = 5000;
 /// together do not come back together).
 pub fn backoff_ms(base: u64, attempt: u32, rng: &mut impl Rng) -> u64 {
     let doubled = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
-    let d = doubled.min(MAX_BACKOFF_MS).max(1);
+    let d = doubled.clamp(1, MAX_BACKOFF_MS);
     rng.gen_range(d / 2..=d)
 }
 
