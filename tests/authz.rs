@@ -211,7 +211,7 @@ async fn every_history_read_is_for_participants_only() {
 #[tokio::test]
 async fn every_admin_path_wants_the_admin_token() {
     let srv = TestServer::start();
-    let paths: [(Method, &str); 12] = [
+    let paths: [(Method, &str); 16] = [
         (Method::PUT, "/admin/users/1"),
         (Method::PUT, "/admin/shops/1"),
         (Method::GET, "/admin/shops/1/agents"),
@@ -224,6 +224,10 @@ async fn every_admin_path_wants_the_admin_token() {
         (Method::POST, "/admin/notify"),
         (Method::PUT, "/admin/users/abc"),
         (Method::POST, "/admin/notify"),
+        (Method::GET, "/admin/moderation"),
+        (Method::PUT, "/admin/moderation"),
+        (Method::GET, "/admin/webhooks/deliveries"),
+        (Method::POST, "/admin/webhooks/deliveries/evt_1/retry"),
     ];
     let http = reqwest::Client::new();
     for (method, path) in paths {
