@@ -119,6 +119,7 @@ impl Builder {
                 config.webhooks.clone(),
                 db.clone(),
                 server.clone().recipient(),
+                server.clone().recipient(),
                 cluster.clone(),
                 metrics.clone(),
             )

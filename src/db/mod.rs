@@ -488,41 +488,9 @@ db_command! {
     Ping {} -> () => |c, _m| users::ping(c)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 db_command! {
-    /// The webhook dispatcher's claim: due events, leased to `owner` for `lease` ms.
-    ClaimEvents { owner: String, lease: i64, limit: i64 } -> Vec<outbox::EventRow>
-        => |c, m| outbox::claim(c, &m.owner, now_ms(), m.lease, m.limit)
-}
-
-db_command! {
-    /// How an attempt on a claimed event ended; false if its lease was lost.
-    FinishEvent { id: i64, owner: String, outcome: outbox::Outcome } -> bool
-        => |c, m| outbox::finish(c, m.id, &m.owner, &m.outcome, now_ms())
-}
-
-db_command! {
-    /// Who of a claimed `message.offline` row's receivers was offline; whether it is now
-    /// ready to send (with coalescing, or with nobody offline, it is not).
-    DecideOffline { row: outbox::EventRow, owner: String, offline: Vec<i64>, window: i64 } -> bool
-        => |c, m| outbox::decide_offline(c, &m.row, &m.owner, &m.offline, m.window, now_ms())
-}
-
-db_command! {
-    /// Closes due `message.offline` windows into events; how many it wrote.
-    FlushOffline { limit: i64 } -> usize => |c, m| outbox::flush_offline(c, now_ms(), m.limit)
-}
-
-db_command! {
-    /// Upkeep: deletes delivered events older than `keep` ms (at most `limit`), then
-    /// counts those pending.
-    OutboxUpkeep { keep: i64, limit: i64 } -> i64
-        => |c, m| outbox::prune(c, now_ms() - m.keep, m.limit).and_then(|_| outbox::pending_count(c))
+    /// How many webhook events wait to be delivered.
+    CountPending {} -> i64 => |c, _m| outbox::pending_count(c)
 }
 
 db_command! {
@@ -533,7 +501,7 @@ db_command! {
 
 db_command! {
     /// `POST /admin/webhooks/deliveries/{id}/retry`.
-    RetryEvent { id: i64 } -> bool => |c, m| outbox::retry(c, m.id, now_ms())
+    RetryEvent { id: i64 } -> bool => |c, m| outbox::retry(c, m.id, outbox::now_ms())
 }
 
 db_command! {

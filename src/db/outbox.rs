@@ -23,6 +23,13 @@ pub const DEAD: i32 = 2;
 /// Nothing to send: every receiver was connected, or they were folded into a window.
 pub const DROPPED: i32 = 3;
 
+/// Unix milliseconds: the outbox's clock for due times and leases.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Which events are written: none while webhooks are off. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Outbox(Option<Arc<Option<HashSet<String>>>>);
@@ -100,6 +107,12 @@ pub struct EventRow {
 
 diesel::alias!(webhook_events as earlier: EarlierEvents);
 
+/// Pending events looked at per step of a claim, in id order.
+const CLAIM_WINDOW: i64 = 1024;
+/// Steps a claim takes at most: what one claim costs is bounded by these, not by the
+/// backlog (a conversation whose head waits for a retry can hold thousands behind it).
+const CLAIM_STEPS: usize = 8;
+
 /// Claims up to `limit` due events for `owner` (unique per claim) until `now + lease`:
 /// the earliest pending event of each conversation, if it is due and nobody holds it.
 /// Of two nodes claiming at once, each event goes to one: the lease is taken by a
@@ -112,19 +125,40 @@ pub fn claim(
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
     use webhook_events::dsl as e;
-    let ahead = earlier
-        .filter(earlier.field(e::conv).eq(e::conv))
-        .filter(earlier.field(e::state).eq(PENDING))
-        .filter(earlier.field(e::id).lt(e::id));
-    let due: Vec<i64> = e::webhook_events
-        .filter(e::state.eq(PENDING))
-        .filter(e::next_at.le(now))
-        .filter(e::lease_until.le(now))
-        .filter(diesel::dsl::not(diesel::dsl::exists(ahead)))
-        .order(e::id)
-        .limit(limit)
-        .select(e::id)
-        .load(conn)?;
+    let mut due: Vec<i64> = Vec::new();
+    let mut after = 0;
+    for _ in 0..CLAIM_STEPS {
+        // A window of pending events in id order, on the (state, id) index.
+        let window: Vec<i64> = e::webhook_events
+            .filter(e::state.eq(PENDING))
+            .filter(e::id.gt(after))
+            .order(e::id)
+            .limit(CLAIM_WINDOW)
+            .select(e::id)
+            .load(conn)?;
+        let Some(last) = window.last().copied() else {
+            break;
+        };
+        let ahead = earlier
+            .filter(earlier.field(e::conv).eq(e::conv))
+            .filter(earlier.field(e::state).eq(PENDING))
+            .filter(earlier.field(e::id).lt(e::id));
+        let heads: Vec<i64> = e::webhook_events
+            .filter(e::id.between(window[0], last))
+            .filter(e::state.eq(PENDING))
+            .filter(e::next_at.le(now))
+            .filter(e::lease_until.le(now))
+            .filter(diesel::dsl::not(diesel::dsl::exists(ahead)))
+            .order(e::id)
+            .limit(limit - due.len() as i64)
+            .select(e::id)
+            .load(conn)?;
+        due.extend(heads);
+        if due.len() as i64 >= limit || (window.len() as i64) < CLAIM_WINDOW {
+            break;
+        }
+        after = last;
+    }
     if due.is_empty() {
         return Ok(Vec::new());
     }
@@ -208,76 +242,96 @@ pub fn finish(
     Ok(n == 1)
 }
 
-/// The `message.offline` row `id` (held by `owner`), now that `offline` of its receivers
-/// are known to have no live connection. Without coalescing (`window` 0) it becomes the
-/// event for the first 1000 of them (more events for more, right after it); with
-/// coalescing each is folded into its (receiver, chat) window, closing `window` ms from
-/// now, and the row is dropped. Returns whether the row is now ready to send.
+/// `message.offline` rows (held by `owner`), each with who of its receivers is known to
+/// have no live connection now, decided in one transaction. Without coalescing (`window`
+/// 0) a row becomes the event for its first 1000 offline receivers (more events for more,
+/// right after it); with coalescing each offline receiver is folded into its (receiver,
+/// chat) window, closing `window` ms from now, and the row is dropped, as is a row with
+/// nobody offline. Returns, per row, whether it is now ready to send (false too for a row
+/// whose lease was lost: its new holder decides).
 pub fn decide_offline(
     conn: &mut DbConn,
-    row: &EventRow,
+    rows: &[(EventRow, Vec<i64>)],
     owner: &str,
-    offline: &[i64],
     window: i64,
     now: i64,
-) -> QueryResult<bool> {
+) -> QueryResult<Vec<bool>> {
     use webhook_events::dsl as e;
-    let Ok(mut data) = serde_json::from_str::<OfflineData>(&row.data) else {
-        log::error!("webhook event {} has unreadable data; dropping it", row.id);
-        return drop_row(conn, row.id, owner, now).map(|_| false);
-    };
     conn.transaction(|conn| {
         take_write_lock(conn)?;
-        if offline.is_empty() {
-            return drop_row(conn, row.id, owner, now).map(|_| false);
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut dropped = Vec::new();
+        for (row, offline) in rows {
+            let data = match serde_json::from_str::<OfflineData>(&row.data) {
+                Ok(data) if !offline.is_empty() => data,
+                Ok(_) => {
+                    dropped.push(row.id);
+                    ready.push(false);
+                    continue;
+                }
+                Err(_) => {
+                    log::error!("webhook event {} has unreadable data; dropping it", row.id);
+                    dropped.push(row.id);
+                    ready.push(false);
+                    continue;
+                }
+            };
+            if window > 0 {
+                fold_offline(conn, &data, offline, now + window)?;
+                dropped.push(row.id);
+                ready.push(false);
+                continue;
+            }
+            ready.push(make_ready(conn, row, data, offline, owner)?);
         }
-        if window > 0 {
-            fold_offline(conn, &data, offline, now + window)?;
-            return drop_row(conn, row.id, owner, now).map(|_| false);
+        if !dropped.is_empty() {
+            diesel::update(
+                e::webhook_events
+                    .filter(e::id.eq_any(&dropped))
+                    .filter(e::lease_owner.eq(owner)),
+            )
+            .set((
+                e::state.eq(DROPPED),
+                e::done_at.eq(now),
+                e::receivers.eq(None::<String>),
+                e::lease_until.eq(0),
+            ))
+            .execute(conn)?;
         }
-        let mut chunks = offline.chunks(MAX_OFFLINE_UIDS);
-        let first = chunks.next().unwrap_or_default().to_vec();
-        for more in chunks {
-            data.to_uids = more.to_vec();
-            let mut extra = NewEvent::new(MESSAGE_OFFLINE, &row.conv, &data);
-            extra.created_at = row.created_at;
-            insert(conn, &[extra])?;
-        }
-        data.to_uids = first;
-        let json = serde_json::to_string(&data).unwrap_or_default();
-        let n = diesel::update(
-            e::webhook_events
-                .filter(e::id.eq(row.id))
-                .filter(e::lease_owner.eq(owner)),
-        )
-        .set((e::data.eq(json), e::receivers.eq(None::<String>)))
-        .execute(conn)?;
-        if n != 1 {
-            // The lease was lost: undo, the new holder decides.
-            return Err(diesel::result::Error::RollbackTransaction);
-        }
-        Ok(true)
-    })
-    .or_else(|err| match err {
-        diesel::result::Error::RollbackTransaction => Ok(false),
-        other => Err(other),
+        Ok(ready)
     })
 }
 
-fn drop_row(conn: &mut DbConn, id: i64, owner: &str, now: i64) -> QueryResult<usize> {
+/// Makes `row` the event for the first 1000 of `offline`, and more events for the rest;
+/// false if its lease was lost.
+fn make_ready(
+    conn: &mut DbConn,
+    row: &EventRow,
+    mut data: OfflineData,
+    offline: &[i64],
+    owner: &str,
+) -> QueryResult<bool> {
     use webhook_events::dsl as e;
-    diesel::update(
+    let mut chunks = offline.chunks(MAX_OFFLINE_UIDS);
+    data.to_uids = chunks.next().unwrap_or_default().to_vec();
+    let json = serde_json::to_string(&data).unwrap_or_default();
+    let n = diesel::update(
         e::webhook_events
-            .filter(e::id.eq(id))
+            .filter(e::id.eq(row.id))
             .filter(e::lease_owner.eq(owner)),
     )
-    .set((
-        e::state.eq(DROPPED),
-        e::done_at.eq(now),
-        e::receivers.eq(None::<String>),
-        e::lease_until.eq(0),
-    ))
-    .execute(conn)
+    .set((e::data.eq(json), e::receivers.eq(None::<String>)))
+    .execute(conn)?;
+    if n != 1 {
+        return Ok(false);
+    }
+    for more in chunks {
+        data.to_uids = more.to_vec();
+        let mut extra = NewEvent::new(MESSAGE_OFFLINE, &row.conv, &data);
+        extra.created_at = row.created_at;
+        insert(conn, &[extra])?;
+    }
+    Ok(true)
 }
 
 #[derive(Insertable)]
@@ -516,6 +570,18 @@ mod tests {
             "delivered: nothing to retry"
         );
         assert_eq!(pending_count(&mut c).unwrap(), 2, "3 again, and 5");
+    }
+
+    #[test]
+    fn a_claim_looks_past_a_long_blocked_conversation() {
+        let (_d, mut c) = db();
+        let mut evs: Vec<NewEvent> = (0..1500).map(|n| event("busy", n)).collect();
+        evs.push(event("quiet", 0));
+        insert(&mut c, &evs).unwrap();
+        assert_eq!(
+            ids(&claim(&mut c, "n:1", 1_000, 500, 10).unwrap()),
+            vec![1, 1501]
+        );
     }
 
     #[test]

@@ -19,18 +19,19 @@ use rand::Rng;
 
 use crate::cluster::Cluster;
 use crate::config::WebhooksConfig;
-use crate::db::outbox::{EventRow, Outcome};
+use crate::db::outbox::{now_ms, EventRow, Outcome};
 use crate::db::{self, DbExecutor};
 use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::presence::ConnectedHere;
 use crate::protocol::webhook;
+use crate::writes::{Enqueue, OutboxDone, OutboxOp, OutboxWork, Write};
 
 /// How often the outbox is looked at when there was nothing to do: the most an event
 /// waits after its commit.
 const POLL: Duration = Duration::from_millis(200);
 /// The most events claimed at once (and so the most attempts in flight).
-const CLAIM: i64 = 64;
+const CLAIM: i64 = 256;
 /// How long a claim holds beyond the attempt's own timeout: what a node that died
 /// holding events delays them by, at most (with the timeout).
 const LEASE_MARGIN_MS: i64 = 5_000;
@@ -53,12 +54,6 @@ pub fn backoff_ms(base: u64, attempt: u32, rng: &mut impl Rng) -> u64 {
     rng.gen_range(d / 2..=d)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 pub struct Dispatcher {
     inner: Rc<Inner>,
 }
@@ -66,6 +61,8 @@ pub struct Dispatcher {
 struct Inner {
     config: WebhooksConfig,
     db: Addr<DbExecutor>,
+    /// ChatServer's write queue, where the outbox is written (one writer for SQLite).
+    queue: Recipient<Enqueue>,
     here: Recipient<ConnectedHere>,
     cluster: Option<Cluster>,
     metrics: Arc<Metrics>,
@@ -79,6 +76,7 @@ impl Dispatcher {
     pub fn new(
         config: WebhooksConfig,
         db: Addr<DbExecutor>,
+        queue: Recipient<Enqueue>,
         here: Recipient<ConnectedHere>,
         cluster: Option<Cluster>,
         metrics: Arc<Metrics>,
@@ -95,6 +93,7 @@ impl Dispatcher {
             inner: Rc::new(Inner {
                 config,
                 db,
+                queue,
                 here,
                 cluster,
                 metrics,
@@ -131,19 +130,26 @@ async fn run(inner: Rc<Inner>) {
 }
 
 impl Inner {
+    /// Writes to the outbox through the write queue; `None` if it did not happen.
+    async fn write(&self, op: OutboxOp) -> Option<OutboxDone> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let work: Box<dyn Write> = OutboxWork::new(op, tx);
+        self.queue.do_send(Enqueue(vec![work]));
+        rx.await.ok().flatten()
+    }
+
     async fn upkeep(&self) {
         let keep = self.config.retention_hours as i64 * 3600 * 1000;
-        match self
-            .db
-            .send(db::OutboxUpkeep {
-                keep,
-                limit: 10_000,
-            })
-            .await
-        {
+        let before = now_ms() - keep;
+        self.write(OutboxOp::Prune {
+            before,
+            limit: 10_000,
+        })
+        .await;
+        match self.db.send(db::CountPending {}).await {
             Ok(Ok(pending)) => self.metrics.webhook_pending.set(pending),
-            Ok(Err(e)) => log::warn!("webhooks: outbox upkeep failed: {e}"),
-            Err(e) => log::warn!("webhooks: outbox upkeep not run: {e}"),
+            Ok(Err(e)) => log::warn!("webhooks: counting pending events failed: {e}"),
+            Err(e) => log::warn!("webhooks: counting pending events not run: {e}"),
         }
     }
 
@@ -151,50 +157,34 @@ impl Inner {
     /// whether it found work (then the next round starts at once).
     async fn tick(&self) -> bool {
         if self.config.offline_coalesce_secs > 0 {
-            match self.db.send(db::FlushOffline { limit: FLUSH_LIMIT }).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => log::warn!("webhooks: closing offline windows failed: {e}"),
-                Err(e) => log::warn!("webhooks: closing offline windows not run: {e}"),
-            }
+            self.write(OutboxOp::Flush { limit: FLUSH_LIMIT }).await;
         }
         self.claims.set(self.claims.get() + 1);
         let owner = format!("{}:{}", self.node, self.claims.get());
         let lease = self.config.timeout_ms as i64 + LEASE_MARGIN_MS;
-        let rows = match self
-            .db
-            .send(db::ClaimEvents {
-                owner: owner.clone(),
-                lease,
-                limit: CLAIM,
-            })
-            .await
-        {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                log::warn!("webhooks: claiming events failed: {e}");
-                return false;
-            }
-            Err(e) => {
-                log::warn!("webhooks: claiming events not run: {e}");
-                return false;
-            }
+        let claim = OutboxOp::Claim {
+            owner: owner.clone(),
+            lease,
+            limit: CLAIM,
+        };
+        let rows = match self.write(claim).await {
+            Some(OutboxDone::Claimed(rows)) => rows,
+            _ => return false,
         };
         if rows.is_empty() {
             return false;
         }
-        let attempts = rows.into_iter().map(|row| self.process(row, &owner));
-        futures_util::future::join_all(attempts).await;
+        let (undecided, mut ready): (Vec<EventRow>, Vec<EventRow>) =
+            rows.into_iter().partition(|r| r.receivers.is_some());
+        ready.extend(self.decide(undecided, &owner).await);
+        let attempts = ready.into_iter().map(|row| self.send(row));
+        let outcomes = futures_util::future::join_all(attempts).await;
+        self.finish(&owner, outcomes).await;
         true
     }
 
-    async fn process(&self, row: EventRow, owner: &str) {
-        let mut row = row;
-        if row.receivers.is_some() {
-            match self.decide(&row, owner).await {
-                Some(data) => row.data = data,
-                None => return,
-            }
-        }
+    /// Sends one event; how it went.
+    async fn send(&self, row: EventRow) -> (i64, Outcome) {
         let outcome = self.attempt(&row).await;
         let result = match &outcome {
             Outcome::Delivered => "ok",
@@ -214,64 +204,100 @@ impl Inner {
                 row.attempts + 1
             );
         }
-        self.finish(row.id, owner, outcome).await;
+        (row.id, outcome)
     }
 
-    async fn finish(&self, id: i64, owner: &str, outcome: Outcome) {
-        let owner = owner.to_string();
-        match self.db.send(db::FinishEvent { id, owner, outcome }).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => log::info!("webhooks: event {id}'s lease ran out before it was done"),
-            Ok(Err(e)) => log::warn!("webhooks: recording event {id} failed: {e}"),
-            Err(e) => log::warn!("webhooks: recording event {id} not run: {e}"),
+    /// Records how attempts ended, in one write.
+    async fn finish(&self, owner: &str, outcomes: Vec<(i64, Outcome)>) {
+        if outcomes.is_empty() {
+            return;
         }
-    }
-
-    /// Decides who of a `message.offline` row's receivers has no live connection on any
-    /// node, now; returns the event's data if it is to be sent now.
-    async fn decide(&self, row: &EventRow, owner: &str) -> Option<String> {
-        let receivers: Vec<i64> = row
-            .receivers
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or_default();
-        let uids: Vec<UserId> = receivers.iter().map(|u| UserId(*u)).collect();
-        let Some(online) = self.connected(&uids).await else {
-            let next_at = now_ms() + DECIDE_AGAIN_MS;
-            self.finish(row.id, owner, Outcome::Later { next_at }).await;
-            return None;
-        };
-        let offline: Vec<i64> = receivers
-            .into_iter()
-            .filter(|u| !online.contains(&UserId(*u)))
-            .collect();
-        let window = self.config.offline_coalesce_secs as i64 * 1000;
-        let decided = db::DecideOffline {
-            row: row.clone(),
+        let n = outcomes.len();
+        let op = OutboxOp::Finish {
             owner: owner.to_string(),
-            offline: offline.clone(),
-            window,
+            outcomes,
         };
-        match self.db.send(decided).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => return None,
-            Ok(Err(e)) => {
-                log::warn!("webhooks: deciding event {} failed: {e}", row.id);
-                let next_at = now_ms() + DECIDE_AGAIN_MS;
-                self.finish(row.id, owner, Outcome::Later { next_at }).await;
-                return None;
-            }
-            Err(e) => {
-                log::warn!("webhooks: deciding event {} not run: {e}", row.id);
-                return None;
-            }
+        match self.write(op).await {
+            Some(OutboxDone::Finished(recorded)) if recorded < n => log::info!(
+                "webhooks: {} of {n} events' leases ran out before they were done",
+                n - recorded
+            ),
+            Some(_) => {}
+            None => log::warn!("webhooks: {n} outcomes could not be recorded; the events go again"),
         }
-        let mut data: webhook::OfflineData = serde_json::from_str(&row.data).ok()?;
-        data.to_uids = offline
-            .into_iter()
-            .take(webhook::MAX_OFFLINE_UIDS)
+    }
+
+    /// Decides, for claimed `message.offline` rows, who of their receivers has no live
+    /// connection on any node now: one presence question and one transaction for them
+    /// all. Returns the rows to send now, their data completed.
+    async fn decide(&self, rows: Vec<EventRow>, owner: &str) -> Vec<EventRow> {
+        if rows.is_empty() {
+            return rows;
+        }
+        let receivers: Vec<Vec<i64>> = rows
+            .iter()
+            .map(|r| {
+                r.receivers
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or_default()
+            })
             .collect();
-        serde_json::to_string(&data).ok()
+        let all: HashSet<UserId> = receivers.iter().flatten().map(|u| UserId(*u)).collect();
+        let all: Vec<UserId> = all.into_iter().collect();
+        let Some(online) = self.connected(&all).await else {
+            self.decide_later(&rows, owner).await;
+            return Vec::new();
+        };
+        let decisions: Vec<(EventRow, Vec<i64>)> = rows
+            .into_iter()
+            .zip(receivers)
+            .map(|(row, to)| {
+                let offline = to
+                    .into_iter()
+                    .filter(|u| !online.contains(&UserId(*u)))
+                    .collect();
+                (row, offline)
+            })
+            .collect();
+        let decided = OutboxOp::Decide {
+            rows: decisions.clone(),
+            owner: owner.to_string(),
+            window: self.config.offline_coalesce_secs as i64 * 1000,
+        };
+        let ready = match self.write(decided).await {
+            Some(OutboxDone::Decided(ready)) => ready,
+            _ => {
+                let rows: Vec<EventRow> = decisions.into_iter().map(|(r, _)| r).collect();
+                self.decide_later(&rows, owner).await;
+                return Vec::new();
+            }
+        };
+        decisions
+            .into_iter()
+            .zip(ready)
+            .filter(|(_, ready)| *ready)
+            .filter_map(|((mut row, offline), _)| {
+                let mut data: webhook::OfflineData = serde_json::from_str(&row.data).ok()?;
+                data.to_uids = offline
+                    .into_iter()
+                    .take(webhook::MAX_OFFLINE_UIDS)
+                    .collect();
+                row.data = serde_json::to_string(&data).ok()?;
+                row.receivers = None;
+                Some(row)
+            })
+            .collect()
+    }
+
+    /// Leaves the decision on `rows` for a second later.
+    async fn decide_later(&self, rows: &[EventRow], owner: &str) {
+        let next_at = now_ms() + DECIDE_AGAIN_MS;
+        let later = rows
+            .iter()
+            .map(|r| (r.id, Outcome::Later { next_at }))
+            .collect();
+        self.finish(owner, later).await;
     }
 
     /// Who of `uids` is connected here or, in cluster mode, on any node; `None` if that

@@ -8,6 +8,7 @@
 
 mod message;
 mod notice;
+mod outbox;
 mod recall;
 mod routing;
 mod service;
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 
 pub use message::StoreMessage;
 pub use notice::StoreNotice;
+pub use outbox::{OutboxDone, OutboxOp, OutboxWork};
 pub use recall::RecallMessage;
 pub use routing::ReadRouting;
 pub use service::ServiceTurn;

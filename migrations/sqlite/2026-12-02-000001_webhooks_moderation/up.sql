@@ -18,7 +18,7 @@ CREATE TABLE webhook_events (
     last_error VARCHAR(255) NOT NULL DEFAULT '',
     done_at BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX webhook_events_due ON webhook_events (state, next_at);
+CREATE INDEX webhook_events_due ON webhook_events (state, id);
 CREATE INDEX webhook_events_by_conv ON webhook_events (conv, state, id);
 
 -- message.offline coalescing: one row per (receiver, chat) while a window is open; data
