@@ -8,11 +8,48 @@ const WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.
 const CHAT_TYPE = { DIRECT: 1, GROUP: 2, SYSTEM: 3, SERVICE: 4 };
 const $ = (id) => document.getElementById(id);
 
+// Languages: 简体中文 and English, from the browser and switchable; strings only, put in
+// the page as text, never as HTML.
+const STRINGS = {
+  zh: {
+    language: "语言", username: "用户名", password: "密码", login: "登录", register: "注册",
+    logout: "退出", status: "状态", online: "在线", away: "离开", offline: "离线",
+    user_id: "用户 ID", shop_id: "店铺 ID", chat_with_user: "发起聊天", contact_shop: "联系店铺",
+    conversations: "会话", contacts: "联系人", older: "加载更早的消息", message: "输入消息",
+    send: "发送", image: "图片", transfer_to: "转接给", transfer: "转接",
+    connecting: "连接中…", connected: "已连接", disconnected: "连接已断开，正在重连…",
+    image_short: "[图片]", unverified: "未验证", sessions_open: "会话",
+  },
+  en: {
+    language: "Language", username: "Username", password: "Password", login: "Log in", register: "Register",
+    logout: "Log out", status: "Status", online: "Online", away: "Away", offline: "Offline",
+    user_id: "user id", shop_id: "shop id", chat_with_user: "Chat with user", contact_shop: "Contact shop",
+    conversations: "Conversations", contacts: "Contacts", older: "Load older messages", message: "Message",
+    send: "Send", image: "Image", transfer_to: "Transfer to", transfer: "Transfer",
+    connecting: "connecting…", connected: "connected", disconnected: "disconnected, retrying…",
+    image_short: "[image]", unverified: "unverified", sessions_open: "sessions",
+  },
+};
+let lang = localStorage.getItem("shopchat.lang") || (/^zh\b/i.test(navigator.language || "") ? "zh" : "en");
+const t = (key) => (STRINGS[lang] && STRINGS[lang][key]) || STRINGS.en[key] || key;
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  $("language").value = lang;
+  for (const e of document.querySelectorAll("[data-i18n]")) e.textContent = t(e.dataset.i18n);
+  for (const e of document.querySelectorAll("[data-i18n-placeholder]")) {
+    e.placeholder = t(e.dataset.i18nPlaceholder);
+    e.setAttribute("aria-label", e.placeholder);
+  }
+  if (state.statusKey) setStatus(state.statusKey);
+}
+
 const state = {
   token: localStorage.getItem("shopchat.token"),
   me: null,          // {id, nickname, avatar}
-  agent: localStorage.getItem("shopchat.agent") === "1",
-  online: false,     // the agent's flag, as this page last set it
+  agent: false,      // whether service.me says this user is an agent
+  desk: null,        // service.me's answer for an agent: shop_id, shop_name, role, status
+  statusKey: null,   // the connection state shown
   ws: null,
   pending: [],       // resolvers of requests, in order (replies come in request order)
   chat: null,        // the open conversation
@@ -86,10 +123,10 @@ function request(cls, action, content) {
 function connect() {
   const ws = new WebSocket(WS_URL + "?token=" + encodeURIComponent(state.token));
   state.ws = ws;
-  setStatus("connecting…");
+  setStatus("connecting");
   ws.onopen = async () => {
     setStatus("connected");
-    if (state.agent && state.online) await request("service", "setOnline", { online: true });
+    await loadDesk();
     await catchUp();
     await refreshList();
   };
@@ -104,12 +141,12 @@ function connect() {
   };
   ws.onclose = () => {
     for (const resolve of state.pending.splice(0)) resolve({ code: 0, msg: "disconnected" });
-    setStatus("disconnected, retrying…");
+    setStatus("disconnected");
     setTimeout(() => { if (state.token && state.ws === ws) connect(); }, 2000);
   };
 }
 
-function setStatus(text) { $("status").textContent = text; }
+function setStatus(key) { state.statusKey = key; $("status").textContent = t(key); $("status").dataset.state = key; }
 
 // Messages that arrived while disconnected (§7 chat.sync); pushes resume after.
 async function catchUp() {
@@ -141,7 +178,7 @@ async function refreshList() {
     const li = el("li", { "data-chat": row.chat_id, onclick: () => openChat(chatFromRow(row)) },
       avatar(row.friend_avatar, row.friend_name),
       el("div", { class: "who" }, el("div", {}, row.friend_name),
-        el("div", { class: "last" }, row.msg_type === 2 ? "[image]" : row.last_msg)),
+        el("div", { class: "last" }, row.msg_type === 2 ? t("image_short") : row.last_msg)),
       row.unread_count > 0 ? el("span", { class: "badge unread" }, String(row.unread_count)) : null);
     if (state.chat && state.chat.chat_id === row.chat_id) li.classList.add("current");
     ul.append(li);
@@ -172,7 +209,11 @@ async function openChat(chat) {
   state.page = 0;
   $("chat").hidden = false;
   $("chat-title").textContent = chat.title;
-  $("transfer-form").hidden = !(state.agent && chat.chat_type === CHAT_TYPE.SERVICE);
+  $("chat-logo").hidden = true;
+  const service = chat.chat_type === CHAT_TYPE.SERVICE;
+  $("transfer-form").hidden = !(state.agent && service);
+  if (state.agent && service) loadAgents();
+  if (!state.agent && service) loadShopHeader(chat);
   $("messages").replaceChildren();
   showError("chat-error", "");
   for (const li of document.querySelectorAll("#conversations li")) li.classList.toggle("current", li.dataset.chat === chat.chat_id);
@@ -196,15 +237,27 @@ async function loadOlder() {
   const list = $("messages");
   const first = list.firstChild;
   for (const m of r.result.rows.slice().reverse()) {
-    list.insertBefore(messageItem({ mine: m.mine, nickname: m.nickname, msg_type: m.msg_type, msg: m.msg, msg_id: m.msg_id }), first);
+    list.insertBefore(messageItem({ mine: m.mine, nickname: m.nickname, msg_type: m.msg_type, msg: m.msg, msg_id: m.msg_id, card: m.card }), first);
   }
   $("older-button").hidden = state.page * 20 >= r.result.total;
   if (state.page === 1) list.scrollTop = list.scrollHeight;
 }
 
+// A product (3) or order (4) card, drawn from its fields as text; one the platform did
+// not sign says so.
+function cardItem(card) {
+  const img = card.image ? el("img", { src: card.image, alt: "" }) : null;
+  const price = card.price || card.amount || "";
+  return el("div", { class: "card" }, img,
+    el("div", {}, el("div", { class: "title" }, card.title || card.order_id || ""),
+      price ? el("div", { class: "price" }, price) : null,
+      card.verified ? null : el("div", { class: "unverified" }, t("unverified"))));
+}
+
 function messageItem(m) {
   const body = m.msg_type === 2
     ? el("img", { class: "picture", src: m.msg, alt: "image" })
+    : (m.msg_type === 3 || m.msg_type === 4) && m.card ? cardItem(m.card)
     : document.createTextNode(m.msg);
   return el("li", { class: m.mine ? "mine" : "theirs", "data-msg-id": m.msg_id || "" },
     el("div", { class: "from" }, m.nickname || ""), el("div", { class: "body" }, body));
@@ -226,7 +279,7 @@ function onPush(p, fromSync) {
   const mine = p.id === state.me?.id || (state.agent && p.chat_type === CHAT_TYPE.SERVICE && p.id === undefined);
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {
     if (!chat.chat_id) chat.chat_id = p.chat_id;
-    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id });
+    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card });
     state.readPending = true;
   }
   if (!fromSync) scheduleRefresh();
@@ -279,34 +332,53 @@ async function upload(file) {
   await send(2, json.data.src);
 }
 
-// ---- agent mode (§5, §7) ----
+// ---- agent mode (§5): service.me decides it ----
 
-async function setAgentMode(on) {
-  state.agent = on;
-  localStorage.setItem("shopchat.agent", on ? "1" : "0");
-  $("agent-mode").checked = on;
-  $("online-button").hidden = !on;
-  $("new-user-chat").hidden = on;
-  $("new-shop-chat").hidden = on;
-  $("contacts").hidden = on;
-  $("contacts-title").hidden = on;
-  state.chat = null;
-  $("chat").hidden = true;
-  await refreshList();
+async function loadDesk() {
+  const r = await request("service", "me", {});
+  const desk = r.code === 1 && r.result && r.result.agent ? r.result : null;
+  const was = state.agent;
+  state.agent = !!desk;
+  state.desk = desk;
+  $("agent-box").hidden = !desk;
+  if (desk) { $("agent-status").value = desk.status; $("agent-status").dataset.status = desk.status; }
+  for (const id of ["new-user-chat", "new-shop-chat", "contacts", "contacts-title"]) $(id).hidden = state.agent;
+  if (was !== state.agent) { state.chat = null; $("chat").hidden = true; }
 }
 
-async function toggleOnline() {
-  const r = await request("service", "setOnline", { online: !state.online });
-  if (r.code !== 1) { showError("chat-error", r.msg); return; }
-  state.online = !state.online;
-  $("online-button").textContent = state.online ? "Go offline" : "Go online";
-  $("online-button").dataset.online = state.online ? "1" : "0";
+async function setAgentStatus(status) {
+  const r = await request("service", "setStatus", { status });
+  if (r.code !== 1) { showError("chat-error", r.msg); $("agent-status").value = $("agent-status").dataset.status || "offline"; return; }
+  $("agent-status").dataset.status = status;
+}
+
+// The transfer picker: the shop's other agents, with their status and load.
+async function loadAgents() {
+  const r = await request("service", "agents", {});
+  const select = $("transfer-to");
+  select.replaceChildren();
+  if (r.code !== 1) return;
+  for (const a of r.result.rows) {
+    if (a.uid === state.me?.id) continue;
+    const label = `${a.name} · ${t(a.status)} · ${a.open_sessions} ${t("sessions_open")}`;
+    select.append(el("option", { value: String(a.uid) }, label));
+  }
+}
+
+// A consumer's chat with a shop is headed by the shop's name and logo (shop.info).
+async function loadShopHeader(chat) {
+  const r = await request("shop", "info", { shop_id: chat.shop_id });
+  if (r.code !== 1 || state.chat !== chat) return;
+  chat.title = r.result.name || chat.title;
+  $("chat-title").textContent = chat.title;
+  if (r.result.logo) { $("chat-logo").src = r.result.logo; $("chat-logo").hidden = false; }
 }
 
 async function transfer(to) {
+  if (!to) return;
   const r = await request("service", "transfer", { chat_id: state.chat.chat_id, to_uid: Number(to) });
   showError("chat-error", r.code === 1 ? "" : r.msg);
-  if (r.code === 1) { $("transfer-to").value = ""; await refreshList(); }
+  if (r.code === 1) await refreshList();
 }
 
 // ---- wiring ----
@@ -316,7 +388,6 @@ async function start() {
   $("main").hidden = false;
   await loadContacts();
   connect();
-  await setAgentMode(state.agent);
 }
 
 function on(id, event, handler) {
@@ -326,8 +397,8 @@ function on(id, event, handler) {
 on("login-form", "submit", () => login(false));
 on("register-button", "click", () => login(true));
 on("logout-button", "click", logout);
-on("agent-mode", "change", (e) => setAgentMode(e.target.checked));
-on("online-button", "click", toggleOnline);
+on("agent-status", "change", (e) => setAgentStatus(e.target.value));
+on("language", "change", (e) => { lang = e.target.value; localStorage.setItem("shopchat.lang", lang); applyLanguage(); });
 on("older-button", "click", loadOlder);
 on("transfer-form", "submit", () => transfer($("transfer-to").value));
 on("composer", "submit", async () => { const t = $("text"); const msg = t.value; t.value = ""; await send(1, msg.trim()); });
@@ -338,11 +409,12 @@ on("new-user-chat", "submit", () => {
 });
 on("new-shop-chat", "submit", () => {
   const shop = Number($("new-shop").value);
-  if (shop > 0) openChat({ chat_type: CHAT_TYPE.SERVICE, to: shop, shop_id: shop, title: "shop " + shop, role: 0 });
+  if (shop > 0) openChat({ chat_type: CHAT_TYPE.SERVICE, to: shop, shop_id: shop, title: String(shop), role: 0 });
 });
 // Keep-alive: the original client's bare "ping" (answered with code -1) before the server's idle timeout.
 setInterval(() => {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) { state.pending.push(() => {}); state.ws.send("ping"); }
 }, 50000);
 
+applyLanguage();
 if (state.token) start(); else $("login").hidden = false;

@@ -89,9 +89,11 @@ try {
   const carl = await register("carl_agent");
   await admin("PUT", "/admin/shops/7", { name: "Tea House" });
   await admin("PUT", `/admin/shops/7/agents/${carl.uid}`, { name: "Carl" });
-  await carl.page.check("#agent-mode");
-  await carl.page.click("#online-button");
-  await carl.page.waitForSelector("#online-button[data-online='1']");
+  // service.me makes the page an agent's once the shop has it (after a reconnect here).
+  await carl.page.reload();
+  await carl.page.waitForSelector("#agent-box:visible");
+  await carl.page.selectOption("#agent-status", "online");
+  await carl.page.waitForSelector("#agent-status[data-status='online']");
 
   // The consumer contacts the shop; the agent answers.
   await alice.page.fill("#new-shop", "7");
@@ -102,6 +104,23 @@ try {
   await say(carl.page, "yes, 200 g tins ship today");
   await expectMessage(alice.page, "yes, 200 g tins ship today");
   await alice.page.waitForSelector("#conversations li:has-text('Tea House')");
+  // The consumer's chat is headed by the shop's name (shop.info), not its id.
+  await alice.page.waitForSelector("#chat-title:text('Tea House')");
+  // A product card is drawn as a card; this one is not signed by the platform.
+  const card = { product_id: "881", title: "Oolong 200 g", price: "¥59.00" };
+  const sent = await alice.page.evaluate((card) => new Promise((resolve) => {
+    // The page's own socket is not reachable from here: a second connection sends it.
+    const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[^/]*$/, "") + "?token=" + encodeURIComponent(localStorage.getItem("shopchat.token")));
+    ws.onopen = () => ws.send(JSON.stringify({ class: "chat", action: "sendMsg", content: { chat_type: 4, msg_type: 3, to_uid: 7, shop_id: 7, role_type: 0, card } }));
+    ws.onmessage = (e) => { ws.close(); resolve(JSON.parse(e.data)); };
+  }), card);
+  if (sent.code !== 1) throw new Error("card send: " + JSON.stringify(sent));
+  await carl.page.waitForSelector("#messages li.theirs .card:has-text('Oolong 200 g'):has-text('¥59.00') .unverified");
+  // Languages: the page switches to Chinese and back.
+  await alice.page.selectOption("#language", "zh");
+  await alice.page.waitForSelector("#send-button:text('发送')");
+  await alice.page.selectOption("#language", "en");
+  await alice.page.waitForSelector("#send-button:text('Send')");
 
   if (shotDir) {
     await alice.page.screenshot({ path: `${shotDir}/web-client-consumer.png` });
@@ -111,10 +130,14 @@ try {
   // The agent hands the conversation to a colleague.
   const dana = await register("dana_agent");
   await admin("PUT", `/admin/shops/7/agents/${dana.uid}`, { name: "Dana" });
-  await dana.page.check("#agent-mode");
-  await dana.page.click("#online-button");
-  await dana.page.waitForSelector("#online-button[data-online='1']");
-  await carl.page.fill("#transfer-to", String(dana.uid));
+  await dana.page.reload();
+  await dana.page.waitForSelector("#agent-box:visible");
+  await dana.page.selectOption("#agent-status", "online");
+  await dana.page.waitForSelector("#agent-status[data-status='online']");
+  // The picker lists Carl's colleagues with their status (reopen the chat to refresh it).
+  await carl.page.click("#conversations li:has-text('alice_e2e')");
+  await carl.page.waitForSelector(`#transfer-to option[value='${dana.uid}']:has-text('Dana')`, { state: "attached" });
+  await carl.page.selectOption("#transfer-to", String(dana.uid));
   await carl.page.click("#transfer-form button");
   const deadline = Date.now() + TIMEOUT;
   for (;;) {
