@@ -19,6 +19,9 @@ const STRINGS = {
     send: "发送", image: "图片", transfer_to: "转接给", transfer: "转接",
     connecting: "连接中…", connected: "已连接", disconnected: "连接已断开，正在重连…",
     image_short: "[图片]", unverified: "未验证", sessions_open: "会话",
+    resolve: "结束会话", rate_prompt: "请为本次服务评分", comment: "评价", rate: "提交评价",
+    thanks: "感谢您的评价", typing: "正在输入…", recall: "撤回", recalled: "[消息已撤回]",
+    queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
   },
   en: {
     language: "Language", username: "Username", password: "Password", login: "Log in", register: "Register",
@@ -28,6 +31,9 @@ const STRINGS = {
     send: "Send", image: "Image", transfer_to: "Transfer to", transfer: "Transfer",
     connecting: "connecting…", connected: "connected", disconnected: "disconnected, retrying…",
     image_short: "[image]", unverified: "unverified", sessions_open: "sessions",
+    resolve: "Resolve", rate_prompt: "How was the service?", comment: "Comment", rate: "Rate",
+    thanks: "Thank you for rating", typing: "is typing…", recall: "Recall", recalled: "[message recalled]",
+    queue: "You are in the queue: position {n}", read: "read", unread: "sent",
   },
 };
 let lang = localStorage.getItem("shopchat.lang") || (/^zh\b/i.test(navigator.language || "") ? "zh" : "en");
@@ -50,6 +56,7 @@ const state = {
   agent: false,      // whether service.me says this user is an agent
   desk: null,        // service.me's answer for an agent: shop_id, shop_name, role, status
   statusKey: null,   // the connection state shown
+  recallSecs: 120,   // limits.recall_secs' default: how long the recall button stays
   ws: null,
   pending: [],       // resolvers of requests, in order (replies come in request order)
   chat: null,        // the open conversation
@@ -134,8 +141,11 @@ function connect() {
     let f;
     try { f = JSON.parse(ev.data); } catch { return; }
     if (f.code === 200) { onPush(f.result || {}); return; }
-    // Conversation events (202: assigned, queue, resolved…) change the lists, not the chat.
-    if (f.code >= 202) { scheduleRefresh(); return; }
+    if (f.code === 202) { onEvent(f.result || {}); scheduleRefresh(); return; }
+    if (f.code === 203) { onTyping(f.result || {}); return; }
+    if (f.code === 204) { onReceipt(f.result || {}); return; }
+    if (f.code === 205) { onRecall(f.result || {}); return; }
+    if (f.code > 205) return;
     const resolve = state.pending.shift();
     if (resolve) resolve(f);
   };
@@ -215,6 +225,9 @@ async function openChat(chat) {
   if (state.agent && service) loadAgents();
   if (!state.agent && service) loadShopHeader(chat);
   $("messages").replaceChildren();
+  $("queue-banner").hidden = true;
+  $("typing").hidden = true;
+  $("rating-form").hidden = true;
   showError("chat-error", "");
   for (const li of document.querySelectorAll("#conversations li")) li.classList.toggle("current", li.dataset.chat === chat.chat_id);
   await loadOlder();
@@ -237,7 +250,7 @@ async function loadOlder() {
   const list = $("messages");
   const first = list.firstChild;
   for (const m of r.result.rows.slice().reverse()) {
-    list.insertBefore(messageItem({ mine: m.mine, nickname: m.nickname, msg_type: m.msg_type, msg: m.msg, msg_id: m.msg_id, card: m.card }), first);
+    list.insertBefore(messageItem({ mine: m.mine, nickname: m.nickname, msg_type: m.msg_type, msg: m.msg, msg_id: m.msg_id, card: m.card, read: m.read, recalled: m.recalled, createtime: m.createtime }), first);
   }
   $("older-button").hidden = state.page * 20 >= r.result.total;
   if (state.page === 1) list.scrollTop = list.scrollHeight;
@@ -259,8 +272,104 @@ function messageItem(m) {
     ? el("img", { class: "picture", src: m.msg, alt: "image" })
     : (m.msg_type === 3 || m.msg_type === 4) && m.card ? cardItem(m.card)
     : document.createTextNode(m.msg);
-  return el("li", { class: m.mine ? "mine" : "theirs", "data-msg-id": m.msg_id || "" },
+  const li = el("li", { class: m.mine ? "mine" : "theirs", "data-msg-id": m.msg_id || "" },
     el("div", { class: "from" }, m.nickname || ""), el("div", { class: "body" }, body));
+  if (m.recalled) { li.classList.add("recalled"); li.querySelector(".body").textContent = t("recalled"); return li; }
+  if (m.mine && m.msg_id) {
+    const tick = el("span", { class: "tick" }, m.read ? "✓✓" : "✓");
+    tick.title = t(m.read ? "read" : "unread");
+    li.querySelector(".body").after(tick);
+    if (m.read) li.classList.add("read");
+    const age = Date.now() / 1000 - (m.createtime || 0);
+    if (age < state.recallSecs) {
+      const button = el("button", { type: "button", class: "recall", onclick: () => recall(m.msg_id) }, t("recall"));
+      tick.after(button);
+      setTimeout(() => button.remove(), (state.recallSecs - age) * 1000);
+    }
+  }
+  return li;
+}
+
+async function recall(msgId) {
+  const r = await request("chat", "recall", { msg_id: msgId });
+  if (r.code !== 1) { showError("chat-error", r.msg); return; }
+  onRecall({ msg_id: msgId, chat_id: state.chat && state.chat.chat_id });
+}
+
+// 205: a message was recalled; it shows as the placeholder from now on.
+function onRecall(r) {
+  const li = document.querySelector(`#messages li[data-msg-id="${Number(r.msg_id)}"]`);
+  if (!li) { scheduleRefresh(); return; }
+  li.classList.add("recalled");
+  li.querySelector(".body").textContent = t("recalled");
+  for (const b of li.querySelectorAll(".recall, .tick")) b.remove();
+  scheduleRefresh();
+}
+
+// 204: the other side read up to read_msg_id of the open chat: tick own messages.
+function onReceipt(r) {
+  if (!state.chat || r.chat_id !== state.chat.chat_id) return;
+  for (const li of document.querySelectorAll("#messages li.mine[data-msg-id]")) {
+    if (Number(li.dataset.msgId) <= r.read_msg_id && !li.classList.contains("read")) {
+      li.classList.add("read");
+      const tick = li.querySelector(".tick");
+      if (tick) { tick.textContent = "✓✓"; tick.title = t("read"); }
+    }
+  }
+}
+
+// 203: someone types in the open chat.
+let typingTimer = null;
+function onTyping(r) {
+  if (!state.chat || r.chat_id !== state.chat.chat_id) return;
+  const p = $("typing");
+  p.textContent = `${r.nickname || ""} ${t("typing")}`;
+  p.hidden = false;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { p.hidden = true; }, 3000);
+}
+
+// Tells the other side this user types (the server lets one signal in 2 s through).
+let typedAt = 0;
+function typed() {
+  const chat = state.chat;
+  if (!chat || !chat.chat_id || Date.now() - typedAt < 2000) return;
+  typedAt = Date.now();
+  request("chat", "typing", { chat_id: chat.chat_id, role_type: chat.role });
+}
+
+// 202: a conversation event: the queue banner, the rating prompt.
+function onEvent(e) {
+  const chat = state.chat;
+  const here = chat && (e.chat_id === chat.chat_id || (!chat.chat_id && chat.shop_id === e.shop_id && !state.agent));
+  if (e.event === "waiting" && here) {
+    $("queue-banner").textContent = t("queue").replace("{n}", String(e.position));
+    $("queue-banner").hidden = false;
+  }
+  if ((e.event === "served" || e.event === "resolved") && here) $("queue-banner").hidden = true;
+  if (e.event === "rating_request" && here && !state.agent) {
+    state.rating = e.chat_id;
+    $("rating-form").hidden = false;
+  }
+}
+
+async function rate() {
+  const picked = document.querySelector("#rating-form input[name=score]:checked");
+  if (!picked || !state.rating) return;
+  const r = await request("chat", "rate", { chat_id: state.rating, score: Number(picked.value), comment: $("rating-comment").value.trim() });
+  if (r.code !== 1) { showError("chat-error", r.msg); return; }
+  $("rating-form").hidden = true;
+  showError("chat-error", "");
+  $("typing").textContent = t("thanks");
+  $("typing").hidden = false;
+}
+
+async function resolve() {
+  const chat = state.chat;
+  if (!chat || !chat.chat_id) return;
+  const r = await request("service", "resolve", { chat_id: chat.chat_id });
+  showError("chat-error", r.code === 1 ? "" : r.msg);
+  if (r.code === 1) await refreshList();
 }
 
 function appendMessage(m) {
@@ -279,7 +388,7 @@ function onPush(p, fromSync) {
   const mine = p.id === state.me?.id || (state.agent && p.chat_type === CHAT_TYPE.SERVICE && p.id === undefined);
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {
     if (!chat.chat_id) chat.chat_id = p.chat_id;
-    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card });
+    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card, recalled: p.recalled, createtime: p.createtime });
     state.readPending = true;
   }
   if (!fromSync) scheduleRefresh();
@@ -319,7 +428,7 @@ async function send(msgType, msg) {
   showError("chat-error", "");
   chat.chat_id = r.result.chat_id;
   state.lastMsgId = Math.max(state.lastMsgId, r.result.msg_id);
-  if (state.chat === chat) appendMessage({ mine: true, nickname: state.me.nickname, msg_type: msgType, msg, msg_id: r.result.msg_id });
+  if (state.chat === chat) appendMessage({ mine: true, nickname: state.me.nickname, msg_type: msgType, msg: r.result.msg || msg, msg_id: r.result.msg_id, createtime: r.result.createtime });
   scheduleRefresh();
 }
 
@@ -400,6 +509,9 @@ on("logout-button", "click", logout);
 on("agent-status", "change", (e) => setAgentStatus(e.target.value));
 on("language", "change", (e) => { lang = e.target.value; localStorage.setItem("shopchat.lang", lang); applyLanguage(); });
 on("older-button", "click", loadOlder);
+on("rating-form", "submit", rate);
+on("resolve-button", "click", resolve);
+$("text").addEventListener("input", typed);
 on("transfer-form", "submit", () => transfer($("transfer-to").value));
 on("composer", "submit", async () => { const t = $("text"); const msg = t.value; t.value = ""; await send(1, msg.trim()); });
 $("image").addEventListener("change", async (e) => { const f = e.target.files[0]; e.target.value = ""; if (f) await upload(f); });

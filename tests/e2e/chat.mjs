@@ -89,20 +89,35 @@ try {
   const carl = await register("carl_agent");
   await admin("PUT", "/admin/shops/7", { name: "Tea House" });
   await admin("PUT", `/admin/shops/7/agents/${carl.uid}`, { name: "Carl" });
+  // The consumer contacts the shop while nobody serves it: she waits, and sees her place.
+  await alice.page.fill("#new-shop", "7");
+  await alice.page.click("#new-shop-chat button");
+  await say(alice.page, "is the oolong in stock?");
+  await alice.page.waitForSelector("#queue-banner:visible:has-text('position 1')");
+
   // service.me makes the page an agent's once the shop has it (after a reconnect here).
   await carl.page.reload();
   await carl.page.waitForSelector("#agent-box:visible");
   await carl.page.selectOption("#agent-status", "online");
   await carl.page.waitForSelector("#agent-status[data-status='online']");
+  await alice.page.waitForSelector("#queue-banner", { state: "hidden" });
 
-  // The consumer contacts the shop; the agent answers.
-  await alice.page.fill("#new-shop", "7");
-  await alice.page.click("#new-shop-chat button");
-  await say(alice.page, "is the oolong in stock?");
+  // The agent takes the conversation; the consumer types, and the agent sees it.
   await carl.page.click("#conversations li:has-text('alice_e2e')");
+  await alice.page.fill("#text", "one more thing");
+  await carl.page.waitForSelector("#typing:visible:has-text('alice_e2e')");
+  await alice.page.fill("#text", "");
   await expectMessage(carl.page, "is the oolong in stock?");
   await say(carl.page, "yes, 200 g tins ship today");
   await expectMessage(alice.page, "yes, 200 g tins ship today");
+  // She has the chat open: the agent's message gets its read tick.
+  await carl.page.waitForSelector("#messages li.mine.read:has-text('yes, 200 g tins ship today')");
+  // She recalls a message; the agent sees the placeholder.
+  await say(alice.page, "wrong message");
+  await expectMessage(carl.page, "wrong message");
+  await alice.page.click("#messages li.mine:has-text('wrong message') button.recall");
+  await carl.page.waitForSelector("#messages li.recalled:has-text('[message recalled]')");
+  if (await carl.page.locator("#messages li:has-text('wrong message')").count()) throw new Error("the recalled text is still shown");
   await alice.page.waitForSelector("#conversations li:has-text('Tea House')");
   // The consumer's chat is headed by the shop's name (shop.info), not its id.
   await alice.page.waitForSelector("#chat-title:text('Tea House')");
@@ -159,6 +174,18 @@ try {
   await alice.page.setInputFiles("#image", { name: "dot.png", mimeType: "image/png", buffer: png });
   await alice.page.waitForSelector("#messages li.mine img.picture");
   await dana.page.waitForSelector("#messages li.theirs img.picture");
+
+  // Dana resolves; the consumer is asked for a rating and gives 5 stars with a comment.
+  await dana.page.click("#resolve-button");
+  await alice.page.waitForSelector("#rating-form:visible");
+  await alice.page.check("#rating-form input[name=score][value='5']");
+  await alice.page.fill("#rating-comment", "quick and kind");
+  await alice.page.click("#rating-button");
+  await alice.page.waitForSelector("#rating-form", { state: "hidden" });
+  const { rows: ratings } = await admin("GET", "/admin/shops/7/ratings");
+  if (ratings.length !== 1 || ratings[0].score !== 5 || ratings[0].comment !== "quick and kind") {
+    throw new Error("rating not stored: " + JSON.stringify(ratings));
+  }
 
   if (errors.length) throw new Error("errors in the page: " + errors.join("; "));
   console.log("e2e: ok");
