@@ -22,6 +22,7 @@ const STRINGS = {
     resolve: "结束会话", rate_prompt: "请为本次服务评分", comment: "评价", rate: "提交评价",
     thanks: "感谢您的评价", typing: "正在输入…", recall: "撤回", recalled: "[消息已撤回]",
     queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
+    send_card: "发送商品",
   },
   en: {
     language: "Language", username: "Username", password: "Password", login: "Log in", register: "Register",
@@ -34,6 +35,7 @@ const STRINGS = {
     resolve: "Resolve", rate_prompt: "How was the service?", comment: "Comment", rate: "Rate",
     thanks: "Thank you for rating", typing: "is typing…", recall: "Recall", recalled: "[message recalled]",
     queue: "You are in the queue: position {n}", read: "read", unread: "sent",
+    send_card: "Send this product",
   },
 };
 let lang = localStorage.getItem("shopchat.lang") || (/^zh\b/i.test(navigator.language || "") ? "zh" : "en");
@@ -50,6 +52,20 @@ function applyLanguage() {
   if (state.statusKey) setStatus(state.statusKey);
 }
 
+// The platform may open the page with `#token=…`: it is kept, and taken off the address bar.
+const hashToken = new URLSearchParams(location.hash.slice(1)).get("token");
+if (hashToken) {
+  localStorage.setItem("shopchat.token", hashToken);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+// A "咨询商品" link: `?shop=3&product_id=881&title=…&price=…&image=…&sig=…`.
+const linkParams = new URLSearchParams(location.search);
+const deepLink = Number(linkParams.get("shop")) > 0 ? {
+  shop: Number(linkParams.get("shop")),
+  card: Object.fromEntries(["product_id", "title", "price", "image", "url", "sig"]
+    .filter((k) => linkParams.get(k)).map((k) => [k, linkParams.get(k)])),
+} : null;
+
 const state = {
   token: localStorage.getItem("shopchat.token"),
   me: null,          // {id, nickname, avatar}
@@ -57,6 +73,8 @@ const state = {
   desk: null,        // service.me's answer for an agent: shop_id, shop_name, role, status
   statusKey: null,   // the connection state shown
   recallSecs: 120,   // limits.recall_secs' default: how long the recall button stays
+  quickReplies: null, // the shop's, once loaded (agents)
+  picked: 0,         // the highlighted quick reply
   ws: null,
   pending: [],       // resolvers of requests, in order (replies come in request order)
   chat: null,        // the open conversation
@@ -136,6 +154,7 @@ function connect() {
     await loadDesk();
     await catchUp();
     await refreshList();
+    if (deepLink && !state.deepLinked) { state.deepLinked = true; await openDeepLink(); }
   };
   ws.onmessage = (ev) => {
     let f;
@@ -218,6 +237,7 @@ async function openChat(chat) {
   state.chat = chat;
   state.page = 0;
   $("chat").hidden = false;
+  document.body.classList.add("in-chat");
   $("chat-title").textContent = chat.title;
   $("chat-logo").hidden = true;
   const service = chat.chat_type === CHAT_TYPE.SERVICE;
@@ -228,6 +248,8 @@ async function openChat(chat) {
   $("queue-banner").hidden = true;
   $("typing").hidden = true;
   $("rating-form").hidden = true;
+  $("deeplink-card").hidden = true;
+  $("quick-picker").hidden = true;
   showError("chat-error", "");
   for (const li of document.querySelectorAll("#conversations li")) li.classList.toggle("current", li.dataset.chat === chat.chat_id);
   await loadOlder();
@@ -499,6 +521,82 @@ async function start() {
   connect();
 }
 
+// Opens the chat with the deep link's shop, offering its product card, once connected.
+async function openDeepLink() {
+  if (!deepLink || state.agent) return;
+  await openChat({ chat_type: CHAT_TYPE.SERVICE, to: deepLink.shop, shop_id: deepLink.shop, title: String(deepLink.shop), role: 0 });
+  if (deepLink.card.product_id && deepLink.card.title) {
+    const card = Object.assign({ verified: false }, deepLink.card);
+    $("deeplink-preview").replaceChildren(cardItem(card));
+    $("deeplink-card").hidden = false;
+  }
+}
+
+async function sendDeepLinkCard() {
+  const chat = state.chat;
+  if (!chat || !deepLink) return;
+  const content = { chat_type: CHAT_TYPE.SERVICE, msg_type: 3, to_uid: chat.to, shop_id: chat.shop_id, role_type: 0,
+    chat_id: chat.chat_id || null, card: deepLink.card, client_msg_id: "web-card-" + Date.now() };
+  const r = await request("chat", "sendMsg", content);
+  if (r.code !== 1) { showError("chat-error", r.msg); return; }
+  $("deeplink-card").hidden = true;
+  chat.chat_id = r.result.chat_id;
+  appendMessage({ mine: true, nickname: state.me.nickname, msg_type: 3, msg: "", msg_id: r.result.msg_id, card: deepLink.card, createtime: r.result.createtime });
+  scheduleRefresh();
+}
+
+// ---- quick replies: "/" in the composer opens the shop's, filtered as one types ----
+
+async function quickMatches(prefix) {
+  if (!state.quickReplies) {
+    const r = await request("service", "quickReplies", {});
+    state.quickReplies = r.code === 1 ? r.result.rows : [];
+  }
+  const p = prefix.toLowerCase();
+  return state.quickReplies.filter((q) => q.short_code.toLowerCase().startsWith(p));
+}
+
+async function updatePicker() {
+  const text = $("text").value;
+  const picker = $("quick-picker");
+  if (!state.agent || !text.startsWith("/") || text.includes(" ")) { picker.hidden = true; return; }
+  const matches = await quickMatches(text.slice(1));
+  picker.replaceChildren(...matches.map((q, i) => el("li", { role: "option", class: i === 0 ? "active" : "", "data-code": q.short_code,
+    onclick: () => insertQuickReply(q) }, el("span", { class: "code" }, "/" + q.short_code), q.text)));
+  state.picked = 0;
+  picker.hidden = matches.length === 0;
+}
+
+function insertQuickReply(q) {
+  $("text").value = q.text;
+  $("quick-picker").hidden = true;
+  $("text").focus();
+}
+
+// Enter sends (or takes the highlighted quick reply), Shift+Enter is a new line, Esc
+// closes the picker, arrows move in it.
+function composerKey(e) {
+  const picker = $("quick-picker");
+  const items = [...picker.querySelectorAll("li")];
+  if (!picker.hidden && items.length) {
+    if (e.key === "Escape") { e.preventDefault(); picker.hidden = true; return; }
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      state.picked = (state.picked + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+      items.forEach((li, i) => li.classList.toggle("active", i === state.picked));
+      return;
+    }
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      const code = items[state.picked].dataset.code;
+      const q = state.quickReplies.find((r) => r.short_code === code);
+      if (q) insertQuickReply(q);
+      return;
+    }
+  }
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
+}
+
 function on(id, event, handler) {
   $(id).addEventListener(event, (e) => { e.preventDefault(); handler(e); });
 }
@@ -511,9 +609,12 @@ on("language", "change", (e) => { lang = e.target.value; localStorage.setItem("s
 on("older-button", "click", loadOlder);
 on("rating-form", "submit", rate);
 on("resolve-button", "click", resolve);
-$("text").addEventListener("input", typed);
+$("text").addEventListener("input", () => { typed(); updatePicker(); });
+$("text").addEventListener("keydown", composerKey);
+on("deeplink-send", "click", sendDeepLinkCard);
+on("back-button", "click", () => { document.body.classList.remove("in-chat"); refreshList(); });
 on("transfer-form", "submit", () => transfer($("transfer-to").value));
-on("composer", "submit", async () => { const t = $("text"); const msg = t.value; t.value = ""; await send(1, msg.trim()); });
+on("composer", "submit", async () => { const box = $("text"); const msg = box.value; box.value = ""; $("quick-picker").hidden = true; await send(1, msg.trim()); });
 $("image").addEventListener("change", async (e) => { const f = e.target.files[0]; e.target.value = ""; if (f) await upload(f); });
 on("new-user-chat", "submit", () => {
   const uid = Number($("new-user").value);

@@ -23,7 +23,7 @@ async function register(name) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
+  watch(page, name);
   await page.goto(base + "/");
   await page.fill("#username", name);
   await page.fill("#password", "secret1");
@@ -35,6 +35,12 @@ async function register(name) {
   // names it, as it syncs every profile.
   await admin("PUT", `/admin/users/${uid}`, { nickname: name });
   return { page, uid };
+}
+
+// Any page error, or any dialog (an injected alert), fails the run.
+function watch(page, name) {
+  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
+  page.on("dialog", (d) => { errors.push(`${name}: a dialog opened: ${d.message()}`); d.dismiss().catch(() => {}); });
 }
 
 async function admin(method, path, body) {
@@ -186,6 +192,60 @@ try {
   if (ratings.length !== 1 || ratings[0].score !== 5 || ratings[0].comment !== "quick and kind") {
     throw new Error("rating not stored: " + JSON.stringify(ratings));
   }
+
+  // Hostile text stays text: a nickname, a message, a quick reply and a card title that
+  // are markup show as typed, and no script runs.
+  const IMG = "<img src=x onerror=alert(1)>";
+  const SCRIPT = "<script>alert(2)</script>";
+  await admin("PUT", `/admin/users/${alice.uid}`, { nickname: IMG });
+  await admin("PUT", "/admin/shops/7/quick_replies/thx", { text: `${IMG} thanks for waiting` });
+  await say(alice.page, SCRIPT);
+  await dana.page.waitForSelector(`#messages li.theirs:has-text("${SCRIPT}")`);
+  await dana.page.waitForSelector(`#conversations li:has-text("${IMG}")`);
+  // Quick replies: "/" opens the picker, Esc closes it, Enter takes the reply and Enter sends.
+  await dana.page.click("#text");
+  await dana.page.keyboard.type("/th");
+  await dana.page.waitForSelector(`#quick-picker:visible li:has-text("${IMG} thanks for waiting")`);
+  await dana.page.keyboard.press("Escape");
+  await dana.page.waitForSelector("#quick-picker", { state: "hidden" });
+  await dana.page.keyboard.type("x");
+  await dana.page.keyboard.press("Backspace");
+  await dana.page.waitForSelector("#quick-picker:visible");
+  await dana.page.keyboard.press("Enter");
+  if (await dana.page.inputValue("#text") !== `${IMG} thanks for waiting`) throw new Error("the quick reply was not inserted");
+  await dana.page.keyboard.press("Enter");
+  await expectMessage(alice.page, `${IMG} thanks for waiting`);
+  // Shift+Enter is a new line, Enter sends.
+  await alice.page.click("#text");
+  await alice.page.keyboard.type("line one");
+  await alice.page.keyboard.press("Shift+Enter");
+  await alice.page.keyboard.type("line two");
+  await alice.page.keyboard.press("Enter");
+  await expectMessage(dana.page, "line two");
+  const two = await dana.page.locator("#messages li.theirs:has-text('line two') .body").textContent();
+  if (two !== "line one\nline two") throw new Error("Shift+Enter: " + JSON.stringify(two));
+  if (await alice.page.locator("img[src=x]").count() || await dana.page.locator("img[src=x]").count()) {
+    throw new Error("markup from a user was put in the page");
+  }
+
+  // A consumer on a phone arrives by a "咨询商品" link with the platform's token: no login
+  // form, the token leaves the address bar, and the product card is offered, unverified.
+  const reg = await (await fetch(base + "/login/register", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "erin_phone", password: "secret1" }) })).json();
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const erin = await phone.newPage();
+  erin.setDefaultTimeout(TIMEOUT);
+  watch(erin, "erin");
+  const title = `Oolong ${IMG}`;
+  await erin.goto(`${base}/?shop=7&product_id=881&title=${encodeURIComponent(title)}&price=${encodeURIComponent("¥59.00")}#token=${reg.result.token}`);
+  await erin.waitForSelector("#main:visible");
+  if (await erin.locator("#login").isVisible()) throw new Error("the login form showed");
+  if (erin.url().includes("token=")) throw new Error("the token stayed in the address bar: " + erin.url());
+  await erin.waitForSelector("#chat-title:text('Tea House')");
+  await erin.waitForSelector(`#deeplink-card:visible .card:has-text("${title}") .unverified`);
+  await erin.click("#deeplink-send");
+  await erin.waitForSelector(`#messages li.mine .card:has-text("${title}")`);
+  if (await erin.locator("img[src=x]").count()) throw new Error("a card title was put in the page as markup");
 
   if (errors.length) throw new Error("errors in the page: " + errors.join("; "));
   console.log("e2e: ok");
