@@ -22,7 +22,9 @@ const STRINGS = {
     resolve: "结束会话", rate_prompt: "请为本次服务评分", comment: "评价", rate: "提交评价",
     thanks: "感谢您的评价", typing: "正在输入…", recall: "撤回", recalled: "[消息已撤回]",
     queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
-    send_card: "发送商品",
+    send_card: "发送商品", tab_queue: "排队", tab_mine: "我的", tab_resolved: "已结束",
+    customer: "客户", past_sessions: "历史会话", their_cards: "发送过的卡片", waiting: "排队中", open: "进行中",
+    resolved: "已结束", no_rating: "未评价",
   },
   en: {
     language: "Language", username: "Username", password: "Password", login: "Log in", register: "Register",
@@ -35,7 +37,9 @@ const STRINGS = {
     resolve: "Resolve", rate_prompt: "How was the service?", comment: "Comment", rate: "Rate",
     thanks: "Thank you for rating", typing: "is typing…", recall: "Recall", recalled: "[message recalled]",
     queue: "You are in the queue: position {n}", read: "read", unread: "sent",
-    send_card: "Send this product",
+    send_card: "Send this product", tab_queue: "Queue", tab_mine: "Mine", tab_resolved: "Resolved",
+    customer: "Customer", past_sessions: "Sessions", their_cards: "Cards sent", waiting: "waiting", open: "open",
+    resolved: "resolved", no_rating: "not rated",
   },
 };
 let lang = localStorage.getItem("shopchat.lang") || (/^zh\b/i.test(navigator.language || "") ? "zh" : "en");
@@ -74,6 +78,8 @@ const state = {
   statusKey: null,   // the connection state shown
   recallSecs: 120,   // limits.recall_secs' default: how long the recall button stays
   quickReplies: null, // the shop's, once loaded (agents)
+  tab: "mine",       // the workbench's list: queue, mine or resolved
+  desk_lists: { queue: [], mine: [], resolved: [] }, // chat_ids in each tab, with rows for the queue
   picked: 0,         // the highlighted quick reply
   ws: null,
   pending: [],       // resolvers of requests, in order (replies come in request order)
@@ -160,7 +166,7 @@ function connect() {
     let f;
     try { f = JSON.parse(ev.data); } catch { return; }
     if (f.code === 200) { onPush(f.result || {}); return; }
-    if (f.code === 202) { onEvent(f.result || {}); scheduleRefresh(); return; }
+    if (f.code === 202) { onEvent(f.result || {}); scheduleRefresh(); scheduleDesk(); return; }
     if (f.code === 203) { onTyping(f.result || {}); return; }
     if (f.code === 204) { onReceipt(f.result || {}); return; }
     if (f.code === 205) { onRecall(f.result || {}); return; }
@@ -203,7 +209,21 @@ async function refreshList() {
   const ul = $("conversations");
   ul.replaceChildren();
   if (r.code !== 102) { showError("chat-error", r.msg); return; }
-  for (const row of r.result.rows) {
+  state.recent = r.result.rows;
+  let rows = r.result.rows;
+  if (state.agent) {
+    const lists = state.desk_lists;
+    const wanted = new Set(lists[state.tab].map((x) => x.chat_id));
+    rows = rows.filter((row) => wanted.has(row.chat_id));
+    // Waiting conversations may have no row of the shop's yet: the queue's own rows.
+    for (const q of lists[state.tab]) {
+      if (q.nickname !== undefined && !rows.some((row) => row.chat_id === q.chat_id)) {
+        rows.push({ chat_id: q.chat_id, chat_type: CHAT_TYPE.SERVICE, friend_name: q.nickname, friend_avatar: q.avatar,
+          friend_uid: q.consumer_uid, shop_id: state.desk.shop_id, last_msg: q.last_msg, unread_count: 0 });
+      }
+    }
+  }
+  for (const row of rows) {
     const li = el("li", { "data-chat": row.chat_id, onclick: () => openChat(chatFromRow(row)) },
       avatar(row.friend_avatar, row.friend_name),
       el("div", { class: "who" }, el("div", {}, row.friend_name),
@@ -243,6 +263,8 @@ async function openChat(chat) {
   const service = chat.chat_type === CHAT_TYPE.SERVICE;
   $("transfer-form").hidden = !(state.agent && service);
   if (state.agent && service) loadAgents();
+  $("customer-cards").replaceChildren();
+  loadCustomer(chat);
   if (!state.agent && service) loadShopHeader(chat);
   $("messages").replaceChildren();
   $("queue-banner").hidden = true;
@@ -290,8 +312,9 @@ function cardItem(card) {
 }
 
 function messageItem(m) {
+  noteCard(m);
   const body = m.msg_type === 2
-    ? el("img", { class: "picture", src: m.msg, alt: "image" })
+    ? el("img", { class: "picture", src: m.msg, alt: "image", onclick: () => showImage(m.msg) })
     : (m.msg_type === 3 || m.msg_type === 4) && m.card ? cardItem(m.card)
     : document.createTextNode(m.msg);
   const li = el("li", { class: m.mine ? "mine" : "theirs", "data-msg-id": m.msg_id || "" },
@@ -463,6 +486,58 @@ async function upload(file) {
   await send(2, json.data.src);
 }
 
+// ---- the workbench (§5): queue, own sessions, resolved ones; the customer ----
+
+// Reads the three lists and their counts (on events, not on every message).
+async function refreshDesk() {
+  if (!state.agent) return;
+  const [queue, open, done] = [await request("service", "queue", {}),
+    await request("service", "sessions", { state: "open", limit: 100 }),
+    await request("service", "sessions", { state: "resolved", limit: 100 })];
+  const lists = state.desk_lists;
+  if (queue.code === 1) lists.queue = queue.result.rows;
+  if (open.code === 1) lists.mine = open.result.rows.filter((x) => x.agent_uid === state.me?.id);
+  if (done.code === 1) lists.resolved = done.result.rows;
+  for (const tab of ["queue", "mine", "resolved"]) $("count-" + tab).textContent = String(lists[tab].length);
+  await refreshList();
+}
+
+function showTab(tab) {
+  state.tab = tab;
+  for (const b of document.querySelectorAll("#desk-tabs button")) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+  refreshList();
+}
+
+let deskTimer = null;
+function scheduleDesk() {
+  if (deskTimer) return;
+  deskTimer = setTimeout(() => { deskTimer = null; refreshDesk(); }, 150);
+}
+
+// The right column: who the customer is, their sessions with ratings, the cards they sent.
+async function loadCustomer(chat) {
+  const consumer = Number(String(chat.chat_id || "").split("____")[1]);
+  $("customer").hidden = !(state.agent && consumer > 0);
+  if (!state.agent || !(consumer > 0)) return;
+  const r = await request("service", "customer", { consumer_uid: consumer });
+  if (r.code !== 1 || state.chat !== chat) return;
+  $("customer-profile").replaceChildren(avatar(r.result.avatar, r.result.nickname),
+    el("div", {}, el("strong", {}, r.result.nickname), el("div", { class: "last" }, "uid " + r.result.uid)));
+  $("customer-sessions").replaceChildren(...r.result.sessions.map((x) => el("li", { "data-session": x.session_id },
+    new Date(x.started_at * 1000).toLocaleString(), " · ", t(x.state), " · ",
+    x.rating ? "★".repeat(x.rating.score) + (x.rating.comment ? " " + x.rating.comment : "") : t("no_rating"))));
+}
+
+function noteCard(m) {
+  if (!state.agent || m.mine || !m.card) return;
+  $("customer-cards").append(el("li", {}, cardItem(m.card)));
+}
+
+function showImage(src) {
+  $("viewer-img").src = src;
+  $("viewer").hidden = false;
+}
+
 // ---- agent mode (§5): service.me decides it ----
 
 async function loadDesk() {
@@ -473,7 +548,9 @@ async function loadDesk() {
   state.desk = desk;
   $("agent-box").hidden = !desk;
   if (desk) { $("agent-status").value = desk.status; $("agent-status").dataset.status = desk.status; }
-  for (const id of ["new-user-chat", "new-shop-chat", "contacts", "contacts-title"]) $(id).hidden = state.agent;
+  for (const id of ["new-user-chat", "new-shop-chat", "contacts", "contacts-title", "list-title"]) $(id).hidden = state.agent;
+  $("desk-tabs").hidden = !state.agent;
+  if (state.agent) await refreshDesk();
   if (was !== state.agent) { state.chat = null; $("chat").hidden = true; }
 }
 
@@ -612,6 +689,9 @@ on("resolve-button", "click", resolve);
 $("text").addEventListener("input", () => { typed(); updatePicker(); });
 $("text").addEventListener("keydown", composerKey);
 on("deeplink-send", "click", sendDeepLinkCard);
+for (const b of document.querySelectorAll("#desk-tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+on("viewer", "click", () => { $("viewer").hidden = true; });
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("viewer").hidden = true; });
 on("back-button", "click", () => { document.body.classList.remove("in-chat"); refreshList(); });
 on("transfer-form", "submit", () => transfer($("transfer-to").value));
 on("composer", "submit", async () => { const box = $("text"); const msg = box.value; box.value = ""; $("quick-picker").hidden = true; await send(1, msg.trim()); });

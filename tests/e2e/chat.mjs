@@ -20,7 +20,7 @@ const errors = [];
 
 // A new browser profile that registers `name` through the page; its page and uid.
 async function register(name) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   watch(page, name);
@@ -104,9 +104,16 @@ try {
   // service.me makes the page an agent's once the shop has it (after a reconnect here).
   await carl.page.reload();
   await carl.page.waitForSelector("#agent-box:visible");
+  // The workbench: the queue holds her; going online takes her into "Mine".
+  await carl.page.waitForSelector("#count-queue:text('1')");
+  await carl.page.click("#desk-tabs button[data-tab='queue']");
+  await carl.page.waitForSelector("#conversations li:has-text('alice_e2e')");
+  await carl.page.click("#desk-tabs button[data-tab='mine']");
   await carl.page.selectOption("#agent-status", "online");
   await carl.page.waitForSelector("#agent-status[data-status='online']");
   await alice.page.waitForSelector("#queue-banner", { state: "hidden" });
+  await carl.page.waitForSelector("#count-mine:text('1')");
+  await carl.page.waitForSelector("#count-queue:text('0')");
 
   // The agent takes the conversation; the consumer types, and the agent sees it.
   await carl.page.click("#conversations li:has-text('alice_e2e')");
@@ -137,6 +144,9 @@ try {
   }), card);
   if (sent.code !== 1) throw new Error("card send: " + JSON.stringify(sent));
   await carl.page.waitForSelector("#messages li.theirs .card:has-text('Oolong 200 g'):has-text('¥59.00') .unverified");
+  // The customer column: who she is, and the cards she sent.
+  await carl.page.waitForSelector("#customer-profile:has-text('alice_e2e')");
+  await carl.page.waitForSelector("#customer-cards .card:has-text('Oolong 200 g')");
   // Languages: the page switches to Chinese and back.
   await alice.page.selectOption("#language", "zh");
   await alice.page.waitForSelector("#send-button:text('发送')");
@@ -180,6 +190,10 @@ try {
   await alice.page.setInputFiles("#image", { name: "dot.png", mimeType: "image/png", buffer: png });
   await alice.page.waitForSelector("#messages li.mine img.picture");
   await dana.page.waitForSelector("#messages li.theirs img.picture");
+  await dana.page.click("#messages li.theirs img.picture");
+  await dana.page.waitForSelector("#viewer:visible");
+  await dana.page.keyboard.press("Escape");
+  await dana.page.waitForSelector("#viewer", { state: "hidden" });
 
   // Dana resolves; the consumer is asked for a rating and gives 5 stars with a comment.
   await dana.page.click("#resolve-button");
@@ -188,6 +202,11 @@ try {
   await alice.page.fill("#rating-comment", "quick and kind");
   await alice.page.click("#rating-button");
   await alice.page.waitForSelector("#rating-form", { state: "hidden" });
+  await dana.page.waitForSelector("#count-resolved:text('1')");
+  await dana.page.click("#desk-tabs button[data-tab='resolved']");
+  await dana.page.click("#conversations li:has-text('alice_e2e')");
+  await dana.page.waitForSelector("#customer-sessions li:has-text('★★★★★ quick and kind')");
+  await dana.page.click("#desk-tabs button[data-tab='mine']");
   const { rows: ratings } = await admin("GET", "/admin/shops/7/ratings");
   if (ratings.length !== 1 || ratings[0].score !== 5 || ratings[0].comment !== "quick and kind") {
     throw new Error("rating not stored: " + JSON.stringify(ratings));
