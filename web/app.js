@@ -24,7 +24,7 @@ const STRINGS = {
     queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
     send_card: "发送商品", tab_queue: "排队", tab_mine: "我的", tab_resolved: "已结束",
     customer: "客户", past_sessions: "历史会话", their_cards: "发送过的卡片", waiting: "排队中", open: "进行中",
-    resolved: "已结束", no_rating: "未评价",
+    resolved: "已结束", no_rating: "未评价", new_session: "新的客服会话",
   },
   en: {
     language: "Language", username: "Username", password: "Password", login: "Log in", register: "Register",
@@ -39,7 +39,7 @@ const STRINGS = {
     queue: "You are in the queue: position {n}", read: "read", unread: "sent",
     send_card: "Send this product", tab_queue: "Queue", tab_mine: "Mine", tab_resolved: "Resolved",
     customer: "Customer", past_sessions: "Sessions", their_cards: "Cards sent", waiting: "waiting", open: "open",
-    resolved: "resolved", no_rating: "not rated",
+    resolved: "resolved", no_rating: "not rated", new_session: "A new conversation",
   },
 };
 let lang = localStorage.getItem("shopchat.lang") || (/^zh\b/i.test(navigator.language || "") ? "zh" : "en");
@@ -385,6 +385,7 @@ function typed() {
 
 // 202: a conversation event: the queue banner, the rating prompt.
 function onEvent(e) {
+  if (e.event === "assigned") alertHidden("shopchat", t("new_session"));
   const chat = state.chat;
   const here = chat && (e.chat_id === chat.chat_id || (!chat.chat_id && chat.shop_id === e.shop_id && !state.agent));
   if (e.event === "waiting" && here) {
@@ -436,7 +437,10 @@ function onPush(p, fromSync) {
     appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card, recalled: p.recalled, createtime: p.createtime });
     state.readPending = true;
   }
-  if (!fromSync) scheduleRefresh();
+  if (!fromSync) {
+    if (!mine) alertHidden(p.service_nickname || p.nickname || "shopchat", p.msg_type === 2 ? t("image_short") : p.msg);
+    scheduleRefresh();
+  }
 }
 
 // A burst of pushes costs one read mark and one list reload, not one per message.
@@ -485,6 +489,44 @@ async function upload(file) {
   if (json.code !== 0 || !json.data) { showError("chat-error", json.msg || "upload failed"); return; }
   await send(2, json.data.src);
 }
+
+// ---- while the tab is hidden: a count in the title, a desktop notification (once the
+// user allowed them), a short sound ----
+
+const TITLE = document.title;
+let unseen = 0;
+let audio = null;
+
+function alertHidden(title, body) {
+  if (!document.hidden) return;
+  unseen += 1;
+  document.title = `(${unseen}) ${TITLE}`;
+  if (window.Notification && Notification.permission === "granted") {
+    try { new Notification(title, { body, tag: "shopchat" }); } catch { /* some browsers allow them only from a service worker */ }
+  }
+  beep();
+}
+
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.05;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.15);
+  } catch { /* no sound where audio is not allowed */ }
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) { unseen = 0; document.title = TITLE; }
+});
+// Permission is asked once, on the user's first click (browsers refuse it otherwise).
+document.addEventListener("click", () => {
+  if (window.Notification && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+}, { once: true });
 
 // ---- the workbench (§5): queue, own sessions, resolved ones; the customer ----
 

@@ -195,6 +195,25 @@ try {
   await dana.page.keyboard.press("Escape");
   await dana.page.waitForSelector("#viewer", { state: "hidden" });
 
+  // With Dana's tab hidden, a message counts in the title, notifies and beeps. (The
+  // desktop notification is the browser's; the test stands in for its constructor.)
+  await dana.page.evaluate(() => {
+    window.__notes = [];
+    window.Notification = class { constructor(title, o) { window.__notes.push([title, o.body]); } };
+    window.Notification.permission = "granted";
+    Object.defineProperty(document, "hidden", { value: true, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await say(alice.page, "are you still there?");
+  await dana.page.waitForFunction(() => document.title.startsWith("(1) "));
+  const notes = await dana.page.evaluate(() => window.__notes);
+  if (notes.length !== 1 || notes[0][1] !== "are you still there?") throw new Error("notification: " + JSON.stringify(notes));
+  await dana.page.evaluate(() => {
+    Object.defineProperty(document, "hidden", { value: false, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await dana.page.waitForFunction(() => !document.title.startsWith("("));
+
   // Dana resolves; the consumer is asked for a rating and gives 5 stars with a comment.
   await dana.page.click("#resolve-button");
   await alice.page.waitForSelector("#rating-form:visible");
