@@ -26,9 +26,8 @@ fn missing() -> Option<String> {
     None
 }
 
-#[test]
-#[ignore = "needs node, Chromium and playwright-core: apt-get install chromium; npm ci --prefix tests/e2e; cargo test -- --include-ignored"]
-fn two_users_and_an_agent_chat_through_the_page() {
+/// Runs `tests/e2e/{script}` against a fresh server; it must print "e2e: ok".
+fn run_script(script: &str) {
     if let Some(why) = missing() {
         assert!(
             std::env::var("SHOPCHAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
@@ -38,7 +37,7 @@ fn two_users_and_an_agent_chat_through_the_page() {
         return;
     }
     let srv = TestServer::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/chat.mjs");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(script);
     let mut cmd = Command::new("node");
     cmd.arg(&script)
         .arg(srv.http(""))
@@ -54,4 +53,18 @@ fn two_users_and_an_agent_chat_through_the_page() {
         out.status.success() && stdout.contains("e2e: ok"),
         "the browser run failed:\n{stdout}\n{stderr}"
     );
+}
+
+#[test]
+#[ignore = "needs node, Chromium and playwright-core: apt-get install chromium; npm ci --prefix tests/e2e; cargo test -- --include-ignored"]
+fn two_users_and_an_agent_chat_through_the_page() {
+    run_script("chat.mjs");
+}
+
+/// Issue 19's shop day: a phone consumer by deep link, the workbench, a quick reply,
+/// typing, ticks, a recall, a dropped connection, a transfer, a resolution, a rating.
+#[test]
+#[ignore = "needs node, Chromium and playwright-core: apt-get install chromium; npm ci --prefix tests/e2e; cargo test -- --include-ignored"]
+fn a_shop_day_from_a_phone_and_the_workbench() {
+    run_script("shopday.mjs");
 }

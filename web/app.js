@@ -319,6 +319,7 @@ function messageItem(m) {
     : document.createTextNode(m.msg);
   const li = el("li", { class: m.mine ? "mine" : "theirs", "data-msg-id": m.msg_id || "" },
     el("div", { class: "from" }, m.nickname || ""), el("div", { class: "body" }, body));
+  if (m.auto) li.classList.add("auto");
   if (m.recalled) { li.classList.add("recalled"); li.querySelector(".body").textContent = t("recalled"); return li; }
   if (m.mine && m.msg_id) {
     const tick = el("span", { class: "tick" }, m.read ? "✓✓" : "✓");
@@ -434,7 +435,7 @@ function onPush(p, fromSync) {
   const mine = p.id === state.me?.id || (state.agent && p.chat_type === CHAT_TYPE.SERVICE && p.id === undefined);
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {
     if (!chat.chat_id) chat.chat_id = p.chat_id;
-    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card, recalled: p.recalled, createtime: p.createtime });
+    appendMessage({ mine, nickname: p.service_nickname || p.nickname, msg_type: p.msg_type, msg: p.msg, msg_id: p.msg_id, card: p.card, recalled: p.recalled, createtime: p.createtime, auto: p.auto });
     state.readPending = true;
   }
   if (!fromSync) {
