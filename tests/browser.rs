@@ -41,7 +41,9 @@ fn run_script(script: &str) {
     let mut cmd = Command::new("node");
     cmd.arg(&script)
         .arg(srv.http(""))
-        .arg(&srv.config.admin.token);
+        .arg(&srv.config.admin.token)
+        // What the platform signs cards with (PROTOCOL.md §12), for a signed deep link.
+        .env("SHOPCHAT_CARD_SECRET", &srv.config.auth.jwt_secret);
     // SHOPCHAT_SCREENSHOTS=docs refreshes the README's screenshots.
     if let Ok(dir) = std::env::var("SHOPCHAT_SCREENSHOTS") {
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir));

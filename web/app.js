@@ -18,7 +18,7 @@ const STRINGS = {
     conversations: "会话", contacts: "联系人", older: "加载更早的消息", message: "输入消息",
     send: "发送", image: "图片", transfer_to: "转接给", transfer: "转接",
     connecting: "连接中…", connected: "已连接", disconnected: "连接已断开，正在重连…",
-    image_short: "[图片]", unverified: "未验证", sessions_open: "会话",
+    image_short: "[图片]", unverified: "未验证", verified: "已验证", sessions_open: "会话",
     resolve: "结束会话", rate_prompt: "请为本次服务评分", comment: "评价", rate: "提交评价",
     thanks: "感谢您的评价", typing: "正在输入…", recall: "撤回", recalled: "[消息已撤回]",
     queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
@@ -33,7 +33,7 @@ const STRINGS = {
     conversations: "Conversations", contacts: "Contacts", older: "Load older messages", message: "Message",
     send: "Send", image: "Image", transfer_to: "Transfer to", transfer: "Transfer",
     connecting: "connecting…", connected: "connected", disconnected: "disconnected, retrying…",
-    image_short: "[image]", unverified: "unverified", sessions_open: "sessions",
+    image_short: "[image]", unverified: "unverified", verified: "verified", sessions_open: "sessions",
     resolve: "Resolve", rate_prompt: "How was the service?", comment: "Comment", rate: "Rate",
     thanks: "Thank you for rating", typing: "is typing…", recall: "Recall", recalled: "[message recalled]",
     queue: "You are in the queue: position {n}", read: "read", unread: "sent",
@@ -300,15 +300,17 @@ async function loadOlder() {
   if (state.page === 1) list.scrollTop = list.scrollHeight;
 }
 
-// A product (3) or order (4) card, drawn from its fields as text; one the platform did
-// not sign says so.
+// A product (3) or order (4) card, drawn from its fields as text. The server marks the
+// ones the platform signed `verified`; others say they are not. (A card this page is
+// about to send, with a signature, is neither until the server has checked it.)
 function cardItem(card) {
   const img = card.image ? el("img", { src: card.image, alt: "" }) : null;
   const price = card.price || card.amount || "";
   return el("div", { class: "card" }, img,
     el("div", {}, el("div", { class: "title" }, card.title || card.order_id || ""),
       price ? el("div", { class: "price" }, price) : null,
-      card.verified ? null : el("div", { class: "unverified" }, t("unverified"))));
+      card.verified === true ? el("div", { class: "verified" }, "✓ " + t("verified"))
+        : card.verified === null ? null : el("div", { class: "unverified" }, t("unverified"))));
 }
 
 function messageItem(m) {
@@ -646,7 +648,7 @@ async function openDeepLink() {
   if (!deepLink || state.agent) return;
   await openChat({ chat_type: CHAT_TYPE.SERVICE, to: deepLink.shop, shop_id: deepLink.shop, title: String(deepLink.shop), role: 0 });
   if (deepLink.card.product_id && deepLink.card.title) {
-    const card = Object.assign({ verified: false }, deepLink.card);
+    const card = Object.assign({ verified: deepLink.card.sig ? null : false }, deepLink.card);
     $("deeplink-preview").replaceChildren(cardItem(card));
     $("deeplink-card").hidden = false;
   }
@@ -661,7 +663,8 @@ async function sendDeepLinkCard() {
   if (r.code !== 1) { showError("chat-error", r.msg); return; }
   $("deeplink-card").hidden = true;
   chat.chat_id = r.result.chat_id;
-  appendMessage({ mine: true, nickname: state.me.nickname, msg_type: 3, msg: "", msg_id: r.result.msg_id, card: deepLink.card, createtime: r.result.createtime });
+  const card = Object.assign({ verified: deepLink.card.sig ? null : false }, deepLink.card);
+  appendMessage({ mine: true, nickname: state.me.nickname, msg_type: 3, msg: "", msg_id: r.result.msg_id, card, createtime: r.result.createtime });
   scheduleRefresh();
 }
 

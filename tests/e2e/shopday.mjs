@@ -3,6 +3,7 @@
 // agents serve her from the workbench, she rates them, and the platform sees it.
 //
 //   node tests/e2e/shopday.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]
+import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const [base, adminToken, shotDir] = process.argv.slice(2);
@@ -73,10 +74,14 @@ try {
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: "en-US" });
   const erin = await phone.newPage();
   watch(erin, "Erin");
-  await erin.goto(`${base}/?shop=3&product_id=881&title=${encodeURIComponent("Oolong 200 g")}&price=${encodeURIComponent("¥59.00")}#token=${erinAccount.token}`);
+  // The platform signs the card (§12: HMAC-SHA256 of the fields' canonical JSON).
+  const fields = { price: "¥59.00", product_id: "881", title: "Oolong 200 g" };
+  const sig = createHmac("sha256", process.env.SHOPCHAT_CARD_SECRET || "").update(JSON.stringify(fields)).digest("hex");
+  await erin.goto(`${base}/?shop=3&product_id=881&title=${encodeURIComponent("Oolong 200 g")}&price=${encodeURIComponent("¥59.00")}&sig=${sig}#token=${erinAccount.token}`);
   await erin.waitForSelector("#chat-title:text('Tea House')");
   if (erin.url().includes("token=")) throw new Error("the token stayed in the address bar");
-  await erin.waitForSelector("#deeplink-card:visible .card:has-text('Oolong 200 g') .unverified");
+  await erin.waitForSelector("#deeplink-card:visible .card:has-text('Oolong 200 g')");
+  if (await erin.locator("#deeplink-card .unverified").count()) throw new Error("a signed card was offered as unverified");
   await erin.click("#deeplink-send");
   await erin.waitForSelector("#messages li.mine .card:has-text('Oolong 200 g')");
   await erin.waitForSelector("#queue-banner:visible:has-text('position 1')");
@@ -88,7 +93,7 @@ try {
   await amyPage.waitForSelector("#count-mine:text('1')");
   await erin.waitForSelector("#queue-banner", { state: "hidden" });
   await amyPage.click("#conversations li:has-text('Erin')");
-  await amyPage.waitForSelector("#messages li.theirs .card:has-text('Oolong 200 g')");
+  await amyPage.waitForSelector("#messages li.theirs .card:has-text('Oolong 200 g') .verified");
   await amyPage.waitForSelector("#customer-profile:has-text('Erin')");
   await amyPage.waitForSelector("#customer-cards .card:has-text('Oolong 200 g')");
 
