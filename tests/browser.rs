@@ -37,7 +37,9 @@ fn run_script(script: &str) {
         return;
     }
     let srv = TestServer::start();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(script);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(script);
     let mut cmd = Command::new("node");
     cmd.arg(&script)
         .arg(srv.http(""))
