@@ -18,7 +18,7 @@ const STRINGS = {
     conversations: "会话", contacts: "联系人", older: "加载更早的消息", message: "输入消息",
     send: "发送", image: "图片", transfer_to: "转接给", transfer: "转接",
     connecting: "连接中…", connected: "已连接", disconnected: "连接已断开，正在重连…",
-    image_short: "[图片]", unverified: "未验证", verified: "已验证", sessions_open: "会话",
+    image_short: "[图片]", unverified: "未验证", verified: "已验证", order: "订单", sessions_open: "会话",
     resolve: "结束会话", rate_prompt: "请为本次服务评分", comment: "评价", rate: "提交评价",
     thanks: "感谢您的评价", typing: "正在输入…", recall: "撤回", recalled: "[消息已撤回]",
     queue: "正在排队，您前面还有 {n} 位", read: "已读", unread: "未读",
@@ -33,7 +33,7 @@ const STRINGS = {
     conversations: "Conversations", contacts: "Contacts", older: "Load older messages", message: "Message",
     send: "Send", image: "Image", transfer_to: "Transfer to", transfer: "Transfer",
     connecting: "connecting…", connected: "connected", disconnected: "disconnected, retrying…",
-    image_short: "[image]", unverified: "unverified", verified: "verified", sessions_open: "sessions",
+    image_short: "[image]", unverified: "unverified", verified: "verified", order: "Order", sessions_open: "sessions",
     resolve: "Resolve", rate_prompt: "How was the service?", comment: "Comment", rate: "Rate",
     thanks: "Thank you for rating", typing: "is typing…", recall: "Recall", recalled: "[message recalled]",
     queue: "You are in the queue: position {n}", read: "read", unread: "sent",
@@ -306,8 +306,10 @@ async function loadOlder() {
 function cardItem(card) {
   const img = card.image ? el("img", { src: card.image, alt: "" }) : null;
   const price = card.price || card.amount || "";
-  return el("div", { class: "card" }, img,
-    el("div", {}, el("div", { class: "title" }, card.title || card.order_id || ""),
+  const order = card.order_no ? [t("order") + " " + card.order_no, card.status].filter(Boolean).join(" · ") : "";
+  return el("div", { class: "card" + (card.order_no ? " order" : "") }, img,
+    el("div", {}, el("div", { class: "title" }, card.title || order),
+      card.title && order ? el("div", { class: "order-no" }, order) : null,
       price ? el("div", { class: "price" }, price) : null,
       card.verified === true ? el("div", { class: "verified" }, "✓ " + t("verified"))
         : card.verified === null ? null : el("div", { class: "unverified" }, t("unverified"))));

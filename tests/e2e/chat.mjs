@@ -136,14 +136,18 @@ try {
   await alice.page.waitForSelector("#chat-title:text('Tea House')");
   // A product card is drawn as a card; this one is not signed by the platform.
   const card = { product_id: "881", title: "Oolong 200 g", price: "¥59.00" };
-  const sent = await alice.page.evaluate((card) => new Promise((resolve) => {
-    // The page's own socket is not reachable from here: a second connection sends it.
+  const sendCard = (msgType, card) => alice.page.evaluate(([msgType, card]) => new Promise((resolve) => {
+    // A second connection of hers sends it, as another client of the platform's would.
     const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[^/]*$/, "") + "?token=" + encodeURIComponent(localStorage.getItem("shopchat.token")));
-    ws.onopen = () => ws.send(JSON.stringify({ class: "chat", action: "sendMsg", content: { chat_type: 4, msg_type: 3, to_uid: 7, shop_id: 7, role_type: 0, card } }));
+    ws.onopen = () => ws.send(JSON.stringify({ class: "chat", action: "sendMsg", content: { chat_type: 4, msg_type: msgType, to_uid: 7, shop_id: 7, role_type: 0, card } }));
     ws.onmessage = (e) => { ws.close(); resolve(JSON.parse(e.data)); };
-  }), card);
+  }), [msgType, card]);
+  const sent = await sendCard(3, card);
   if (sent.code !== 1) throw new Error("card send: " + JSON.stringify(sent));
   await carl.page.waitForSelector("#messages li.theirs .card:has-text('Oolong 200 g'):has-text('¥59.00') .unverified");
+  const order = await sendCard(4, { order_no: "SO-1001", status: "paid", amount: "¥118.00" });
+  if (order.code !== 1) throw new Error("order card send: " + JSON.stringify(order));
+  await carl.page.waitForSelector("#messages li.theirs .card.order:has-text('Order SO-1001 · paid'):has-text('¥118.00')");
   // The customer column: who she is, and the cards she sent.
   await carl.page.waitForSelector("#customer-profile:has-text('alice_e2e')");
   await carl.page.waitForSelector("#customer-cards .card:has-text('Oolong 200 g')");
