@@ -2,27 +2,23 @@
 // two users chat with each other, then an agent answers a consumer, all through the page.
 //
 //   node tests/e2e/chat.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]
-import { chromium } from "playwright-core";
+import { adminApi, launch, watch as watchPage, TIMEOUT } from "./lib.mjs";
 
 const [base, adminToken, shotDir] = process.argv.slice(2);
 if (!base || !adminToken) {
   console.error("usage: chat.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]");
   process.exit(2);
 }
-const TIMEOUT = 10000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const errors = [];
+const admin = adminApi(base, adminToken);
+const watch = (page, name) => watchPage(page, name, errors);
 
 // A new browser profile that registers `name` through the page; its page and uid.
 async function register(name) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
   watch(page, name);
   await page.goto(base + "/");
   await page.fill("#username", name);
@@ -35,22 +31,6 @@ async function register(name) {
   // names it, as it syncs every profile.
   await admin("PUT", `/admin/users/${uid}`, { nickname: name });
   return { page, uid };
-}
-
-// Any page error, or any dialog (an injected alert), fails the run.
-function watch(page, name) {
-  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
-  page.on("dialog", (d) => { errors.push(`${name}: a dialog opened: ${d.message()}`); d.dismiss().catch(() => {}); });
-}
-
-async function admin(method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { Authorization: "Bearer " + adminToken, "Content-Type": "application/json" },
-    body: method === "GET" ? undefined : JSON.stringify(body || {}),
-  });
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()).result;
 }
 
 async function say(page, text) {
@@ -276,7 +256,6 @@ try {
     body: JSON.stringify({ username: "erin_phone", password: "secret1" }) })).json();
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const erin = await phone.newPage();
-  erin.setDefaultTimeout(TIMEOUT);
   watch(erin, "erin");
   const title = `Oolong ${IMG}`;
   await erin.goto(`${base}/?shop=7&product_id=881&title=${encodeURIComponent(title)}&price=${encodeURIComponent("¥59.00")}#token=${reg.result.token}`);

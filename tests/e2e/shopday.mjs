@@ -4,36 +4,17 @@
 //
 //   node tests/e2e/shopday.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]
 import { createHmac } from "node:crypto";
-import { chromium } from "playwright-core";
+import { adminApi, launch, watch as watchPage } from "./lib.mjs";
 
 const [base, adminToken, shotDir] = process.argv.slice(2);
 if (!base || !adminToken) {
   console.error("usage: shopday.mjs BASE_URL ADMIN_TOKEN [SCREENSHOT_DIR]");
   process.exit(2);
 }
-const TIMEOUT = 10000;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const errors = [];
-
-function watch(page, name) {
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
-  page.on("dialog", (d) => { errors.push(`${name}: a dialog opened: ${d.message()}`); d.dismiss().catch(() => {}); });
-}
-
-async function admin(method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: { Authorization: "Bearer " + adminToken, "Content-Type": "application/json" },
-    body: method === "GET" ? undefined : JSON.stringify(body || {}),
-  });
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()).result;
-}
+const admin = adminApi(base, adminToken);
+const watch = (page, name) => watchPage(page, name, errors);
 
 // A self-registered account (login `{name}_shopday`) that the platform names `name`.
 async function account(name) {
