@@ -42,19 +42,6 @@ async fn register_uid(srv: &TestServer, name: &str) -> (UserId, String) {
     (uid, token)
 }
 
-/// The value of a metric line with exactly this name and labels (0 when absent).
-async fn metric(srv: &TestServer, series: &str) -> f64 {
-    let text = reqwest::get(srv.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 #[tokio::test]
 async fn registered_accounts_never_take_a_platform_users_id() {
     let srv = TestServer::start();
@@ -308,7 +295,7 @@ async fn a_client_that_never_reads_is_cut_off() {
             .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while metric(&srv, "shopchat_connections").await > 0.0 {
+    while srv.metric("shopchat_connections").await > 0.0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "a connection stalled on output was never closed"
@@ -360,11 +347,9 @@ async fn reads_of_a_closed_connection_are_skipped_and_never_delay_sends() {
         .send_raw(tokio_tungstenite::tungstenite::Message::Close(None))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while metric(
-        &srv,
-        "shopchat_rejected_frames_total{reason=\"read_skipped\"}",
-    )
-    .await
+    while srv
+        .metric("shopchat_rejected_frames_total{reason=\"read_skipped\"}")
+        .await
         == 0.0
     {
         assert!(

@@ -51,19 +51,6 @@ fn to_uids(events: &[Value]) -> Vec<i64> {
     uids
 }
 
-async fn metric(srv: &TestServer, name: &str) -> f64 {
-    let text = reqwest::get(srv.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn message_offline_names_exactly_the_receivers_connected_nowhere() {
     let hooks = Receiver::start();
@@ -318,7 +305,11 @@ async fn a_receiver_down_for_five_seconds_gets_every_event_once_it_is_up() {
         ids.push(r["result"]["msg_id"].as_i64().unwrap());
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(metric(&srv, "shopchat_webhook_deliveries_total{result=\"retry\"}").await >= 1.0);
+    assert!(
+        srv.metric("shopchat_webhook_deliveries_total{result=\"retry\"}")
+            .await
+            >= 1.0
+    );
     let hooks = Receiver::start_on(port, Box::new(|_, _| Answer::Ok));
     let events = hooks.wait_for("message.offline", 30, LONG).await;
     let mut got: Vec<i64> = events
@@ -360,11 +351,13 @@ async fn three_500s_then_a_200_delivers_on_the_fourth_attempt() {
         "delivered on the 4th attempt"
     );
     assert_eq!(
-        metric(&srv, "shopchat_webhook_deliveries_total{result=\"retry\"}").await,
+        srv.metric("shopchat_webhook_deliveries_total{result=\"retry\"}")
+            .await,
         3.0
     );
     assert_eq!(
-        metric(&srv, "shopchat_webhook_deliveries_total{result=\"ok\"}").await,
+        srv.metric("shopchat_webhook_deliveries_total{result=\"ok\"}")
+            .await,
         1.0
     );
     hooks.assert_clean();
@@ -388,7 +381,8 @@ async fn an_attempt_that_hangs_past_timeout_ms_counts_as_failed() {
         "the hung attempt, then one more"
     );
     assert_eq!(
-        metric(&srv, "shopchat_webhook_deliveries_total{result=\"retry\"}").await,
+        srv.metric("shopchat_webhook_deliveries_total{result=\"retry\"}")
+            .await,
         1.0
     );
     hooks.assert_clean();
@@ -433,7 +427,8 @@ async fn after_max_attempts_an_event_is_dead_and_a_retry_brings_it_back() {
         "{dead}"
     );
     assert_eq!(
-        metric(&srv, "shopchat_webhook_deliveries_total{result=\"dead\"}").await,
+        srv.metric("shopchat_webhook_deliveries_total{result=\"dead\"}")
+            .await,
         1.0
     );
     assert!(hooks.accepted().is_empty());

@@ -291,6 +291,19 @@ impl TestServer {
         self.dir.path().join("shopchat.db")
     }
 
+    /// The value of a `/metrics` line with exactly this name and labels (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(self.http("/metrics"))
+            .await
+            .expect("/metrics should answer")
+            .text()
+            .await
+            .expect("/metrics should have a body");
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+            .map_or(0.0, |v| v.parse().expect("a metric's value is a number"))
+    }
+
     pub fn token(&self, uid: i64) -> String {
         Authenticator::new(&self.config.auth).mint(UserId(uid))
     }
