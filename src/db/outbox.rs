@@ -247,15 +247,15 @@ pub fn finish(
 /// 0) a row becomes the event for its first 1000 offline receivers (more events for more,
 /// right after it); with coalescing each offline receiver is folded into its (receiver,
 /// chat) window, closing `window` ms from now, and the row is dropped, as is a row with
-/// nobody offline. Returns, per row, whether it is now ready to send (false too for a row
-/// whose lease was lost: its new holder decides).
+/// nobody offline. Returns, per row, the event ready to send as stored, or `None` (also
+/// for a row whose lease was lost: its new holder decides).
 pub fn decide_offline(
     conn: &mut DbConn,
     rows: &[(EventRow, Vec<i64>)],
     owner: &str,
     window: i64,
     now: i64,
-) -> QueryResult<Vec<bool>> {
+) -> QueryResult<Vec<Option<EventRow>>> {
     use webhook_events::dsl as e;
     conn.transaction(|conn| {
         take_write_lock(conn)?;
@@ -266,20 +266,20 @@ pub fn decide_offline(
                 Ok(data) if !offline.is_empty() => data,
                 Ok(_) => {
                     dropped.push(row.id);
-                    ready.push(false);
+                    ready.push(None);
                     continue;
                 }
                 Err(_) => {
                     log::error!("webhook event {} has unreadable data; dropping it", row.id);
                     dropped.push(row.id);
-                    ready.push(false);
+                    ready.push(None);
                     continue;
                 }
             };
             if window > 0 {
                 fold_offline(conn, &data, offline, now + window)?;
                 dropped.push(row.id);
-                ready.push(false);
+                ready.push(None);
                 continue;
             }
             ready.push(make_ready(conn, row, data, offline, owner)?);
@@ -303,14 +303,14 @@ pub fn decide_offline(
 }
 
 /// Makes `row` the event for the first 1000 of `offline`, and more events for the rest;
-/// false if its lease was lost.
+/// the event as stored, or `None` if its lease was lost.
 fn make_ready(
     conn: &mut DbConn,
     row: &EventRow,
     mut data: OfflineData,
     offline: &[i64],
     owner: &str,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<EventRow>> {
     use webhook_events::dsl as e;
     let mut chunks = offline.chunks(MAX_OFFLINE_UIDS);
     data.to_uids = chunks.next().unwrap_or_default().to_vec();
@@ -320,18 +320,23 @@ fn make_ready(
             .filter(e::id.eq(row.id))
             .filter(e::lease_owner.eq(owner)),
     )
-    .set((e::data.eq(json), e::receivers.eq(None::<String>)))
+    .set((e::data.eq(&json), e::receivers.eq(None::<String>)))
     .execute(conn)?;
     if n != 1 {
-        return Ok(false);
+        return Ok(None);
     }
+    let ready = EventRow {
+        data: json,
+        receivers: None,
+        ..row.clone()
+    };
     for more in chunks {
         data.to_uids = more.to_vec();
         let mut extra = NewEvent::new(MESSAGE_OFFLINE, &row.conv, &data);
         extra.created_at = row.created_at;
         insert(conn, &[extra])?;
     }
-    Ok(true)
+    Ok(Some(ready))
 }
 
 #[derive(Insertable)]

@@ -245,8 +245,9 @@ impl Inner {
             .collect();
         let all: HashSet<UserId> = receivers.iter().flatten().map(|u| UserId(*u)).collect();
         let all: Vec<UserId> = all.into_iter().collect();
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let Some(online) = self.connected(&all).await else {
-            self.decide_later(&rows, owner).await;
+            self.decide_later(&ids, owner).await;
             return Vec::new();
         };
         let decisions: Vec<(EventRow, Vec<i64>)> = rows
@@ -261,41 +262,25 @@ impl Inner {
             })
             .collect();
         let decided = OutboxOp::Decide {
-            rows: decisions.clone(),
+            rows: decisions,
             owner: owner.to_string(),
             window: self.config.offline_coalesce_secs as i64 * 1000,
         };
-        let ready = match self.write(decided).await {
-            Some(OutboxDone::Decided(ready)) => ready,
+        match self.write(decided).await {
+            Some(OutboxDone::Decided(ready)) => ready.into_iter().flatten().collect(),
             _ => {
-                let rows: Vec<EventRow> = decisions.into_iter().map(|(r, _)| r).collect();
-                self.decide_later(&rows, owner).await;
-                return Vec::new();
+                self.decide_later(&ids, owner).await;
+                Vec::new()
             }
-        };
-        decisions
-            .into_iter()
-            .zip(ready)
-            .filter(|(_, ready)| *ready)
-            .filter_map(|((mut row, offline), _)| {
-                let mut data: webhook::OfflineData = serde_json::from_str(&row.data).ok()?;
-                data.to_uids = offline
-                    .into_iter()
-                    .take(webhook::MAX_OFFLINE_UIDS)
-                    .collect();
-                row.data = serde_json::to_string(&data).ok()?;
-                row.receivers = None;
-                Some(row)
-            })
-            .collect()
+        }
     }
 
-    /// Leaves the decision on `rows` for a second later.
-    async fn decide_later(&self, rows: &[EventRow], owner: &str) {
+    /// Leaves the decision on the rows `ids` for a second later.
+    async fn decide_later(&self, ids: &[i64], owner: &str) {
         let next_at = now_ms() + DECIDE_AGAIN_MS;
-        let later = rows
+        let later = ids
             .iter()
-            .map(|r| (r.id, Outcome::Later { next_at }))
+            .map(|id| (*id, Outcome::Later { next_at }))
             .collect();
         self.finish(owner, later).await;
     }

@@ -42,7 +42,8 @@ pub enum OutboxOp {
 #[derive(Debug)]
 pub enum OutboxDone {
     Claimed(Vec<EventRow>),
-    Decided(Vec<bool>),
+    /// Per row, the event ready to send, as stored.
+    Decided(Vec<Option<EventRow>>),
     /// How many outcomes were recorded (the others' leases were lost).
     Finished(usize),
     Flushed(usize),
