@@ -181,6 +181,8 @@ pub fn join_group(
     now: i64,
 ) -> QueryResult<Joined> {
     conn.transaction(|conn| {
+        // It reads first: on SQLite, take the write lock now (`conn::take_write_lock`).
+        super::conn::take_write_lock(conn)?;
         let Some(g) = find_group(conn, group)? else {
             return Ok(Joined::NoGroup);
         };
@@ -485,6 +487,8 @@ pub fn mark_notices(conn: &mut DbConn, uid: UserId, mark: Mark) -> QueryResult<(
         .first::<Option<i64>>(conn)?
         .unwrap_or(0);
     conn.transaction(|conn| {
+        // It reads first: on SQLite, take the write lock now (`conn::take_write_lock`).
+        super::conn::take_write_lock(conn)?;
         let (read, hidden) = notice_cursors(conn, uid)?;
         let (read, hidden) = match mark {
             Mark::Read => (newest, hidden),

@@ -127,6 +127,8 @@ pub fn attach_agent(
     now: i64,
 ) -> QueryResult<Option<Option<ShopId>>> {
     conn.transaction(|conn| {
+        // It reads first: on SQLite, take the write lock now (`conn::take_write_lock`).
+        super::conn::take_write_lock(conn)?;
         if find_shop(conn, shop)?.is_none() {
             return Ok(None);
         }
