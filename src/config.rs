@@ -65,6 +65,32 @@ pub struct DatabaseConfig {
     pub pool_size: u32,
     /// Connections (and executor threads) for reads of history, apart from the writes.
     pub read_pool_size: u32,
+    /// SQLite only: when a committed batch counts as stored (and its acks go out).
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's `synchronous` setting for its write-ahead log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// Each commit is on the disk (fsync of the log) before it returns: an acked message
+    /// survives a crash of the process, of the operating system and a power cut.
+    #[default]
+    Full,
+    /// Commits reach the log without an fsync (the log is synced at checkpoints): an
+    /// acked message survives a crash of the process, but the last commits before a crash
+    /// of the operating system or a power cut may be lost.
+    Normal,
+}
+
+impl SqliteSync {
+    /// The PRAGMA's value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        }
+    }
 }
 
 impl DatabaseConfig {
@@ -240,6 +266,7 @@ impl Default for DatabaseConfig {
             password: String::new(),
             pool_size: 4,
             read_pool_size: 2,
+            sqlite_synchronous: SqliteSync::Full,
         }
     }
 }
@@ -529,6 +556,28 @@ mod tests {
         assert!(c.validate(false).is_ok());
         let err = c.validate(true).unwrap_err().to_string();
         assert!(err.contains("auth.jwt_secret"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_synchronous_is_full_or_normal() {
+        let parse = |v: &str| {
+            config::Config::builder()
+                .add_source(config::File::from_str(
+                    &format!("[database]\nsqlite_synchronous = \"{v}\""),
+                    config::FileFormat::Toml,
+                ))
+                .build()
+                .and_then(|c| c.try_deserialize::<Config>())
+                .map(|c| c.database.sqlite_synchronous)
+        };
+        assert_eq!(parse("full").unwrap(), SqliteSync::Full);
+        assert_eq!(parse("normal").unwrap(), SqliteSync::Normal);
+        let err = parse("off").unwrap_err().to_string();
+        assert!(err.contains("full") && err.contains("normal"), "{err}");
+        assert_eq!(
+            Config::default().database.sqlite_synchronous,
+            SqliteSync::Full
+        );
     }
 
     #[test]

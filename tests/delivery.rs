@@ -24,7 +24,7 @@ async fn history_len(srv: &TestServer, uid: i64, chat: &str) -> i64 {
 
 /// Runs SQL on the server's database from outside, as an operator would.
 fn sql(srv: &TestServer, statements: &str) {
-    let pool = shopchat::db::connect(&srv.config.database.url, 1).unwrap();
+    let pool = shopchat::db::connect(&srv.config.database.url, 1, Default::default()).unwrap();
     pool.get().unwrap().batch_execute(statements).unwrap();
 }
 

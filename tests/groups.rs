@@ -325,7 +325,7 @@ async fn unread_counts_come_from_a_cursor_not_rows_per_member() {
     assert_eq!(r["error"], "forbidden");
 
     // Storing group messages wrote no per-member rows: the only conversation rows are none.
-    let pool = shopchat::db::connect(&srv.config.database.url, 1).unwrap();
+    let pool = shopchat::db::connect(&srv.config.database.url, 1, Default::default()).unwrap();
     let views = shopchat::db::conversations::recent(
         &mut pool.get().unwrap(),
         shopchat::db::Side::User(shopchat::ids::UserId(3)),

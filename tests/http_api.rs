@@ -83,7 +83,7 @@ async fn register_then_login_with_every_documented_error() {
     // The login name stays private (PROTOCOL.md §15): a new account's nickname is a placeholder.
     assert_eq!(me["result"]["mine"]["nickname"], format!("user{uid}"));
 
-    let pool = shopchat::db::connect(&srv.config.database.url, 1).unwrap();
+    let pool = shopchat::db::connect(&srv.config.database.url, 1, Default::default()).unwrap();
     let (_, hash) = shopchat::db::accounts::find_login(&mut pool.get().unwrap(), "alice")
         .unwrap()
         .unwrap();

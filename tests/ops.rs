@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 fn sql(srv: &TestServer, statements: &str) {
-    let pool = shopchat::db::connect(&srv.config.database.url, 1).unwrap();
+    let pool = shopchat::db::connect(&srv.config.database.url, 1, Default::default()).unwrap();
     pool.get().unwrap().batch_execute(statements).unwrap();
 }
 

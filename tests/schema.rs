@@ -255,7 +255,8 @@ mod servers {
     }
 
     fn migrate(url: &str) {
-        shopchat::db::connect(url, 1).expect("the migrations should run from empty");
+        shopchat::db::connect(url, 1, Default::default())
+            .expect("the migrations should run from empty");
     }
 
     pub fn mysql(base: &str) -> (Throwaway, Schema) {
@@ -349,7 +350,8 @@ fn every_backend_builds_the_same_schema() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = format!("{}/schema.db", dir.path().display());
-    shopchat::db::connect(&format!("sqlite://{path}"), 1).expect("SQLite should migrate");
+    shopchat::db::connect(&format!("sqlite://{path}"), 1, Default::default())
+        .expect("SQLite should migrate");
     let (sqlite, partial) = sqlite::schema(&path);
     assert_eq!(partial, SQLITE_PARTIAL);
     assert!(

@@ -237,7 +237,7 @@ pub(crate) mod testing {
     pub fn db() -> (tempfile::TempDir, PooledConn) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let pool = conn::connect(&url, 1).unwrap();
+        let pool = conn::connect(&url, 1, Default::default()).unwrap();
         let c = pool.get().unwrap();
         (dir, c)
     }

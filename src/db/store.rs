@@ -165,7 +165,7 @@ mod tests {
     fn a_batch_that_loses_the_write_lock_to_another_connection_is_tried_again() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let pool = crate::db::conn::connect(&url, 2).unwrap();
+        let pool = crate::db::conn::connect(&url, 2, Default::default()).unwrap();
         let (mut c, other) = (pool.get().unwrap(), pool.get().unwrap());
         let racer = |other| Racer {
             other: Some(other),
@@ -203,7 +203,7 @@ mod tests {
     fn a_batch_holds_the_write_lock_from_its_start() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
-        let pool = crate::db::conn::connect(&url, 2).unwrap();
+        let pool = crate::db::conn::connect(&url, 2, Default::default()).unwrap();
         let mut c = pool.get().unwrap();
         let mut batch = vec![Box::new(Holder(Some(pool.get().unwrap()), false))];
         apply_batch(&mut c, &mut batch, &Outbox::default()).unwrap();

@@ -71,6 +71,7 @@ fn start_server(db: Addr<DbExecutor>, config: &Config) -> Addr<ChatServer> {
     let routers = crate::router::ShopRouter::starter(db.clone(), Presenter::new(config), None);
     ChatServer::new(
         db.clone(),
+        db.clone(),
         db,
         config,
         Arc::new(crate::metrics::Metrics::new()),
@@ -114,7 +115,12 @@ async fn wait_for_pushes(logs: &[&Log]) {
 #[actix_rt::test]
 async fn a_push_is_serialized_once_for_all_its_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::db::connect(&format!("sqlite://{}/s.db", dir.path().display()), 1).unwrap();
+    let pool = crate::db::connect(
+        &format!("sqlite://{}/s.db", dir.path().display()),
+        1,
+        Default::default(),
+    )
+    .unwrap();
     let db = DbExecutor::start(pool, 1, Default::default());
     let server = start_server(db, &Config::default());
     let (sender, sender_log) = connect(&server, 1).await;
@@ -149,7 +155,12 @@ async fn a_push_is_serialized_once_for_all_its_connections() {
 #[actix_rt::test]
 async fn a_group_push_is_serialized_once_for_every_member_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::db::connect(&format!("sqlite://{}/g.db", dir.path().display()), 1).unwrap();
+    let pool = crate::db::connect(
+        &format!("sqlite://{}/g.db", dir.path().display()),
+        1,
+        Default::default(),
+    )
+    .unwrap();
     let db = DbExecutor::start(pool, 1, Default::default());
     let group = db
         .send(crate::db::CreateGroup {
@@ -192,7 +203,12 @@ async fn a_group_push_is_serialized_once_for_every_member_connection() {
 #[actix_rt::test]
 async fn a_push_that_would_pass_the_byte_bound_closes_the_connection_instead() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::db::connect(&format!("sqlite://{}/b.db", dir.path().display()), 1).unwrap();
+    let pool = crate::db::connect(
+        &format!("sqlite://{}/b.db", dir.path().display()),
+        1,
+        Default::default(),
+    )
+    .unwrap();
     let db = DbExecutor::start(pool, 1, Default::default());
     let mut config = Config::default();
     config.limits.max_pending_bytes = 2 << 20;
