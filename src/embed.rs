@@ -86,11 +86,18 @@ impl Builder {
             .database
             .url_with_password()
             .map_err(StartError::Config)?;
-        let (pool_size, read_pool_size) =
-            (config.database.pool_size, config.database.read_pool_size);
-        let (pool, read_pool) = actix_rt::task::spawn_blocking(move || {
-            let pool = db::connect(&database_url, pool_size)?;
-            Ok::<_, db::DbError>((pool, db::conn::open(&database_url, read_pool_size)?))
+        let (pool_size, read_pool_size, sync) = (
+            config.database.pool_size,
+            config.database.read_pool_size,
+            config.database.sqlite_synchronous,
+        );
+        let (write_pool, pool, read_pool) = actix_rt::task::spawn_blocking(move || {
+            let pool = db::connect(&database_url, pool_size, sync)?;
+            Ok::<_, db::DbError>((
+                db::conn::open(&database_url, 1, sync)?,
+                pool,
+                db::conn::open(&database_url, read_pool_size, sync)?,
+            ))
         })
         .await
         .map_err(|e| db::DbError::Config(format!("database start-up did not finish: {e}")))??;
@@ -98,6 +105,10 @@ impl Builder {
             true => db::outbox::Outbox::on(&config.webhooks.events),
             false => db::outbox::Outbox::default(),
         };
+        // The group commit's batches, one at a time, on one thread and one connection:
+        // its statement cache and (on SQLite) its page cache stay warm, since no other
+        // connection's batch comes between two of its own.
+        let writer = DbExecutor::start(write_pool, 1, outbox.clone());
         let db = DbExecutor::start(pool, pool_size as usize, outbox.clone());
         let reads = DbExecutor::start(read_pool, read_pool_size as usize, outbox);
         let metrics = Arc::new(Metrics::new());
@@ -106,6 +117,7 @@ impl Builder {
             _ => Some(Cluster::start(&config.redis)?),
         };
         let server = ChatServer::new(
+            writer,
             db.clone(),
             reads.clone(),
             &config,

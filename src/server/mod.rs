@@ -57,7 +57,9 @@ struct Online {
 }
 
 pub struct ChatServer {
-    /// Writes, and the small reads beside them.
+    /// The group commit's batches: one thread with one connection of its own.
+    writer: Addr<DbExecutor>,
+    /// The small reads and writes beside the batches (checkpoints among them).
     db: Addr<DbExecutor>,
     /// Reads of history (`chat.sync`, recent chats), on executors and a pool of their own.
     reads: Addr<DbExecutor>,
@@ -99,6 +101,7 @@ pub struct ChatServer {
 
 impl ChatServer {
     pub fn new(
+        writer: Addr<DbExecutor>,
         db: Addr<DbExecutor>,
         reads: Addr<DbExecutor>,
         config: &Config,
@@ -107,6 +110,7 @@ impl ChatServer {
         start_router: StartRouter,
     ) -> ChatServer {
         ChatServer {
+            writer,
             db,
             reads,
             metrics,
@@ -312,7 +316,7 @@ impl ChatServer {
             return;
         };
         let (queued, writes): (Vec<Instant>, Vec<Box<dyn Write>>) = batch.into_iter().unzip();
-        self.db
+        self.writer
             .send(ApplyWrites(writes))
             .into_actor(self)
             .map(move |res, act, ctx| {
