@@ -7,8 +7,10 @@
 //!     shopchat-bench --admin-token T group --members 1000 --duration 10
 //!     shopchat-bench --admin-token T service --shops 10 --agents 3 --consumers 300 --duration 10
 //!     shopchat-bench idle --connections 10000 --pid $(pidof shopchat)
+//!     shopchat-bench soak --minutes 30 --rate 5000 --pid $(pidof shopchat)
 
 mod client;
+mod soak;
 mod stats;
 mod words;
 
@@ -28,7 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use client::{Plan, Target, Ws};
-use stats::{histogram, Stats, Summary};
+use stats::{histogram, CpuClock, Stats, Summary};
 
 #[derive(Parser)]
 #[command(
@@ -113,6 +115,23 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         rounds: usize,
     },
+    /// A long open-loop run: `pairs` pairs at `rate` messages per second in total, while
+    /// `churn` users a second connect, send one message to a pair's member and leave.
+    /// Reports p99 per minute, the server's RSS and disk writes (with --pid), and
+    /// accounts for every message.
+    Soak {
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        /// Connections opened (and closed after one message) per second.
+        #[arg(long, default_value_t = 10.0)]
+        churn: f64,
+        #[arg(long)]
+        pid: Option<u32>,
+    },
     /// N idle connections; with --pid, the server's RSS per connection from /proc.
     Idle {
         #[arg(long, default_value_t = 1000)]
@@ -137,10 +156,16 @@ fn main() -> anyhow::Result<()> {
     }
     // `ws://host:9504/` (as the README writes URLs) and `ws://host:9504` are one server.
     cli.url = cli.url.trim_end_matches('/').to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.max(1))
-        .enable_all()
-        .build()?;
+    // One load thread: the current-thread scheduler, with no hand-offs between threads.
+    let rt = match cli.threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     let summary = rt.block_on(run(&cli))?;
     summary.print();
     if cli.json {
@@ -149,7 +174,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Bench<'a> {
+pub(crate) struct Bench<'a> {
     cli: &'a Cli,
     auth: Authenticator,
     http: reqwest::Client,
@@ -195,13 +220,32 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
             pid,
             duration,
         } => bench.idle(connections, pid, duration).await,
+        Scenario::Soak {
+            minutes,
+            rate,
+            pairs,
+            churn,
+            pid,
+        } => {
+            soak::run(
+                &bench,
+                soak::Soak {
+                    minutes,
+                    rate,
+                    pairs,
+                    churn,
+                    pid,
+                },
+            )
+            .await
+        }
         Scenario::Words { .. } => anyhow::bail!("`words` needs no server and returns early"),
     }
 }
 
 impl Bench<'_> {
     /// Opens one connection per uid, `connect_concurrency` at a time, in uid order.
-    async fn connect_all(&self, uids: &[i64]) -> anyhow::Result<Vec<Ws>> {
+    pub(crate) async fn connect_all(&self, uids: &[i64]) -> anyhow::Result<Vec<Ws>> {
         let tokens: Vec<String> = uids.iter().map(|u| self.auth.mint(UserId(*u))).collect();
         let url = &self.cli.url;
         let conns: Vec<anyhow::Result<Ws>> = futures_util::stream::iter(tokens)
@@ -248,6 +292,7 @@ impl Bench<'_> {
         let stats = Arc::new(Stats::default());
         let (done_tx, done_rx) = watch::channel(false);
         let started = Instant::now();
+        let cpu = CpuClock::start();
         let tasks: Vec<_> = runs
             .into_iter()
             .map(|(ws, plan)| tokio::spawn(client::drive(ws, plan, stats.clone(), done_rx.clone())))
@@ -265,6 +310,7 @@ impl Bench<'_> {
             ));
         }
         let elapsed = started.elapsed();
+        let generator_cpu_pct = cpu.percent();
         progress.finish_and_clear();
         // Let acks and pushes in flight arrive.
         let drain_until = Instant::now() + Duration::from_secs(10);
@@ -284,14 +330,9 @@ impl Bench<'_> {
             latency.add(&h)?;
         }
         let expected = Stats::get(&stats.acked) * fanout;
-        Ok(Summary::new(
-            scenario,
-            connections,
-            elapsed,
-            &stats,
-            expected,
-            &latency,
-        ))
+        let mut summary = Summary::new(scenario, connections, elapsed, &stats, expected, &latency);
+        summary.generator_cpu_pct = generator_cpu_pct;
+        Ok(summary)
     }
 
     async fn pairs(
@@ -476,7 +517,7 @@ impl Bench<'_> {
 }
 
 /// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     shopchat::metrics::rss_kib(pid).with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 

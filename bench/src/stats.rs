@@ -2,7 +2,8 @@
 //! at the end, and the summary printed (and given as one JSON line).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -13,7 +14,84 @@ pub struct Stats {
     pub acked: AtomicU64,
     pub received: AtomicU64,
     pub errors: AtomicU64,
+    /// Latencies per minute of the run, when asked for (soak).
+    pub minutes: Option<Minutes>,
 }
+
+/// One latency histogram per minute since `start`.
+pub struct Minutes {
+    start: Instant,
+    hists: Mutex<Vec<Histogram<u64>>>,
+}
+
+impl Minutes {
+    pub fn new() -> Minutes {
+        Minutes {
+            start: Instant::now(),
+            hists: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn record(&self, micros: u64) {
+        let minute = (self.start.elapsed().as_secs() / 60) as usize;
+        let mut hists = self.hists.lock().expect("no recorder panics");
+        while hists.len() <= minute {
+            hists.push(histogram());
+        }
+        let _ = hists[minute].record(micros);
+    }
+
+    /// Each minute's (samples, p99 in ms), in order.
+    pub fn p99s(&self) -> Vec<(u64, f64)> {
+        let hists = self.hists.lock().expect("no recorder panics");
+        hists
+            .iter()
+            .map(|h| (h.len(), h.value_at_quantile(0.99) as f64 / 1000.0))
+            .collect()
+    }
+}
+
+impl Default for Minutes {
+    fn default() -> Minutes {
+        Minutes::new()
+    }
+}
+
+/// CPU time this process has used (user and system), from /proc/self/stat.
+pub fn own_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): state is the 3rd field,
+    // utime and stime the 14th and 15th, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// The generator's CPU over a phase: started with [`CpuClock::start`], read with
+/// [`CpuClock::percent`] as a percentage of one core.
+pub struct CpuClock {
+    cpu: Option<f64>,
+    wall: Instant,
+}
+
+impl CpuClock {
+    pub fn start() -> CpuClock {
+        CpuClock {
+            cpu: own_cpu_secs(),
+            wall: Instant::now(),
+        }
+    }
+
+    pub fn percent(&self) -> Option<f64> {
+        let used = own_cpu_secs()? - self.cpu?;
+        Some(100.0 * used / self.wall.elapsed().as_secs_f64().max(1e-9))
+    }
+}
+
+/// Below this share of its core, the generator was not what limited a run.
+pub const GENERATOR_CPU_LIMIT_PCT: f64 = 90.0;
 
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -79,6 +157,9 @@ pub struct Summary {
     pub rss_kib_per_connection: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_kib_total: Option<u64>,
+    /// The load generator's own CPU over the run, in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_pct: Option<f64>,
 }
 
 impl Summary {
@@ -107,6 +188,7 @@ impl Summary {
             latency: Latency::of(latency),
             rss_kib_per_connection: None,
             rss_kib_total: None,
+            generator_cpu_pct: None,
         }
     }
 
@@ -132,6 +214,14 @@ impl Summary {
         }
         if let (Some(per), Some(total)) = (self.rss_kib_per_connection, self.rss_kib_total) {
             println!("  server RSS grew {total} KiB: {per:.1} KiB per connection");
+        }
+        if let Some(cpu) = self.generator_cpu_pct {
+            let verdict = if cpu < GENERATOR_CPU_LIMIT_PCT {
+                "below 90%: the generator was not the limit"
+            } else {
+                "AT OR ABOVE 90%: the generator may have been the limit; use more cores"
+            };
+            println!("  generator CPU {cpu:.0}% of one core ({verdict})");
         }
     }
 }
