@@ -108,9 +108,9 @@ impl Builder {
         // The group commit's batches, one at a time, on one thread and one connection:
         // its statement cache and (on SQLite) its page cache stay warm, since no other
         // connection's batch comes between two of its own.
-        let writer = DbExecutor::start(write_pool, 1, outbox.clone());
-        let db = DbExecutor::start(pool, pool_size as usize, outbox.clone());
-        let reads = DbExecutor::start(read_pool, read_pool_size as usize, outbox);
+        let writer = DbExecutor::start_named("db-writer", write_pool, 1, outbox.clone());
+        let db = DbExecutor::start_named("db", pool, pool_size as usize, outbox.clone());
+        let reads = DbExecutor::start_named("db-reads", read_pool, read_pool_size as usize, outbox);
         let metrics = Arc::new(Metrics::new());
         let cluster = match config.redis.url.as_str() {
             "" => None,

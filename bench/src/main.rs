@@ -41,6 +41,10 @@ struct Cli {
     /// The server's WebSocket base URL (its HTTP API is the same host and port).
     #[arg(long, default_value = "ws://127.0.0.1:9504", global = true)]
     url: String,
+    /// A second node of the same cluster: every other connection (the second user of
+    /// each pair) connects there, so each message crosses from one node to the other.
+    #[arg(long, global = true)]
+    peer_url: Option<String>,
     /// The server's auth.jwt_secret (tokens are minted here).
     #[arg(long, default_value = shopchat::config::DEV_JWT_SECRET, global = true)]
     secret: String,
@@ -62,6 +66,10 @@ struct Cli {
     /// Load-generator threads (pin the process with taskset to keep it off the server's core).
     #[arg(long, default_value_t = 1, global = true)]
     threads: usize,
+    /// The server's process id (same machine): its CPU over the run is reported, and
+    /// what it did per second of CPU (the server's cost, even where the load is the limit).
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
     /// Print one JSON summary line last.
     #[arg(long, global = true)]
     json: bool,
@@ -93,6 +101,9 @@ enum Scenario {
         /// creating one through the admin API.
         #[arg(long)]
         group_id: Option<i64>,
+        /// Open loop at this many messages per second in total; absent: flat out.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// S shops of A online agents each, and C consumers asking them.
     Service {
@@ -131,6 +142,9 @@ enum Scenario {
         churn: f64,
         #[arg(long)]
         pid: Option<u32>,
+        /// The server's SQLite file (e.g. data/shopchat.db): report the space taken.
+        #[arg(long)]
+        db_file: Option<std::path::PathBuf>,
     },
     /// N idle connections; with --pid, the server's RSS per connection from /proc.
     Idle {
@@ -156,6 +170,7 @@ fn main() -> anyhow::Result<()> {
     }
     // `ws://host:9504/` (as the README writes URLs) and `ws://host:9504` are one server.
     cli.url = cli.url.trim_end_matches('/').to_string();
+    cli.peer_url = cli.peer_url.map(|u| u.trim_end_matches('/').to_string());
     // One load thread: the current-thread scheduler, with no hand-offs between threads.
     let rt = match cli.threads {
         0 | 1 => tokio::runtime::Builder::new_current_thread()
@@ -208,7 +223,12 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
             duration,
             senders,
             group_id,
-        } => bench.group(members, duration, senders, group_id).await,
+            rate,
+        } => {
+            bench
+                .group(members, duration, senders, group_id, rate)
+                .await
+        }
         Scenario::Service {
             shops,
             agents,
@@ -226,6 +246,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
             pairs,
             churn,
             pid,
+            ref db_file,
         } => {
             soak::run(
                 &bench,
@@ -235,6 +256,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
                     pairs,
                     churn,
                     pid,
+                    db_file: db_file.clone(),
                 },
             )
             .await
@@ -247,12 +269,16 @@ impl Bench<'_> {
     /// Opens one connection per uid, `connect_concurrency` at a time, in uid order.
     pub(crate) async fn connect_all(&self, uids: &[i64]) -> anyhow::Result<Vec<Ws>> {
         let tokens: Vec<String> = uids.iter().map(|u| self.auth.mint(UserId(*u))).collect();
-        let url = &self.cli.url;
-        let conns: Vec<anyhow::Result<Ws>> = futures_util::stream::iter(tokens)
-            .map(|t| async move { client::connect(url, &t).await })
-            .buffered(self.cli.connect_concurrency.max(1))
-            .collect()
-            .await;
+        let (url, peer) = (&self.cli.url, self.cli.peer_url.as_ref());
+        let conns: Vec<anyhow::Result<Ws>> =
+            futures_util::stream::iter(tokens.into_iter().enumerate())
+                .map(|(i, t)| async move {
+                    let url = peer.filter(|_| i % 2 == 1).unwrap_or(url);
+                    client::connect(url, &t).await
+                })
+                .buffered(self.cli.connect_concurrency.max(1))
+                .collect()
+                .await;
         conns
             .into_iter()
             .collect::<anyhow::Result<Vec<_>>>()
@@ -293,6 +319,7 @@ impl Bench<'_> {
         let (done_tx, done_rx) = watch::channel(false);
         let started = Instant::now();
         let cpu = CpuClock::start();
+        let server_cpu = self.cli.server_pid.map(|p| CpuClock::of(p.to_string()));
         let tasks: Vec<_> = runs
             .into_iter()
             .map(|(ws, plan)| tokio::spawn(client::drive(ws, plan, stats.clone(), done_rx.clone())))
@@ -311,6 +338,7 @@ impl Bench<'_> {
         }
         let elapsed = started.elapsed();
         let generator_cpu_pct = cpu.percent();
+        let server_cpu_pct = server_cpu.and_then(|c| c.percent());
         progress.finish_and_clear();
         // Let acks and pushes in flight arrive.
         let drain_until = Instant::now() + Duration::from_secs(10);
@@ -332,6 +360,7 @@ impl Bench<'_> {
         let expected = Stats::get(&stats.acked) * fanout;
         let mut summary = Summary::new(scenario, connections, elapsed, &stats, expected, &latency);
         summary.generator_cpu_pct = generator_cpu_pct;
+        summary.server_cpu_pct = server_cpu_pct;
         Ok(summary)
     }
 
@@ -375,6 +404,7 @@ impl Bench<'_> {
         duration: f64,
         senders: usize,
         group_id: Option<i64>,
+        rate: Option<f64>,
     ) -> anyhow::Result<Summary> {
         anyhow::ensure!(members >= 2, "a group needs at least 2 members");
         let base = self.cli.uid_base;
@@ -393,6 +423,7 @@ impl Bench<'_> {
         };
         let conns = self.connect_all(&uids).await?;
         let until = Instant::now() + Duration::from_secs_f64(duration);
+        let every = rate.map(|r| Duration::from_secs_f64(senders as f64 / r.max(1e-9)));
         let runs = conns
             .into_iter()
             .enumerate()
@@ -405,7 +436,7 @@ impl Bench<'_> {
                 let plan = Plan {
                     target,
                     window: self.cli.window,
-                    every: None,
+                    every,
                     until,
                 };
                 (ws, plan)

@@ -24,6 +24,8 @@ pub struct Soak {
     pub pairs: usize,
     pub churn: f64,
     pub pid: Option<u32>,
+    /// The server's SQLite file, to report the space the run's rows take.
+    pub db_file: Option<std::path::PathBuf>,
 }
 
 /// Distinct users the churning connections take in turn (one connection each at a time).
@@ -42,9 +44,12 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     let churn_base = base + stable.len() as i64;
     let stored_before = stored_total(bench).await;
     let io_before = soak.pid.and_then(write_bytes);
-    let rss_start = soak.pid.map(crate::rss_kib).transpose()?;
+    let rss_idle = soak.pid.and_then(shopchat::metrics::rss_kib);
+    let db_before = soak.db_file.as_deref().map(db_bytes);
 
     let conns = bench.connect_all(&stable).await?;
+    // The run's start: its connections open.
+    let rss_start = soak.pid.map(crate::rss_kib).transpose()?;
     let stats = Arc::new(Stats {
         minutes: Some(Minutes::new()),
         ..Stats::default()
@@ -53,6 +58,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let until = started + duration;
     let cpu = CpuClock::start();
+    let server_cpu = soak.pid.map(|p| CpuClock::of(p.to_string()));
     let every = Duration::from_secs_f64(stable.len() as f64 / soak.rate);
     let (done_tx, done_rx) = watch::channel(false);
     let tasks: Vec<_> = conns
@@ -86,20 +92,25 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
         let period = Duration::from_secs_f64(1.0 / soak.churn.max(1e-3));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
+            let mut visits = tokio::task::JoinSet::new();
             let mut i = 0usize;
             while Instant::now() < until {
                 tick.tick().await;
                 let token = tokens[i % tokens.len()].clone();
                 let to = stable[i % stable.len()];
                 let (churn, stats, url) = (churn.clone(), stats.clone(), url.clone());
-                tokio::spawn(async move {
+                visits.spawn(async move {
                     churn.connects.fetch_add(1, Ordering::Relaxed);
                     if !one_visit(&url, &token, to, &stats).await {
                         churn.failures.fetch_add(1, Ordering::Relaxed);
                     }
                 });
+                // Forget the visits that are over.
+                while visits.try_join_next().is_some() {}
                 i += 1;
             }
+            // Every visit is over (its message acked or failed) before the drain.
+            while visits.join_next().await.is_some() {}
         })
     };
 
@@ -129,6 +140,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     }
     let elapsed = started.elapsed();
     let generator_cpu_pct = cpu.percent();
+    let server_cpu_pct = server_cpu.and_then(|c| c.percent());
     let _ = churner.await;
     // Let acks and pushes in flight arrive (and the churners finish their visits).
     let drain_until = Instant::now() + Duration::from_secs(15);
@@ -153,6 +165,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     let acked = Stats::get(&stats.acked);
     let mut summary = Summary::new("soak", stable.len(), elapsed, &stats, acked, &latency);
     summary.generator_cpu_pct = generator_cpu_pct;
+    summary.server_cpu_pct = server_cpu_pct;
     println!("soak: p99 per minute (ms):");
     for (i, (samples, p99)) in stats
         .minutes
@@ -165,16 +178,23 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
         println!("  minute {:>2}: {p99:>7.2}  ({samples} samples)", i + 1);
     }
     if let (Some(a), Some(b)) = (rss_start, rss_end) {
-        let change = 100.0 * (b as f64 - a as f64) / a.max(1) as f64;
-        // The start is before the run's connections; the first minute is with them.
+        let change = |from: u64| 100.0 * (b as f64 - from as f64) / from.max(1) as f64;
         let first = rss_by_minute.first().copied().flatten();
         println!(
-            "  server RSS: {a} KiB at start, {} KiB after minute 1, {b} KiB at end ({change:+.1}% over the run{})",
+            "  server RSS: {} KiB before connecting, {a} KiB at start (connected), {} KiB after minute 1, {b} KiB at end: {:+.1}% from the start, {}",
+            rss_idle.map_or("?".into(), |r| r.to_string()),
             first.map_or("?".into(), |f| f.to_string()),
-            first.map_or(String::new(), |f| format!(
-                ", {:+.1}% from minute 1",
-                100.0 * (b as f64 - f as f64) / f.max(1) as f64
-            )),
+            change(a),
+            first.map_or(String::new(), |f| format!("{:+.1}% from minute 1", change(f))),
+        );
+    }
+    if let (Some(a), Some(path)) = (db_before, soak.db_file.as_deref()) {
+        let b = db_bytes(path);
+        println!(
+            "  database file and log: {:.1} MiB before, {:.1} MiB after ({:.0} bytes per message)",
+            a as f64 / 1048576.0,
+            b as f64 / 1048576.0,
+            (b.saturating_sub(a)) as f64 / acked.max(1) as f64
         );
     }
     if let (Some(a), Some(b)) = (io_before, io_after) {
@@ -238,6 +258,14 @@ async fn one_visit(url: &str, token: &str, to: i64, stats: &Stats) -> bool {
     Stats::add(if acked { &stats.acked } else { &stats.errors }, 1);
     let _ = ws.close(None).await;
     acked
+}
+
+/// The size of a SQLite file with its write-ahead log.
+fn db_bytes(path: &std::path::Path) -> u64 {
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    size(path) + size(std::path::Path::new(&wal))
 }
 
 /// Bytes the process `pid` has caused to be written to storage (/proc/PID/io).

@@ -57,9 +57,9 @@ impl Default for Minutes {
     }
 }
 
-/// CPU time this process has used (user and system), from /proc/self/stat.
-pub fn own_cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// CPU time process `pid` ("self": this one) has used, all its threads, from /proc.
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces): state is the 3rd field,
     // utime and stime the 14th and 15th, in clock ticks (100 per second on Linux).
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -72,20 +72,28 @@ pub fn own_cpu_secs() -> Option<f64> {
 /// The generator's CPU over a phase: started with [`CpuClock::start`], read with
 /// [`CpuClock::percent`] as a percentage of one core.
 pub struct CpuClock {
+    pid: String,
     cpu: Option<f64>,
     wall: Instant,
 }
 
 impl CpuClock {
+    /// This process's clock.
     pub fn start() -> CpuClock {
+        CpuClock::of("self".into())
+    }
+
+    /// Process `pid`'s clock (`"self"`: this one).
+    pub fn of(pid: String) -> CpuClock {
         CpuClock {
-            cpu: own_cpu_secs(),
+            cpu: cpu_secs(&pid),
+            pid,
             wall: Instant::now(),
         }
     }
 
     pub fn percent(&self) -> Option<f64> {
-        let used = own_cpu_secs()? - self.cpu?;
+        let used = cpu_secs(&self.pid)? - self.cpu?;
         Some(100.0 * used / self.wall.elapsed().as_secs_f64().max(1e-9))
     }
 }
@@ -160,6 +168,9 @@ pub struct Summary {
     /// The load generator's own CPU over the run, in percent of one core.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generator_cpu_pct: Option<f64>,
+    /// The server's CPU over the run (with --server-pid), in percent of one core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_pct: Option<f64>,
 }
 
 impl Summary {
@@ -189,6 +200,7 @@ impl Summary {
             rss_kib_per_connection: None,
             rss_kib_total: None,
             generator_cpu_pct: None,
+            server_cpu_pct: None,
         }
     }
 
@@ -222,6 +234,13 @@ impl Summary {
                 "AT OR ABOVE 90%: the generator may have been the limit; use more cores"
             };
             println!("  generator CPU {cpu:.0}% of one core ({verdict})");
+        }
+        if let Some(cpu) = self.server_cpu_pct.filter(|c| *c > 0.0) {
+            println!(
+                "  server CPU {cpu:.0}%: {:.0} msgs/s and {:.0} deliveries/s per second of server CPU",
+                self.msgs_per_sec * 100.0 / cpu,
+                self.deliveries_per_sec * 100.0 / cpu
+            );
         }
     }
 }

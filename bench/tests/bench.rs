@@ -147,3 +147,241 @@ async fn the_url_may_end_in_a_slash() {
     });
     all_counted(&s, 1);
 }
+
+/// A short soak: pairs at a fixed rate with churning connections; the report accounts for
+/// every message (acked, pushed and stored), per minute and over the run, and gives the
+/// server's RSS and disk use.
+#[tokio::test(flavor = "multi_thread")]
+async fn soak_accounts_for_every_message_with_connections_coming_and_going() {
+    let srv = TestServer::start();
+    let pid = std::process::id().to_string();
+    let db_file = srv
+        .config
+        .database
+        .url
+        .strip_prefix("sqlite://")
+        .map(str::to_string);
+    let mut args = vec![
+        "soak",
+        "--minutes",
+        "0.05",
+        "--rate",
+        "300",
+        "--pairs",
+        "3",
+        "--churn",
+        "10",
+        "--pid",
+        &pid,
+    ];
+    if let Some(f) = &db_file {
+        args.extend(["--db-file", f]);
+    }
+    let url = format!("ws://{}", srv.addr);
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shopchat-bench"))
+            .args(["--url", &url, "--json"])
+            .args(&args)
+            .output()
+            .expect("shopchat-bench should run")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("every message accounted for"),
+        "the soak lost track of a message: {stdout}"
+    );
+    assert!(stdout.contains("minute  1:"), "p99 per minute: {stdout}");
+    assert!(stdout.contains("server RSS:"), "{stdout}");
+    assert!(
+        stdout.contains("connections opened and closed, 0 failed"),
+        "{stdout}"
+    );
+    if db_file.is_some() {
+        assert!(stdout.contains("database file and log:"), "{stdout}");
+    }
+    let s: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(s["scenario"], "soak");
+    all_counted(&s, 1);
+    assert!(s["generator_cpu_pct"].is_number(), "{s}");
+    assert!(s["server_cpu_pct"].is_number(), "{s}");
+}
+
+/// Every run reports the generator's own CPU, and with --server-pid the server's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_reports_the_generators_and_the_servers_cpu() {
+    let srv = TestServer::start();
+    let pid = std::process::id().to_string();
+    let s = tokio::task::block_in_place(|| {
+        bench(
+            &srv,
+            &[
+                "--server-pid",
+                &pid,
+                "pairs",
+                "--pairs",
+                "2",
+                "--duration",
+                "1",
+            ],
+        )
+    });
+    all_counted(&s, 1);
+    let gen = s["generator_cpu_pct"].as_f64().expect("generator CPU");
+    assert!((0.0..=400.0).contains(&gen), "{s}");
+    assert!(s["server_cpu_pct"].as_f64().is_some(), "{s}");
+}
+
+/// `--peer-url` sends every other connection to a second node; with the same server as
+/// both, every message is still counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_peer_url_takes_every_other_connection() {
+    let srv = TestServer::start();
+    let peer = format!("ws://{}/", srv.addr);
+    let s = tokio::task::block_in_place(|| {
+        bench(
+            &srv,
+            &[
+                "--peer-url",
+                &peer,
+                "pairs",
+                "--pairs",
+                "3",
+                "--duration",
+                "1",
+            ],
+        )
+    });
+    all_counted(&s, 1);
+}
+
+/// A free port on loopback (for a peer that takes its port as an argument).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer server process, killed when dropped.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Peer {
+    /// Waits until `port` accepts connections.
+    fn ready(self, port: u16) -> Peer {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return self;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the peer did not listen on {port}");
+    }
+}
+
+/// The reference relay relays every message of pairs (closed and open loop) and of its
+/// one group, with the writes it batches per wake-up.
+#[test]
+fn the_reference_relay_relays_every_message() {
+    let port = free_port();
+    let _relay = Peer(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reference_relay"))
+            .args(["--port", &port.to_string(), "--group-members", "10"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the relay should start"),
+    )
+    .ready(port);
+    let url = format!("ws://127.0.0.1:{port}");
+    all_counted(
+        &bench_at(&url, &["pairs", "--pairs", "20", "--duration", "1"]),
+        1,
+    );
+    all_counted(
+        &bench_at(
+            &url,
+            &["pairs", "--pairs", "5", "--duration", "1", "--rate", "500"],
+        ),
+        1,
+    );
+    let s = bench_at(
+        &url,
+        &[
+            "group",
+            "--members",
+            "10",
+            "--duration",
+            "1",
+            "--group-id",
+            "1",
+            "--senders",
+            "2",
+        ],
+    );
+    all_counted(&s, 9);
+}
+
+/// The Node.js relay (bench/node-relay, `npm ci --prefix bench/node-relay`) relays every
+/// message. Skipped with a reason where Node or its `ws` package is missing, unless
+/// SHOPCHAT_REQUIRE_SERVICES=1.
+#[test]
+#[ignore = "needs Node.js 20 and `npm ci --prefix bench/node-relay`"]
+fn the_node_relay_relays_every_message() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/node-relay");
+    let installed = std::path::Path::new(dir).join("node_modules/ws").exists()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("SHOPCHAT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "SHOPCHAT_REQUIRE_SERVICES=1 but node or bench/node-relay/node_modules is missing"
+        );
+        eprintln!(
+            "skipping: run `npm ci --prefix bench/node-relay` (Node.js 20) to test the Node relay"
+        );
+        return;
+    }
+    let port = free_port();
+    let _relay = Peer(
+        std::process::Command::new("node")
+            .arg(format!("{dir}/relay.js"))
+            .arg(port.to_string())
+            .env("GROUP_MEMBERS", "10")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("node should start"),
+    )
+    .ready(port);
+    let url = format!("ws://127.0.0.1:{port}");
+    all_counted(
+        &bench_at(&url, &["pairs", "--pairs", "10", "--duration", "1"]),
+        1,
+    );
+    let s = bench_at(
+        &url,
+        &[
+            "group",
+            "--members",
+            "10",
+            "--duration",
+            "1",
+            "--group-id",
+            "1",
+        ],
+    );
+    all_counted(&s, 9);
+}

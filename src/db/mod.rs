@@ -65,10 +65,25 @@ impl DbExecutor {
     /// with a pool of its own: one for writes (and the small reads beside them), one for
     /// reads of history, so a flood of reads queues behind itself and never ahead of a send.
     pub fn start(pool: Pool, threads: usize, outbox: outbox::Outbox) -> Addr<DbExecutor> {
-        SyncArbiter::start(threads.max(1), move || DbExecutor {
-            pool: pool.clone(),
-            outbox: outbox.clone(),
-        })
+        Self::start_named("shopchat-db", pool, threads, outbox)
+    }
+
+    /// [`DbExecutor::start`], its threads named `name` (as `ps -T`, `top -H` and
+    /// profilers show them).
+    pub fn start_named(
+        name: &'static str,
+        pool: Pool,
+        threads: usize,
+        outbox: outbox::Outbox,
+    ) -> Addr<DbExecutor> {
+        SyncArbiter::start_with_thread_builder(
+            threads.max(1),
+            move || std::thread::Builder::new().name(name.into()),
+            move || DbExecutor {
+                pool: pool.clone(),
+                outbox: outbox.clone(),
+            },
+        )
     }
 
     fn conn(&self) -> Result<conn::PooledConn, DbError> {
