@@ -71,7 +71,7 @@ pub struct DatabaseConfig {
 
 /// SQLite's `synchronous` setting for its write-ahead log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum SqliteSync {
     /// Each commit is on the disk (fsync of the log) before it returns: an acked message
     /// survives a crash of the process, of the operating system and a power cut.
@@ -81,6 +81,20 @@ pub enum SqliteSync {
     /// acked message survives a crash of the process, but the last commits before a crash
     /// of the operating system or a power cut may be lost.
     Normal,
+}
+
+impl TryFrom<String> for SqliteSync {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<SqliteSync, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Ok(SqliteSync::Full),
+            "normal" => Ok(SqliteSync::Normal),
+            _ => Err(format!(
+                "database.sqlite_synchronous is {value:?}: it must be \"full\" or \"normal\""
+            )),
+        }
+    }
 }
 
 impl SqliteSync {
