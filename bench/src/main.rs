@@ -364,23 +364,20 @@ impl Bench<'_> {
         Ok(summary)
     }
 
-    async fn pairs(
+    /// Each connection of `uids` (one per uid, in order) with its plan: users base+2k and
+    /// base+2k+1 are a pair, each sending to the other.
+    fn pair_plans(
         &self,
-        pairs: usize,
-        duration: f64,
-        rate: Option<f64>,
-    ) -> anyhow::Result<Summary> {
+        conns: Vec<Ws>,
+        uids: &[i64],
+        every: Option<Duration>,
+        until: Instant,
+    ) -> Vec<(Ws, Plan)> {
         let base = self.cli.uid_base;
-        let uids: Vec<i64> = (0..pairs as i64 * 2).map(|i| base + i).collect();
-        let conns = self.connect_all(&uids).await?;
-        let senders = uids.len() as f64;
-        let every = rate.map(|r| Duration::from_secs_f64(senders / r.max(1e-9)));
-        let until = Instant::now() + Duration::from_secs_f64(duration);
-        let runs = conns
+        conns
             .into_iter()
-            .zip(&uids)
+            .zip(uids)
             .map(|(ws, uid)| {
-                // Users base+2k and base+2k+1 are a pair.
                 let peer = if (uid - base) % 2 == 0 {
                     uid + 1
                 } else {
@@ -394,7 +391,22 @@ impl Bench<'_> {
                 };
                 (ws, plan)
             })
-            .collect();
+            .collect()
+    }
+
+    async fn pairs(
+        &self,
+        pairs: usize,
+        duration: f64,
+        rate: Option<f64>,
+    ) -> anyhow::Result<Summary> {
+        let base = self.cli.uid_base;
+        let uids: Vec<i64> = (0..pairs as i64 * 2).map(|i| base + i).collect();
+        let conns = self.connect_all(&uids).await?;
+        let senders = uids.len() as f64;
+        let every = rate.map(|r| Duration::from_secs_f64(senders / r.max(1e-9)));
+        let until = Instant::now() + Duration::from_secs_f64(duration);
+        let runs = self.pair_plans(conns, &uids, every, until);
         self.measure("pairs", runs, duration, 1).await
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{self, Plan, Target};
+use crate::client;
 use crate::stats::{histogram, CpuClock, Minutes, Stats, Summary};
 use crate::Bench;
 
@@ -61,23 +61,10 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     let server_cpu = soak.pid.map(|p| CpuClock::of(p.to_string()));
     let every = Duration::from_secs_f64(stable.len() as f64 / soak.rate);
     let (done_tx, done_rx) = watch::channel(false);
-    let tasks: Vec<_> = conns
+    let tasks: Vec<_> = bench
+        .pair_plans(conns, &stable, Some(every), until)
         .into_iter()
-        .zip(&stable)
-        .map(|(ws, uid)| {
-            let peer = if (uid - base) % 2 == 0 {
-                uid + 1
-            } else {
-                uid - 1
-            };
-            let plan = Plan {
-                target: Target::Direct(peer),
-                window: bench.cli.window,
-                every: Some(every),
-                until,
-            };
-            tokio::spawn(client::drive(ws, plan, stats.clone(), done_rx.clone()))
-        })
+        .map(|(ws, plan)| tokio::spawn(client::drive(ws, plan, stats.clone(), done_rx.clone())))
         .collect();
 
     // Churn: connect, send one message to a pair's member, wait for its ack, leave.
