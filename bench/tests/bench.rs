@@ -304,33 +304,7 @@ fn the_reference_relay_relays_every_message() {
             .expect("the relay should start"),
     )
     .ready(port);
-    let url = format!("ws://127.0.0.1:{port}");
-    all_counted(
-        &bench_at(&url, &["pairs", "--pairs", "20", "--duration", "1"]),
-        1,
-    );
-    all_counted(
-        &bench_at(
-            &url,
-            &["pairs", "--pairs", "5", "--duration", "1", "--rate", "500"],
-        ),
-        1,
-    );
-    let s = bench_at(
-        &url,
-        &[
-            "group",
-            "--members",
-            "10",
-            "--duration",
-            "1",
-            "--group-id",
-            "1",
-            "--senders",
-            "2",
-        ],
-    );
-    all_counted(&s, 9);
+    relays_every_message(port, "20");
 }
 
 /// The Node.js relay (bench/node-relay, `npm ci --prefix bench/node-relay`) relays every
@@ -366,22 +340,34 @@ fn the_node_relay_relays_every_message() {
             .expect("node should start"),
     )
     .ready(port);
+    relays_every_message(port, "10");
+}
+
+/// A relay on `port` (its group: the 10 users from the bench's uid base) relays every
+/// message of `pairs` pairs closed loop and open loop, and of 2 senders in its group.
+fn relays_every_message(port: u16, pairs: &str) {
     let url = format!("ws://127.0.0.1:{port}");
     all_counted(
-        &bench_at(&url, &["pairs", "--pairs", "10", "--duration", "1"]),
+        &bench_at(&url, &["pairs", "--pairs", pairs, "--duration", "1"]),
         1,
     );
-    let s = bench_at(
-        &url,
-        &[
-            "group",
-            "--members",
-            "10",
-            "--duration",
-            "1",
-            "--group-id",
-            "1",
-        ],
+    all_counted(
+        &bench_at(
+            &url,
+            &["pairs", "--pairs", "5", "--duration", "1", "--rate", "500"],
+        ),
+        1,
     );
-    all_counted(&s, 9);
+    let group = [
+        "group",
+        "--members",
+        "10",
+        "--duration",
+        "1",
+        "--group-id",
+        "1",
+        "--senders",
+        "2",
+    ];
+    all_counted(&bench_at(&url, &group), 9);
 }
