@@ -234,15 +234,17 @@ macro_rules! per_backend {
 pub(crate) use per_backend;
 
 /// Inserts `$values` into `$table` and evaluates to the new row's `$id` as
-/// `QueryResult<i64>`: `RETURNING` on SQLite and PostgreSQL, `LAST_INSERT_ID()` on MySQL,
-/// which has no `RETURNING`.
+/// `QueryResult<i64>`: `RETURNING` on PostgreSQL; the connection's last insert id on
+/// SQLite and MySQL. (SQLite runs `RETURNING` like a trigger: each insert then kept a
+/// statement journal, a copy of every page it touched, and filled a temporary table with
+/// the id. That was half of the writer's time storing a message: BENCHMARKS.md, session 9.)
 macro_rules! insert_returning_id {
     ($conn:expr, $table:expr, $values:expr, $id:expr) => {
         match $conn {
             $crate::db::conn::DbConn::Sqlite(c) => diesel::insert_into($table)
                 .values($values)
-                .returning($id)
-                .get_result::<i64>(c),
+                .execute(c)
+                .and_then(|_| $crate::db::conn::sqlite_last_insert_id(c)),
             #[cfg(feature = "postgres")]
             $crate::db::conn::DbConn::Pg(c) => diesel::insert_into($table)
                 .values($values)
@@ -288,6 +290,19 @@ macro_rules! upsert {
     };
 }
 pub(crate) use upsert;
+
+diesel::define_sql_function! {
+    /// SQLite's rowid of the last row the connection inserted (an `INTEGER PRIMARY KEY`
+    /// is the rowid).
+    fn last_insert_rowid() -> diesel::sql_types::BigInt;
+}
+
+/// The id SQLite gave the last row this connection inserted: one prepared statement,
+/// cached like any other.
+pub fn sqlite_last_insert_id(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<i64> {
+    use diesel::RunQueryDsl;
+    diesel::select(last_insert_rowid()).get_result(c)
+}
 
 /// The id MySQL gave the last row this connection inserted.
 #[cfg(feature = "mysql")]

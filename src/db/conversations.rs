@@ -3,15 +3,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use diesel::backend::Backend;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Text};
 
 use super::conn::DbConn;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
 use super::outbox::{NewEvent, Outbox};
 use super::schema::{conversations, messages, shops, users};
 use crate::ids::{ShopId, UserId};
-use crate::protocol::ChatType;
+use crate::protocol::{ChatType, MsgType};
 
 /// The most rows a recent-chat list returns.
 pub const MAX_RECENT: i64 = 200;
@@ -148,19 +152,89 @@ fn update_last(
     m: &NewMessage,
     unread: i32,
 ) -> QueryResult<usize> {
-    let target = conversations::table
-        .filter(conversations::owner_uid.eq(owner))
-        .filter(conversations::shop_id.eq(shop))
-        .filter(conversations::chat_id.eq(&m.chat_id));
-    let set = (
-        conversations::last_msg.eq(&m.msg),
-        conversations::last_uid.eq(m.from_uid),
-        conversations::last_time.eq(m.createtime),
-        conversations::msg_type.eq(m.msg_type),
-        conversations::hidden.eq(false),
-        conversations::unread_count.eq(conversations::unread_count + unread),
-    );
-    super::conn::per_backend!(conn, |c| diesel::update(target).set(set).execute(c))
+    let update = UpdateLast {
+        owner,
+        shop,
+        m,
+        unread,
+    };
+    super::conn::per_backend!(conn, |c| update.execute(c))
+}
+
+/// `UPDATE conversations SET last_msg, last_uid, last_time, msg_type, hidden = false,
+/// unread_count = unread_count + unread WHERE owner_uid, shop_id, chat_id`, written out as
+/// a query of its own so that each connection prepares it once: Diesel marks every
+/// `update()` unsafe to cache, and parsing and planning it again for each row (twice per
+/// message when batches are small) took a fifth of the writer's time at 10,000 msgs/s
+/// (BENCHMARKS.md, session 9).
+struct UpdateLast<'a> {
+    owner: i64,
+    shop: i64,
+    m: &'a NewMessage,
+    unread: i32,
+}
+
+impl QueryId for UpdateLast<'_> {
+    type QueryId = UpdateLast<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for UpdateLast<'_>
+where
+    DB: Backend + HasSqlType<Bool>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    bool: ToSql<Bool, DB>,
+    UserId: ToSql<BigInt, DB>,
+    MsgType: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let m = self.m;
+        out.push_sql("UPDATE ");
+        out.push_identifier("conversations")?;
+        bind::<_, Text, _>(&mut out, " SET ", "last_msg", m.msg.as_str())?;
+        bind::<_, BigInt, _>(&mut out, ", ", "last_uid", &m.from_uid)?;
+        bind::<_, BigInt, _>(&mut out, ", ", "last_time", &m.createtime)?;
+        bind::<_, Integer, _>(&mut out, ", ", "msg_type", &m.msg_type)?;
+        bind::<_, Bool, _>(&mut out, ", ", "hidden", &false)?;
+        bind_column(&mut out, ", ", "unread_count")?;
+        out.push_identifier("unread_count")?;
+        out.push_sql(" + ");
+        out.push_bind_param::<Integer, i32>(&self.unread)?;
+        bind::<_, BigInt, _>(&mut out, " WHERE ", "owner_uid", &self.owner)?;
+        bind::<_, BigInt, _>(&mut out, " AND ", "shop_id", &self.shop)?;
+        bind::<_, Text, _>(&mut out, " AND ", "chat_id", m.chat_id.as_str())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for UpdateLast<'_> {}
+
+/// Writes `{before}"column" = `.
+fn bind_column<DB: Backend>(
+    out: &mut AstPass<'_, '_, DB>,
+    before: &str,
+    column: &str,
+) -> QueryResult<()> {
+    out.push_sql(before);
+    out.push_identifier(column)?;
+    out.push_sql(" = ");
+    Ok(())
+}
+
+/// Writes `{before}"column" = ?`, binding `value`.
+fn bind<'b, DB, ST, U>(
+    out: &mut AstPass<'_, 'b, DB>,
+    before: &str,
+    column: &str,
+    value: &'b U,
+) -> QueryResult<()>
+where
+    DB: Backend + HasSqlType<ST>,
+    U: ToSql<ST, DB> + ?Sized,
+{
+    bind_column(out, before, column)?;
+    out.push_bind_param::<ST, U>(value)
 }
 
 /// Whose conversation list: a user's own, or a shop's shared side.
