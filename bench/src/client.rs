@@ -239,8 +239,8 @@ fn count(text: &str, stats: &Stats, latency: &mut Histogram<u64>, outstanding: &
             if let Some(sent_at) = sent_at {
                 let micros = now_micros().saturating_sub(sent_at).max(1);
                 let _ = latency.record(micros);
-                if let Some(minutes) = &stats.minutes {
-                    minutes.record(micros);
+                if let Some(periods) = &stats.periods {
+                    periods.record(micros);
                 }
             }
         }

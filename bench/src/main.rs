@@ -8,8 +8,10 @@
 //!     shopchat-bench --admin-token T service --shops 10 --agents 3 --consumers 300 --duration 10
 //!     shopchat-bench idle --connections 10000 --pid $(pidof shopchat)
 //!     shopchat-bench soak --minutes 30 --rate 5000 --pid $(pidof shopchat)
+//!     shopchat-bench disk --dir data --seconds 10
 
 mod client;
+mod disk;
 mod soak;
 mod stats;
 mod words;
@@ -70,6 +72,10 @@ struct Cli {
     /// what it did per second of CPU (the server's cost, even where the load is the limit).
     #[arg(long, global = true)]
     server_pid: Option<u32>,
+    /// Also give the p99 of each period of this many seconds (pairs, group): where a
+    /// run's tail comes from, a few stalls or every moment.
+    #[arg(long, global = true)]
+    p99_every: Option<f64>,
     /// Print one JSON summary line last.
     #[arg(long, global = true)]
     json: bool,
@@ -126,6 +132,21 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         rounds: usize,
     },
+    /// No server: how long this disk takes to make a small write durable (write `kib`
+    /// KiB, then fdatasync), as SQLite does at each commit with `sqlite_synchronous =
+    /// "full"`. Run it in the server's data folder: its tail is a floor under the tail
+    /// of shopchat's latency on that disk.
+    Disk {
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 16)]
+        kib: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Pause between syncs, in ms (0: back to back).
+        #[arg(long, default_value_t = 0.5)]
+        pause_ms: f64,
+    },
     /// A long open-loop run: `pairs` pairs at `rate` messages per second in total, while
     /// `churn` users a second connect, send one message to a pair's member and leave.
     /// Reports p99 per minute, the server's RSS and disk writes (with --pid), and
@@ -167,6 +188,15 @@ fn main() -> anyhow::Result<()> {
     } = cli.scenario
     {
         return words::run(words, chars, rounds);
+    }
+    if let Scenario::Disk {
+        dir,
+        kib,
+        seconds,
+        pause_ms,
+    } = &cli.scenario
+    {
+        return disk::run(dir, *kib, *seconds, *pause_ms);
     }
     // `ws://host:9504/` (as the README writes URLs) and `ws://host:9504` are one server.
     cli.url = cli.url.trim_end_matches('/').to_string();
@@ -261,7 +291,9 @@ async fn run(cli: &Cli) -> anyhow::Result<Summary> {
             )
             .await
         }
-        Scenario::Words { .. } => anyhow::bail!("`words` needs no server and returns early"),
+        Scenario::Words { .. } | Scenario::Disk { .. } => {
+            anyhow::bail!("`words` and `disk` need no server and return early")
+        }
     }
 }
 
@@ -315,7 +347,13 @@ impl Bench<'_> {
         fanout: u64,
     ) -> anyhow::Result<Summary> {
         let connections = runs.len();
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats {
+            periods: self
+                .cli
+                .p99_every
+                .map(|s| stats::Periods::new(Duration::from_secs_f64(s.max(0.001)))),
+            ..Stats::default()
+        });
         let (done_tx, done_rx) = watch::channel(false);
         let started = Instant::now();
         let cpu = CpuClock::start();
@@ -361,6 +399,9 @@ impl Bench<'_> {
         let mut summary = Summary::new(scenario, connections, elapsed, &stats, expected, &latency);
         summary.generator_cpu_pct = generator_cpu_pct;
         summary.server_cpu_pct = server_cpu_pct;
+        if let Some(periods) = &stats.periods {
+            summary.p99_ms_per_period = periods.p99s().into_iter().map(|(_, p)| p).collect();
+        }
         Ok(summary)
     }
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client;
-use crate::stats::{histogram, CpuClock, Minutes, Stats, Summary};
+use crate::stats::{histogram, CpuClock, Periods, Stats, Summary};
 use crate::Bench;
 
 pub struct Soak {
@@ -51,7 +51,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     // The run's start: its connections open.
     let rss_start = soak.pid.map(crate::rss_kib).transpose()?;
     let stats = Arc::new(Stats {
-        minutes: Some(Minutes::new()),
+        periods: Some(Periods::new(Duration::from_secs(60))),
         ..Stats::default()
     });
     let duration = Duration::from_secs_f64(soak.minutes * 60.0);
@@ -111,7 +111,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
         let rss = soak.pid.and_then(shopchat::metrics::rss_kib);
         rss_by_minute.push(rss);
         let p99 = stats
-            .minutes
+            .periods
             .as_ref()
             .and_then(|m| m.p99s().get(minute as usize - 1).copied());
         println!(
@@ -155,9 +155,9 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     summary.server_cpu_pct = server_cpu_pct;
     println!("soak: p99 per minute (ms):");
     for (i, (samples, p99)) in stats
-        .minutes
+        .periods
         .as_ref()
-        .map(Minutes::p99s)
+        .map(Periods::p99s)
         .unwrap_or_default()
         .iter()
         .enumerate()

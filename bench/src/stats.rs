@@ -14,46 +14,42 @@ pub struct Stats {
     pub acked: AtomicU64,
     pub received: AtomicU64,
     pub errors: AtomicU64,
-    /// Latencies per minute of the run, when asked for (soak).
-    pub minutes: Option<Minutes>,
+    /// Latencies per period of the run, when asked for (soak: per minute; `--p99-every`).
+    pub periods: Option<Periods>,
 }
 
-/// One latency histogram per minute since `start`.
-pub struct Minutes {
+/// One latency histogram per period (`every`) since `start`.
+pub struct Periods {
     start: Instant,
+    every: Duration,
     hists: Mutex<Vec<Histogram<u64>>>,
 }
 
-impl Minutes {
-    pub fn new() -> Minutes {
-        Minutes {
+impl Periods {
+    pub fn new(every: Duration) -> Periods {
+        Periods {
             start: Instant::now(),
+            every: every.max(Duration::from_millis(1)),
             hists: Mutex::new(Vec::new()),
         }
     }
 
     pub fn record(&self, micros: u64) {
-        let minute = (self.start.elapsed().as_secs() / 60) as usize;
+        let period = (self.start.elapsed().as_nanos() / self.every.as_nanos()) as usize;
         let mut hists = self.hists.lock().expect("no recorder panics");
-        while hists.len() <= minute {
+        while hists.len() <= period {
             hists.push(histogram());
         }
-        let _ = hists[minute].record(micros);
+        let _ = hists[period].record(micros);
     }
 
-    /// Each minute's (samples, p99 in ms), in order.
+    /// Each period's (samples, p99 in ms), in order.
     pub fn p99s(&self) -> Vec<(u64, f64)> {
         let hists = self.hists.lock().expect("no recorder panics");
         hists
             .iter()
             .map(|h| (h.len(), h.value_at_quantile(0.99) as f64 / 1000.0))
             .collect()
-    }
-}
-
-impl Default for Minutes {
-    fn default() -> Minutes {
-        Minutes::new()
     }
 }
 
@@ -171,6 +167,9 @@ pub struct Summary {
     /// The server's CPU over the run (with --server-pid), in percent of one core.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu_pct: Option<f64>,
+    /// With `--p99-every`: each period's p99 in ms, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub p99_ms_per_period: Vec<f64>,
 }
 
 impl Summary {
@@ -201,6 +200,7 @@ impl Summary {
             rss_kib_total: None,
             generator_cpu_pct: None,
             server_cpu_pct: None,
+            p99_ms_per_period: Vec::new(),
         }
     }
 
@@ -234,6 +234,14 @@ impl Summary {
                 "AT OR ABOVE 90%: the generator may have been the limit; use more cores"
             };
             println!("  generator CPU {cpu:.0}% of one core ({verdict})");
+        }
+        if !self.p99_ms_per_period.is_empty() {
+            let each: Vec<String> = self
+                .p99_ms_per_period
+                .iter()
+                .map(|p| format!("{p:.1}"))
+                .collect();
+            println!("  p99 per period, ms: {}", each.join(" "));
         }
         if let Some(cpu) = self.server_cpu_pct.filter(|c| *c > 0.0) {
             println!(

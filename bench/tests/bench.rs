@@ -236,6 +236,40 @@ async fn a_run_reports_the_generators_and_the_servers_cpu() {
     assert!(s["server_cpu_pct"].as_f64().is_some(), "{s}");
 }
 
+/// `--p99-every` gives the p99 of each period: a 2 s open-loop run in periods of 0.5 s
+/// has at least four, most of them with messages in them.
+#[tokio::test(flavor = "multi_thread")]
+async fn p99_every_gives_one_p99_per_period() {
+    let srv = TestServer::start();
+    let s = tokio::task::block_in_place(|| {
+        bench(
+            &srv,
+            &[
+                "--p99-every",
+                "0.5",
+                "pairs",
+                "--pairs",
+                "2",
+                "--duration",
+                "2",
+                "--rate",
+                "200",
+            ],
+        )
+    });
+    all_counted(&s, 1);
+    let periods = s["p99_ms_per_period"].as_array().expect("p99 per period");
+    assert!(periods.len() >= 4, "{s}");
+    assert!(
+        periods.iter().all(|p| p.as_f64().is_some_and(|p| p >= 0.0)),
+        "{s}"
+    );
+    assert!(
+        periods.iter().filter(|p| p.as_f64() > Some(0.0)).count() >= 3,
+        "most periods saw messages: {s}"
+    );
+}
+
 /// `--peer-url` sends every other connection to a second node; with the same server as
 /// both, every message is still counted.
 #[tokio::test(flavor = "multi_thread")]
