@@ -237,7 +237,8 @@ pub(crate) use per_backend;
 /// `QueryResult<i64>`: `RETURNING` on PostgreSQL; the connection's last insert id on
 /// SQLite and MySQL. (SQLite runs `RETURNING` like a trigger: each insert then kept a
 /// statement journal, a copy of every page it touched, and filled a temporary table with
-/// the id. That was half of the writer's time storing a message: BENCHMARKS.md, session 9.)
+/// the id: with the uncached conversation UPDATE, a third of the writer's time flat out
+/// and half of it at 10,000 msgs/s. BENCHMARKS.md, session 9.)
 macro_rules! insert_returning_id {
     ($conn:expr, $table:expr, $values:expr, $id:expr) => {
         match $conn {
