@@ -276,7 +276,7 @@ pub fn store_group_message(
     if !is_member(conn, group, m.from_uid)? {
         return Ok(None);
     }
-    let id = insert_returning_id!(&mut *conn, messages::table, m, messages::id)?;
+    let id = super::models::insert_message(conn, m)?.0;
     diesel::update(chat_groups::table.find(group.0))
         .set((
             chat_groups::last_msg_id.eq(id),

@@ -208,7 +208,7 @@ pub fn backlog(
 
 /// Stores an event row (never unread, never a last message); returns its id.
 pub fn insert_event(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
-    insert_returning_id!(conn, messages::table, m, messages::id).map(MsgId)
+    super::models::insert_message(conn, m)
 }
 
 /// A shop's sessions in `state`, newest first, `before` a session id (0 = from the newest).

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::conn::{insert_returning_id, DbConn};
+use super::conn::DbConn;
 use super::conversations::Touches;
 use super::models::NewMessage;
 use super::outbox::Outbox;
@@ -108,13 +108,9 @@ pub fn store_one<'a>(
     m: &'a NewMessage,
     touches: &mut Touches<'a>,
 ) -> QueryResult<MsgId> {
-    let id = insert_message(conn, m)?;
+    let id = super::models::insert_message(conn, m)?;
     touches.add(m);
     Ok(id)
-}
-
-fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
-    insert_returning_id!(conn, messages::table, m, messages::id).map(MsgId)
 }
 
 #[cfg(test)]
