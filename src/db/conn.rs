@@ -292,6 +292,20 @@ macro_rules! upsert {
 }
 pub(crate) use upsert;
 
+/// Marks `$t<'_>`, a hand-written query whose SQL never changes, as one statement per
+/// connection in Diesel's cache (keyed by its type), and runnable with `RunQueryDsl`.
+macro_rules! fixed_query {
+    ($t:ident) => {
+        impl diesel::query_builder::QueryId for $t<'_> {
+            type QueryId = $t<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $t<'_> {}
+    };
+}
+pub(crate) use fixed_query;
+
 diesel::define_sql_function! {
     /// SQLite's rowid of the last row the connection inserted (an `INTEGER PRIMARY KEY`
     /// is the rowid).

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Text};
@@ -174,10 +174,7 @@ struct UpdateLast<'a> {
     unread: i32,
 }
 
-impl QueryId for UpdateLast<'_> {
-    type QueryId = UpdateLast<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+super::conn::fixed_query!(UpdateLast);
 
 impl<DB> QueryFragment<DB> for UpdateLast<'_>
 where
@@ -207,8 +204,6 @@ where
         bind::<_, Text, _>(&mut out, " AND ", "chat_id", m.chat_id.as_str())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for UpdateLast<'_> {}
 
 /// Writes `{before}"column" = `.
 fn bind_column<DB: Backend>(

@@ -2,7 +2,7 @@
 
 use diesel::backend::Backend;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Nullable, Text};
 
@@ -128,10 +128,7 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
 /// compile until it is written here too.
 pub struct InsertMessage<'a>(pub &'a NewMessage);
 
-impl QueryId for InsertMessage<'_> {
-    type QueryId = InsertMessage<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
+super::conn::fixed_query!(InsertMessage);
 
 impl<DB> QueryFragment<DB> for InsertMessage<'_>
 where
@@ -177,45 +174,39 @@ where
             out.push_identifier(column)?;
         }
         out.push_sql(") VALUES (");
-        out.push_bind_param::<Text, str>(chat_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Integer, _>(chat_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Integer, _>(msg_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, str>(msg)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(from_uid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(to_uid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(shop_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(group_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(consumer_uid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Bool, _>(from_agent)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(client_msg_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(createtime)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(agent_uid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Bool, _>(auto_reply)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(event_type)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(card)?;
-        out.push_sql(", ");
-        out.push_bind_param::<BigInt, _>(recalled_at)?;
+        // Each value in the order of MESSAGE_COLUMNS, with its SQL type.
+        macro_rules! values {
+            ($first_ty:ty: $first:expr $(, $ty:ty: $value:expr)* $(,)?) => {
+                out.push_bind_param::<$first_ty, _>($first)?;
+                $(
+                    out.push_sql(", ");
+                    out.push_bind_param::<$ty, _>($value)?;
+                )*
+            };
+        }
+        values!(
+            Text: chat_id.as_str(),
+            Integer: chat_type,
+            Integer: msg_type,
+            Text: msg.as_str(),
+            BigInt: from_uid,
+            BigInt: to_uid,
+            BigInt: shop_id,
+            BigInt: group_id,
+            BigInt: consumer_uid,
+            Bool: from_agent,
+            Nullable<Text>: client_msg_id,
+            BigInt: createtime,
+            BigInt: agent_uid,
+            Bool: auto_reply,
+            Nullable<Text>: event_type,
+            Nullable<Text>: card,
+            BigInt: recalled_at,
+        );
         out.push_sql(")");
         Ok(())
     }
 }
-
-impl<Conn> RunQueryDsl<Conn> for InsertMessage<'_> {}
 
 /// The columns [`InsertMessage`] writes, in the order of its values.
 const MESSAGE_COLUMNS: [&str; 17] = [
