@@ -4,9 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
+use diesel::query_builder::AstPass;
 use diesel::r2d2::{self, ManageConnection};
-use diesel::{Connection, ConnectionError};
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
+use diesel::{Connection, ConnectionError, QueryResult};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::DbError;
@@ -305,6 +309,33 @@ macro_rules! fixed_query {
     };
 }
 pub(crate) use fixed_query;
+
+/// Writes `{before}"column" = `.
+pub(crate) fn bind_column<DB: Backend>(
+    out: &mut AstPass<'_, '_, DB>,
+    before: &str,
+    column: &str,
+) -> QueryResult<()> {
+    out.push_sql(before);
+    out.push_identifier(column)?;
+    out.push_sql(" = ");
+    Ok(())
+}
+
+/// Writes `{before}"column" = ?`, binding `value`.
+pub(crate) fn bind<'b, DB, ST, U>(
+    out: &mut AstPass<'_, 'b, DB>,
+    before: &str,
+    column: &str,
+    value: &'b U,
+) -> QueryResult<()>
+where
+    DB: Backend + HasSqlType<ST>,
+    U: ToSql<ST, DB> + ?Sized,
+{
+    bind_column(out, before, column)?;
+    out.push_bind_param::<ST, U>(value)
+}
 
 diesel::define_sql_function! {
     /// SQLite's rowid of the last row the connection inserted (an `INTEGER PRIMARY KEY`

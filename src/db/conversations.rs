@@ -10,7 +10,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, HasSqlType, Integer, Text};
 
-use super::conn::DbConn;
+use super::conn::{bind, bind_column, DbConn};
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile, ProfileRow, ShopRow};
 use super::outbox::{NewEvent, Outbox};
 use super::schema::{conversations, messages, shops, users};
@@ -203,33 +203,6 @@ where
         bind::<_, BigInt, _>(&mut out, " AND ", "shop_id", &self.shop)?;
         bind::<_, Text, _>(&mut out, " AND ", "chat_id", m.chat_id.as_str())
     }
-}
-
-/// Writes `{before}"column" = `.
-fn bind_column<DB: Backend>(
-    out: &mut AstPass<'_, '_, DB>,
-    before: &str,
-    column: &str,
-) -> QueryResult<()> {
-    out.push_sql(before);
-    out.push_identifier(column)?;
-    out.push_sql(" = ");
-    Ok(())
-}
-
-/// Writes `{before}"column" = ?`, binding `value`.
-fn bind<'b, DB, ST, U>(
-    out: &mut AstPass<'_, 'b, DB>,
-    before: &str,
-    column: &str,
-    value: &'b U,
-) -> QueryResult<()>
-where
-    DB: Backend + HasSqlType<ST>,
-    U: ToSql<ST, DB> + ?Sized,
-{
-    bind_column(out, before, column)?;
-    out.push_bind_param::<ST, U>(value)
 }
 
 /// Whose conversation list: a user's own, or a shop's shared side.

@@ -4,11 +4,15 @@
 
 use std::collections::HashMap;
 
+use diesel::backend::Backend;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Integer, Text};
 
 use super::conn::Cond;
-use super::conn::{insert_returning_id, DbConn};
+use super::conn::{bind, insert_returning_id, DbConn};
 use super::conversations::Mark;
 use super::models::{ConversationRow, ConversationView, NewMessage, Profile};
 use super::schema::{chat_groups, group_members, messages, notice_reads};
@@ -277,16 +281,42 @@ pub fn store_group_message(
         return Ok(None);
     }
     let id = super::models::insert_message(conn, m)?.0;
-    diesel::update(chat_groups::table.find(group.0))
-        .set((
-            chat_groups::last_msg_id.eq(id),
-            chat_groups::last_msg.eq(&m.msg),
-            chat_groups::last_uid.eq(m.from_uid),
-            chat_groups::last_time.eq(m.createtime),
-            chat_groups::msg_type.eq(m.msg_type),
-        ))
-        .execute(conn)?;
+    let update = UpdateGroupLast { id, m };
+    super::conn::per_backend!(conn, |c| update.execute(c))?;
     Ok(Some((id, member_ids(conn, group)?)))
+}
+
+/// `UPDATE chat_groups SET last_msg_id, last_msg, last_uid, last_time, msg_type WHERE id`,
+/// written out so that each connection prepares it once (Diesel never caches its own
+/// `update()`), as `conversations::UpdateLast` is for 1:1 rows: one per group message.
+struct UpdateGroupLast<'a> {
+    id: i64,
+    m: &'a NewMessage,
+}
+
+super::conn::fixed_query!(UpdateGroupLast);
+
+impl<DB> QueryFragment<DB> for UpdateGroupLast<'_>
+where
+    DB: Backend,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    UserId: ToSql<BigInt, DB>,
+    GroupId: ToSql<BigInt, DB>,
+    MsgType: ToSql<Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        let m = self.m;
+        out.push_sql("UPDATE ");
+        out.push_identifier("chat_groups")?;
+        bind::<_, BigInt, _>(&mut out, " SET ", "last_msg_id", &self.id)?;
+        bind::<_, Text, _>(&mut out, ", ", "last_msg", m.msg.as_str())?;
+        bind::<_, BigInt, _>(&mut out, ", ", "last_uid", &m.from_uid)?;
+        bind::<_, BigInt, _>(&mut out, ", ", "last_time", &m.createtime)?;
+        bind::<_, Integer, _>(&mut out, ", ", "msg_type", &m.msg_type)?;
+        bind::<_, BigInt, _>(&mut out, " WHERE ", "id", &m.group_id)
+    }
 }
 
 /// The groups of `uid` with a message it may see and has not hidden, as recent-chat
@@ -524,7 +554,7 @@ pub fn sync_memberships(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<(i64,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing::{db, statements};
+    use crate::db::testing::{db, not_cached, prepared, statements};
 
     /// A group of `owner` and `peer` where `peer` said something.
     fn busy_group(c: &mut DbConn, owner: UserId, peer: UserId, name: &str) -> GroupId {
@@ -543,6 +573,53 @@ mod tests {
         m.group_id = group;
         store_group_message(c, &m).unwrap().unwrap();
         group
+    }
+
+    /// A group message runs only statements the connection prepared for the first one:
+    /// the group's last-message UPDATE too (Diesel never caches its own `update()`).
+    #[test]
+    fn storing_group_messages_prepares_each_statement_once_per_connection() {
+        let (_d, mut c) = db();
+        let (owner, peer) = (UserId(1), UserId(2));
+        let said = |group: GroupId, text: &str| {
+            let mut m = NewMessage::new(
+                ChatType::Group,
+                ChatId::group(group).0,
+                MsgType::Text,
+                text.into(),
+                peer,
+                UserId(group.0),
+                None,
+            );
+            m.group_id = group;
+            m
+        };
+        // Everything the connection prepares is seen: the group's making and a first message.
+        let ((group, first), _, cached) = prepared(&mut c, |c| {
+            let group = create_group(c, "g", owner, &[peer], false, Joiner::Platform, 1)
+                .unwrap()
+                .unwrap();
+            (group, store_group_message(c, &said(group, "one")).unwrap())
+        });
+        let (second, ran, cached_again) =
+            prepared(&mut c, |c| store_group_message(c, &said(group, "two")));
+        let (first, second) = (first.unwrap(), second.unwrap().unwrap());
+        assert!(second.0 > first.0);
+        assert_eq!(second.1, vec![owner, peer]);
+        assert!(cached_again.is_empty(), "prepared again: {cached_again:?}");
+        let plain = not_cached(&ran, &cached);
+        assert!(plain.is_empty(), "run without being cached: {plain:?}");
+        assert!(
+            ran.iter().any(|sql| sql.starts_with("UPDATE `chat_groups`")
+                || sql.starts_with("UPDATE \"chat_groups\"")),
+            "{ran:?}"
+        );
+        let row: (i64, String) = chat_groups::table
+            .find(group.0)
+            .select((chat_groups::last_msg_id, chat_groups::last_msg))
+            .first(&mut c)
+            .unwrap();
+        assert_eq!(row, (second.0, "two".to_string()));
     }
 
     #[test]

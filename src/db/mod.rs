@@ -224,8 +224,7 @@ db_command! {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use diesel::connection::{Connection, InstrumentationEvent};
 
@@ -236,16 +235,48 @@ pub(crate) mod testing {
     /// What `f` returns, and how many SQL statements it ran: list paths are checked to
     /// cost the same however many rows they list (no query per row).
     pub fn statements<T>(c: &mut PooledConn, f: impl FnOnce(&mut DbConn) -> T) -> (T, usize) {
-        let count = Arc::new(AtomicUsize::new(0));
-        let counter = count.clone();
+        let (out, ran, _) = prepared(c, f);
+        (out, ran.len())
+    }
+
+    /// What `f` returns, the statements it ran, and those it prepared and cached, as SQL
+    /// text.
+    pub fn prepared<T>(
+        c: &mut PooledConn,
+        f: impl FnOnce(&mut DbConn) -> T,
+    ) -> (T, Vec<String>, Vec<String>) {
+        let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let log = seen.clone();
         c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
-                counter.fetch_add(1, Ordering::Relaxed);
+            let mut log = log.lock().unwrap();
+            match event {
+                InstrumentationEvent::StartQuery { query, .. } => {
+                    // The debug text ends with the binds: keep the SQL.
+                    let text = query.to_string();
+                    let sql = text.split(" -- binds:").next().unwrap_or_default();
+                    log.0.push(sql.to_string())
+                }
+                InstrumentationEvent::CacheQuery { sql, .. } => log.1.push(sql.to_string()),
+                _ => {}
             }
         });
         let out = f(c);
         c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-        (out, count.load(Ordering::Relaxed))
+        let (ran, cached) = std::mem::take(&mut *seen.lock().unwrap());
+        (out, ran, cached)
+    }
+
+    /// The statements of `ran` that are neither in `cached` nor transaction control:
+    /// those parsed and planned again each time they run.
+    pub fn not_cached<'a>(ran: &'a [String], cached: &[String]) -> Vec<&'a String> {
+        ran.iter()
+            .filter(|sql| !cached.contains(sql))
+            .filter(|sql| {
+                !["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
+                    .iter()
+                    .any(|k| sql.starts_with(k))
+            })
+            .collect()
     }
 
     /// A migrated database in a fresh temp dir (kept alive by the returned guard).

@@ -117,7 +117,7 @@ pub fn store_one<'a>(
 mod tests {
     use super::*;
     use crate::db::history::sync_messages;
-    use crate::db::testing::{db, direct};
+    use crate::db::testing::{db, direct, not_cached, prepared};
     use crate::ids::UserId;
 
     #[test]
@@ -131,34 +131,6 @@ mod tests {
         assert!(more[0] > ids[9]);
     }
 
-    /// The statements `f` ran, and those it prepared and cached, as SQL text.
-    fn prepared(
-        c: &mut crate::db::conn::PooledConn,
-        f: impl FnOnce(&mut DbConn),
-    ) -> (Vec<String>, Vec<String>) {
-        use diesel::connection::{Connection, InstrumentationEvent};
-        use std::sync::{Arc, Mutex};
-        let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
-        let log = seen.clone();
-        c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            let mut log = log.lock().unwrap();
-            match event {
-                InstrumentationEvent::StartQuery { query, .. } => {
-                    // The debug text ends with the binds: keep the SQL.
-                    let text = query.to_string();
-                    let sql = text.split(" -- binds:").next().unwrap_or_default();
-                    log.0.push(sql.to_string())
-                }
-                InstrumentationEvent::CacheQuery { sql, .. } => log.1.push(sql.to_string()),
-                _ => {}
-            }
-        });
-        f(c);
-        c.set_instrumentation(|_: InstrumentationEvent<'_>| {});
-        let seen = seen.lock().unwrap();
-        (seen.0.clone(), seen.1.clone())
-    }
-
     /// Storing messages runs statements the connection prepared once: the conversation
     /// rows' UPDATE (Diesel never caches its own `update()`) and the insert (no
     /// `RETURNING`, which made SQLite keep a statement journal) are cached from the
@@ -166,22 +138,14 @@ mod tests {
     #[test]
     fn storing_messages_prepares_each_statement_once_per_connection() {
         let (_d, mut c) = db();
-        let (_, cached) = prepared(&mut c, |c| {
+        let (_, _, cached) = prepared(&mut c, |c| {
             store_messages(c, &[direct(1, 2, "first"), direct(2, 1, "second")]).unwrap();
         });
-        let (ran, cached_again) = prepared(&mut c, |c| {
+        let (_, ran, cached_again) = prepared(&mut c, |c| {
             store_messages(c, &[direct(1, 2, "third"), direct(2, 1, "fourth")]).unwrap();
         });
         assert!(cached_again.is_empty(), "prepared again: {cached_again:?}");
-        let plain: Vec<_> = ran
-            .iter()
-            .filter(|sql| !cached.contains(sql))
-            .filter(|sql| {
-                !["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"]
-                    .iter()
-                    .any(|k| sql.starts_with(k))
-            })
-            .collect();
+        let plain = not_cached(&ran, &cached);
         assert!(plain.is_empty(), "run without being cached: {plain:?}");
         assert!(
             ran.iter()
