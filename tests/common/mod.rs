@@ -483,6 +483,17 @@ impl Client {
         self.send_text(&v.to_string()).await;
     }
 
+    /// Sends `frames` in one write to the socket, so that the server reads them together.
+    pub async fn send_together(&mut self, frames: impl IntoIterator<Item = Value>) {
+        for v in frames {
+            self.ws
+                .feed(WsMessage::text(v.to_string()))
+                .await
+                .expect("send should succeed");
+        }
+        self.ws.flush().await.expect("send should succeed");
+    }
+
     /// The next frame off the socket (any kind), or None when it closed.
     pub async fn next_raw(&mut self) -> Option<WsMessage> {
         match tokio::time::timeout(WAIT, self.ws.next()).await {
