@@ -158,7 +158,7 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 100)]
         pairs: usize,
-        /// Connections opened (and closed after one message) per second.
+        /// Connections opened (and closed after one message) per second; 0 for none.
         #[arg(long, default_value_t = 10.0)]
         churn: f64,
         #[arg(long)]

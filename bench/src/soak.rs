@@ -76,13 +76,20 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
             .map(|i| bench.auth.mint(UserId(churn_base + i)))
             .collect();
         let stable = stable.clone();
-        let period = Duration::from_secs_f64(1.0 / soak.churn.max(1e-3));
+        // No churn at all with --churn 0; the run's end is never waited past.
+        let period = (soak.churn > 0.0).then(|| Duration::from_secs_f64(1.0 / soak.churn));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
+            let mut tick = period.map(tokio::time::interval);
             let mut visits = tokio::task::JoinSet::new();
             let mut i = 0usize;
-            while Instant::now() < until {
-                tick.tick().await;
+            while let Some(tick) = tick.as_mut() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = tokio::time::sleep_until(until) => break,
+                }
+                if Instant::now() >= until {
+                    break;
+                }
                 let token = tokens[i % tokens.len()].clone();
                 let to = stable[i % stable.len()];
                 let (churn, stats, url) = (churn.clone(), stats.clone(), url.clone());

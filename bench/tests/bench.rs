@@ -211,6 +211,47 @@ async fn soak_accounts_for_every_message_with_connections_coming_and_going() {
     assert!(s["server_cpu_pct"].is_number(), "{s}");
 }
 
+/// `--churn 0` runs the soak with no connections coming and going, and ends with the
+/// run (a churn period longer than the run used to hold the report back for a period).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soak_without_churn_opens_no_extra_connections_and_ends_with_its_run() {
+    let srv = TestServer::start();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shopchat-bench"))
+        .args(["--url", &format!("ws://{}", srv.addr), "--json", "soak"])
+        .args([
+            "--minutes",
+            "0.03",
+            "--rate",
+            "200",
+            "--pairs",
+            "2",
+            "--churn",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("shopchat-bench should run");
+    // A 2 s run and its drain (at most 10 s): a minute is room enough.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the soak did not end with its run");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("churn: 0 connections opened and closed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("every message accounted for"), "{stdout}");
+    let s: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    all_counted(&s, 1);
+}
+
 /// Every run reports the generator's own CPU, and with --server-pid the server's.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_reports_the_generators_and_the_servers_cpu() {
