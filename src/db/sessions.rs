@@ -440,6 +440,8 @@ pub fn save_quick_reply(
     now: i64,
 ) -> QueryResult<bool> {
     conn.transaction(|conn| {
+        // It reads first: on SQLite, take the write lock now (`conn::take_write_lock`).
+        super::conn::take_write_lock(conn)?;
         let count: i64 = quick_replies::table
             .filter(quick_replies::shop_id.eq(shop))
             .count()
@@ -600,5 +602,65 @@ impl SessionRow {
             }),
             unread_count: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::{Connection, InstrumentationEvent, SimpleConnection};
+
+    /// Another connection commits between the save's reads and its write (a message
+    /// batch, in the server). The save still goes in: it takes the write lock before it
+    /// reads, where a deferred transaction would find its snapshot stale at its first
+    /// write and fail at once with "database is locked".
+    #[test]
+    fn a_quick_reply_saved_while_another_connection_writes_still_goes_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let pool = crate::db::conn::connect(&url, 2, Default::default()).unwrap();
+        let (mut saver, mut other) = (pool.get().unwrap(), pool.get().unwrap());
+        #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
+        let DbConn::Sqlite(other) = &mut *other
+        else {
+            return;
+        };
+        other.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+        let mut other = Some(other);
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<bool>();
+            // The other connection writes when told, from its own thread.
+            let other = other.take().unwrap();
+            s.spawn(move || {
+                for () in rx {
+                    let wrote = other
+                        .batch_execute("INSERT INTO quick_replies VALUES (9, 'x', 'y', 0)")
+                        .is_ok();
+                    let _ = done_tx.send(wrote);
+                }
+            });
+            let told = std::sync::Mutex::new(Some((tx, done_rx)));
+            saver.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::StartQuery { query, .. } = event {
+                    if query.to_string().starts_with("INSERT") {
+                        if let Some((tx, done)) = told.lock().unwrap().take() {
+                            tx.send(()).unwrap();
+                            // Refused while the save holds the write lock; committed if not.
+                            let _ = done.recv();
+                        }
+                    }
+                }
+            });
+            let reply = QuickReply {
+                short_code: "hi".into(),
+                text: "hello".into(),
+            };
+            assert_eq!(save_quick_reply(&mut saver, ShopId(7), &reply, 1), Ok(true));
+            saver.set_instrumentation(|_: InstrumentationEvent<'_>| {});
+        });
+        let saved = quick_replies(&mut saver, ShopId(7)).unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].short_code, "hi");
     }
 }
