@@ -10,6 +10,7 @@ pub mod webhook;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::ChatError;
@@ -197,27 +198,32 @@ pub enum Request {
     Rate(service::Rate),
 }
 
+/// A frame as it arrives: `content` stays the frame's own text until the action says
+/// what it holds, so it is parsed once, straight into its type.
 #[derive(Deserialize)]
-struct Envelope {
-    class: String,
-    action: String,
-    #[serde(default)]
-    content: Value,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    class: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    content: Option<&'a RawValue>,
 }
 
 /// Decodes one text frame. Text that is not JSON is a heartbeat (the original client
 /// sends a bare `ping`), except text that starts like a JSON object or array: that is a
 /// broken request, and the client is told so.
 pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
+    let env: Envelope = match serde_json::from_str(text) {
+        Ok(env) => env,
+        // JSON, but not a request: a number, a string, an object without `class`...
+        Err(e) if e.is_data() => return Err(bad_json(&e)),
         Err(e) if text.trim_start().starts_with(['{', '[']) => {
             return Err(ChatError::bad(format!("invalid JSON: {e}")))
         }
         Err(e) if e.is_syntax() || e.is_eof() => return Ok(Frame::Heartbeat),
         Err(e) => return Err(ChatError::bad(e.to_string())),
     };
-    let env: Envelope = serde_json::from_value(value).map_err(|e| ChatError::bad(e.to_string()))?;
     let class = ucfirst(&env.class);
     let action = env.action.to_ascii_lowercase();
     let request = match (class.as_str(), action.as_str()) {
@@ -282,19 +288,39 @@ fn ucfirst(s: &str) -> String {
     }
 }
 
-fn content<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ChatError> {
-    if !v.is_object() {
-        return Err(ChatError::bad("content must be an object"));
+fn content<T: serde::de::DeserializeOwned>(raw: Option<&RawValue>) -> Result<T, ChatError> {
+    match raw.map(RawValue::get) {
+        Some(text) if text.starts_with('{') => serde_json::from_str(text).map_err(|e| bad_json(&e)),
+        _ => Err(ChatError::bad("content must be an object")),
     }
-    serde_json::from_value(v).map_err(|e| ChatError::bad(e.to_string()))
 }
 
-fn content_or_default<T: serde::de::DeserializeOwned + Default>(v: Value) -> Result<T, ChatError> {
-    match v {
-        Value::Null => Ok(T::default()),
-        Value::Array(a) if a.is_empty() => Ok(T::default()),
-        other => content(other),
+/// `content` that may be left out, null or `[]` (PHP's empty array) for the defaults.
+fn content_or_default<T: serde::de::DeserializeOwned + Default>(
+    raw: Option<&RawValue>,
+) -> Result<T, ChatError> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(T::default()),
+        Some(text)
+            if text
+                .strip_prefix('[')
+                .is_some_and(|r| r.trim_start() == "]") =>
+        {
+            Ok(T::default())
+        }
+        _ => content(raw),
     }
+}
+
+/// A request whose JSON does not fit its type, told without serde's position (which
+/// would count from wherever in the frame the part parsed began).
+fn bad_json(e: &serde_json::Error) -> ChatError {
+    let text = e.to_string();
+    let message = match text.rsplit_once(" at line ") {
+        Some((message, _)) if e.line() > 0 => message,
+        _ => text.as_str(),
+    };
+    ChatError::bad(message)
 }
 
 /// Sender's role in a customer-service message.

@@ -431,3 +431,34 @@ fn every_request_example_in_docs_parses() {
     }
     assert!(requests >= 18, "only {requests} request examples found");
 }
+
+#[test]
+fn content_may_be_absent_null_or_an_empty_array_and_names_may_be_escaped() {
+    for content in [
+        "",
+        r#","content":null"#,
+        r#","content":[]"#,
+        r#","content":[ ]"#,
+    ] {
+        let text = format!(r#"{{"class":"chat","action":"sync"{content}}}"#);
+        assert_eq!(
+            parsed(&text),
+            Request::Sync(SyncRequest::default()),
+            "{text}"
+        );
+    }
+    // Escapes in the names read like any JSON string's.
+    assert_eq!(
+        parsed(r#"{"class":"Ch\u0061t","action":"sync"}"#),
+        Request::Sync(SyncRequest::default())
+    );
+    // A content that does not fit its action is told what is wrong, not where in the
+    // frame the part parsed began.
+    match parse_frame(r#"{"class":"chat","action":"sendMsg","content":{"chat_type":1}}"#) {
+        Err(ChatError::BadParams(m)) => {
+            assert!(m.contains("missing field"), "{m}");
+            assert!(!m.contains(" at line "), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
