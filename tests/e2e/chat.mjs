@@ -129,7 +129,14 @@ try {
     // A second connection of hers sends it, as another client of the platform's would.
     const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[^/]*$/, "") + "?token=" + encodeURIComponent(localStorage.getItem("shopchat.token")));
     ws.onopen = () => ws.send(JSON.stringify({ class: "chat", action: "sendMsg", content: { chat_type: 4, msg_type: msgType, to_uid: 7, shop_id: 7, role_type: 0, card } }));
-    ws.onmessage = (e) => { ws.close(); resolve(JSON.parse(e.data)); };
+    // Her other connection's pushes (a read receipt from the agent, §7) may come first:
+    // pushes are codes 200 and 202 up; the reply is the first frame that is not one.
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      if (f.code === 200 || f.code >= 202) return;
+      ws.close();
+      resolve(f);
+    };
   }), [msgType, card]);
   const sent = await sendCard(3, card);
   if (sent.code !== 1) throw new Error("card send: " + JSON.stringify(sent));
