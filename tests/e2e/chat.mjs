@@ -129,9 +129,8 @@ try {
     // A second connection of hers sends it, as another client of the platform's would.
     const ws = new WebSocket(location.href.replace(/^http/, "ws").replace(/[^/]*$/, "") + "?token=" + encodeURIComponent(localStorage.getItem("shopchat.token")));
     ws.onopen = () => ws.send(JSON.stringify({ class: "chat", action: "sendMsg", content: { chat_type: 4, msg_type: msgType, to_uid: 7, shop_id: 7, role_type: 0, card } }));
-    // Pushes to her come to this connection too, and one (a read receipt as the agent reads,
-    // §7) may come before the reply:
-    // pushes are codes 200 and 202 up; the reply is the first frame that is not one.
+    // Pushes to her reach this connection too (a read receipt as the agent reads, §7) and may
+    // come before the reply: pushes are codes 200 and 202 up, the reply the first frame that is not.
     ws.onmessage = (e) => {
       const f = JSON.parse(e.data);
       if (f.code === 200 || f.code >= 202) return;
