@@ -2,12 +2,12 @@
 //! manager, and the embedded per-backend migrations run at start-up.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::backend::Backend;
 use diesel::connection::SimpleConnection;
 use diesel::query_builder::AstPass;
-use diesel::r2d2::{self, ManageConnection};
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::serialize::ToSql;
 use diesel::sql_types::HasSqlType;
 use diesel::{Connection, ConnectionError, QueryResult};
@@ -28,6 +28,78 @@ pub enum DbConn {
 
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// A pooled connection, with what the pool needs to tell a dead one from a live one.
+/// A database restart or a cut connection leaves every pooled connection dead while
+/// answering nothing wrong by itself: Diesel only knows a connection is broken when a
+/// transaction could not be closed, and MySQL's "server has gone away" outside a
+/// transaction leaves even that false. So a connection on which a statement failed is
+/// pinged as it goes back to the pool, and one that sat idle is pinged as it comes out
+/// ([`checkout`]): a dead one is dropped (with its statement cache) and the pool opens a
+/// new one, without pinging on the hot path of a busy connection.
+pub struct Link {
+    db: DbConn,
+    /// A statement failed on it since it was checked out.
+    suspect: bool,
+    /// Found dead: the pool must not keep it.
+    lost: bool,
+    /// When it last went back to the pool.
+    returned: Instant,
+}
+
+impl std::ops::Deref for Link {
+    type Target = DbConn;
+
+    fn deref(&self) -> &DbConn {
+        &self.db
+    }
+}
+
+impl std::ops::DerefMut for Link {
+    fn deref_mut(&mut self) -> &mut DbConn {
+        &mut self.db
+    }
+}
+
+impl Link {
+    /// Notes that a statement failed on this connection: it is pinged before the pool
+    /// takes it back.
+    pub fn failed(&mut self) {
+        self.suspect = true;
+    }
+
+    /// Whether the connection still answers; a dead one is marked for the pool to drop.
+    fn answers(&mut self) -> bool {
+        if !self.lost && R2D2Connection::ping(&mut self.db).is_err() {
+            self.lost = true;
+        }
+        !self.lost
+    }
+}
+
+/// How long a connection may sit in the pool before it is pinged as it comes out: after
+/// that, the database may have restarted under it, and a ping costs nothing that anyone
+/// waits for.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
+/// How long a checkout waits for the pool to open a connection. Every executor thread
+/// holds at most one connection of a pool its own size, so this is only ever spent while
+/// the database does not answer: a send then fails with `storage_unavailable` soon.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection from `pool` that answered a ping if it had been idle, so a database
+/// restart costs no request that comes after it: the dead connections are dropped here
+/// one after another until a live one (or a freshly opened one) comes out.
+pub fn checkout(pool: &Pool) -> Result<PooledConn, r2d2::PoolError> {
+    for _ in 0..pool.max_size() {
+        let mut link = pool.get()?;
+        if link.returned.elapsed() < IDLE_BEFORE_PING || link.answers() {
+            return Ok(link);
+        }
+        log::warn!("a pooled database connection no longer answers; opening another");
+    }
+    pool.get()
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 #[cfg(feature = "mysql")]
@@ -111,27 +183,38 @@ pub struct Manager {
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConn;
+    type Connection = Link;
     type Error = ConnectionError;
 
-    fn connect(&self) -> Result<DbConn, ConnectionError> {
-        self.target.establish(self.sqlite_sync)
+    fn connect(&self) -> Result<Link, ConnectionError> {
+        Ok(Link {
+            db: self.target.establish(self.sqlite_sync)?,
+            suspect: false,
+            lost: false,
+            returned: Instant::now(),
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(ConnectionError::CouldntSetupConfiguration)
+    fn is_valid(&self, link: &mut Link) -> Result<(), ConnectionError> {
+        R2D2Connection::ping(&mut link.db).map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    /// Called as a connection goes back to the pool.
+    fn has_broken(&self, link: &mut Link) -> bool {
+        link.returned = Instant::now();
+        let suspect = std::mem::take(&mut link.suspect);
+        let broken = R2D2Connection::is_broken(&mut link.db) || (suspect && !link.answers());
+        if broken || link.lost {
+            log::warn!("a database connection broke; the pool drops it and opens another");
+        }
+        broken || link.lost
     }
 }
 
 /// Opens the pool (creating a SQLite file and its folder if needed) and migrates.
 pub fn connect(url: &str, pool_size: u32, sqlite_sync: SqliteSync) -> Result<Pool, DbError> {
     let pool = open(url, pool_size, sqlite_sync)?;
-    let mut conn = pool.get()?;
+    let mut conn = checkout(&pool)?;
     migrate(&mut conn)?;
     Ok(pool)
 }
@@ -151,7 +234,7 @@ pub fn open(url: &str, pool_size: u32, sqlite_sync: SqliteSync) -> Result<Pool, 
     }
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(CHECKOUT_TIMEOUT)
         .test_on_check_out(false)
         .build(Manager {
             target,
@@ -406,7 +489,7 @@ mod tests {
             .into_iter()
             .map(|mut c| {
                 diesel::sql_query("PRAGMA synchronous")
-                    .get_result::<Row>(&mut *c)
+                    .get_result::<Row>(&mut **c)
                     .unwrap()
                     .synchronous
             })

@@ -617,7 +617,7 @@ mod tests {
         let row: (i64, String) = chat_groups::table
             .find(group.0)
             .select((chat_groups::last_msg_id, chat_groups::last_msg))
-            .first(&mut c)
+            .first(&mut **c)
             .unwrap();
         assert_eq!(row, (second.0, "two".to_string()));
     }

@@ -87,7 +87,21 @@ impl DbExecutor {
     }
 
     fn conn(&self) -> Result<conn::PooledConn, DbError> {
-        Ok(self.pool.get()?)
+        Ok(conn::checkout(&self.pool)?)
+    }
+
+    /// Runs `f` on a pooled connection; if it fails, the connection is checked before
+    /// the pool takes it back (a dead one is replaced, [`conn::Link`]).
+    fn run<T, E: Into<DbError>>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> Result<T, DbError> {
+        let mut link = self.conn()?;
+        let out = f(&mut link).map_err(Into::into);
+        if out.is_err() {
+            link.failed();
+        }
+        out
     }
 }
 
@@ -110,9 +124,7 @@ macro_rules! db_command {
             type Result = Result<$ret, DbError>;
 
             fn handle(&mut self, $msg: $name, _: &mut Self::Context) -> Self::Result {
-                let mut pooled = self.conn()?;
-                let $conn: &mut DbConn = &mut pooled;
-                Ok($body?)
+                self.run(|$conn: &mut DbConn| $body)
             }
         }
     };
@@ -148,13 +160,7 @@ impl<W: Apply + ?Sized + 'static> Handler<ApplyWrites<W>> for DbExecutor {
 
     fn handle(&mut self, msg: ApplyWrites<W>, _: &mut Self::Context) -> Applied<W> {
         let mut batch = msg.0;
-        let applied = self.conn().and_then(|mut c| {
-            Ok(store::apply_batch_retrying(
-                &mut c,
-                &mut batch,
-                &self.outbox,
-            )?)
-        });
+        let applied = self.run(|c| store::apply_batch_retrying(c, &mut batch, &self.outbox));
         match applied {
             Ok(()) => Ok(batch),
             Err(e) => Err((e, batch)),
@@ -423,18 +429,9 @@ impl Handler<RateSession> for DbExecutor {
     type Result = Rated;
 
     fn handle(&mut self, m: RateSession, _: &mut Self::Context) -> Rated {
-        let mut c = self.conn()?;
         let now = crate::clock::unix_now() as i64;
         let comment = m.comment.as_deref();
-        Ok(sessions::rate(
-            &mut c,
-            m.shop,
-            m.consumer,
-            m.score,
-            comment,
-            now,
-            &self.outbox,
-        )?)
+        self.run(|c| sessions::rate(c, m.shop, m.consumer, m.score, comment, now, &self.outbox))
     }
 }
 

@@ -426,7 +426,7 @@ mod tests {
         };
         let by_hand = insert_message(&mut c, &m).unwrap();
         #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
-        let DbConn::Sqlite(sqlite) = &mut *c
+        let DbConn::Sqlite(sqlite) = &mut **c
         else {
             unreachable!("the test database is SQLite")
         };
@@ -438,7 +438,7 @@ mod tests {
         let rows: Vec<MessageRow> = messages::table
             .order(messages::id)
             .select(MessageRow::as_select())
-            .load(&mut *c)
+            .load(&mut **c)
             .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].id, rows[1].id), (by_hand, MsgId(derived)));

@@ -621,7 +621,7 @@ mod tests {
         let pool = crate::db::conn::connect(&url, 2, Default::default()).unwrap();
         let (mut saver, mut other) = (pool.get().unwrap(), pool.get().unwrap());
         #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
-        let DbConn::Sqlite(other) = &mut *other
+        let DbConn::Sqlite(other) = &mut **other
         else {
             return;
         };

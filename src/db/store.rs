@@ -172,7 +172,7 @@ mod tests {
             if let Some(mut other) = self.other.take() {
                 use diesel::connection::SimpleConnection;
                 #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
-                if let DbConn::Sqlite(c) = &mut *other {
+                if let DbConn::Sqlite(c) = &mut **other {
                     c.batch_execute("PRAGMA busy_timeout = 0")?;
                 }
                 store_messages(&mut other, &[direct(3, 4, "meanwhile")])?;
@@ -211,7 +211,7 @@ mod tests {
             if let Some(mut other) = self.0.take() {
                 use diesel::connection::SimpleConnection;
                 #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
-                if let DbConn::Sqlite(c) = &mut *other {
+                if let DbConn::Sqlite(c) = &mut **other {
                     c.batch_execute("PRAGMA busy_timeout = 0").unwrap();
                 }
                 self.1 = store_messages(&mut other, &[direct(3, 4, "meanwhile")]).is_err();

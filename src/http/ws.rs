@@ -44,8 +44,8 @@ pub async fn entry(
     };
     let (profile, agent_shop) = match state.db.send(EnsureUser { uid }).await {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Ok(unavailable(&e)),
-        Err(e) => return Ok(unavailable(&e)),
+        Ok(Err(e)) => return unavailable(&req, stream, &e),
+        Err(e) => return unavailable(&req, stream, &e),
     };
     session::upgrade(
         &req,
@@ -64,11 +64,14 @@ pub async fn entry(
     )
 }
 
-fn unavailable(e: &dyn std::fmt::Display) -> HttpResponse {
-    log::error!("websocket upgrade: loading the profile failed: {e}");
-    HttpResponse::ServiceUnavailable()
-        .content_type("application/json")
-        .body(protocol::error_reply(
-            &crate::error::ChatError::StorageUnavailable,
-        ))
+/// The user's profile and role could not be read (the database is down): the
+/// connection is accepted and closed with 1013, which a client takes as "reconnect
+/// later" (PROTOCOL.md §11).
+fn unavailable(
+    req: &HttpRequest,
+    stream: web::Payload,
+    e: &dyn std::fmt::Display,
+) -> Result<HttpResponse, actix_web::Error> {
+    log::warn!("websocket upgrade: loading the profile failed, closing with 1013: {e}");
+    session::try_again_later(req, stream, "storage_unavailable")
 }

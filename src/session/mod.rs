@@ -7,8 +7,11 @@
 //! the mailbox, replies held for request order, and the largest reply each request in
 //! flight may bring) by `limits.max_pending_bytes`.
 
+mod refused;
 mod typing;
 mod wire;
+
+pub use refused::try_again_later;
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
