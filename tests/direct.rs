@@ -167,3 +167,71 @@ async fn replies_keep_request_order_when_a_fast_reply_follows_a_store() {
         assert_eq!(a.reply().await["code"], -1);
     }
 }
+
+/// A retry that another node stores between this batch's lookup of its client_msg_id and
+/// its insert (issue 28): here the test is that other node, holding the row in an open
+/// transaction while the server's batch reaches its insert, then committing. The retry
+/// gets the original's ack, and the other message of the same batch is stored as usual
+/// (before the fix, MariaDB and PostgreSQL failed the whole batch with a duplicate key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_stored_by_another_node_meanwhile_gets_the_originals_ack() {
+    use shopchat::db::{conn, models, NewMessage};
+    use shopchat::ids::{ChatId, UserId};
+    use shopchat::protocol::{ChatType, MsgType};
+    let srv = TestServer::start();
+    let mut a = srv.connect(1).await;
+    assert_eq!(a.send_direct(2, "warm up").await["code"], 1);
+    let pool = conn::open(&srv.config.database.url, 1, Default::default()).unwrap();
+    let (inserted_tx, inserted) = std::sync::mpsc::channel();
+    let (commit_tx, commit) = std::sync::mpsc::channel::<()>();
+    let other_node = std::thread::spawn(move || {
+        use diesel::Connection;
+        let mut c = conn::checkout(&pool).unwrap();
+        let original = NewMessage::new(
+            ChatType::Direct,
+            ChatId::direct(UserId(1), UserId(2)).0,
+            MsgType::Text,
+            "the original".into(),
+            UserId(1),
+            UserId(2),
+            Some("raced".into()),
+        );
+        c.transaction(|c| {
+            let id = models::insert_message(c, &original)?;
+            inserted_tx.send(id).unwrap();
+            commit.recv().unwrap();
+            diesel::QueryResult::Ok(id)
+        })
+        .unwrap()
+    });
+    let original = tokio::task::spawn_blocking(move || inserted.recv().unwrap())
+        .await
+        .unwrap();
+    let frame = |text: &str, id: &str| json!({"class": "chat", "action": "sendMsg", "content": {"chat_type": 1, "msg_type": 1, "msg": text, "to_uid": 2, "client_msg_id": id}});
+    a.send_together([frame("the retry", "raced"), frame("another", "other")])
+        .await;
+    // Long enough for the batch to reach its insert and wait on the other transaction.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    commit_tx.send(()).unwrap();
+    let stored = tokio::task::spawn_blocking(move || other_node.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored, original);
+    let retry = a.reply().await;
+    assert_eq!(retry["code"], 1, "a retry is never a failure: {retry}");
+    assert_eq!(retry["result"]["msg_id"], original.0, "{retry}");
+    let other = a.reply().await;
+    assert_eq!(
+        other["code"], 1,
+        "the rest of the batch is left alone: {other}"
+    );
+    let mut b = srv.connect(2).await;
+    let rows = b.sync(0, 10).await["result"]["rows"].clone();
+    let texts: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["msg"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["warm up", "the original", "another"]);
+}

@@ -73,7 +73,7 @@ pub fn apply_batch_retrying<W: Apply + ?Sized>(
 /// The message its sender already stored in `m`'s chat under `m`'s client_msg_id, if
 /// any (the key is scoped to sender and chat, PROTOCOL.md §15). The unique index keeps
 /// them for good, so a retry is recognised however late it comes.
-pub fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i64, String, i64)>> {
+pub fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<Earlier>> {
     let Some(client_id) = &m.client_msg_id else {
         return Ok(None);
     };
@@ -84,6 +84,75 @@ pub fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<(i6
         .select((messages::id, messages::chat_id, messages::createtime))
         .first(conn)
         .optional()
+}
+
+/// A message its sender stored earlier: id, chat_id, createtime.
+pub type Earlier = (i64, String, i64);
+
+/// Runs `apply` (which stores `m` unless [`earlier_send`] finds it) so that a retry
+/// stored by another node between that lookup and the insert is a retry too, not an
+/// error that undoes the whole batch: on MySQL/MariaDB and PostgreSQL the insert then
+/// waits for the other transaction on the unique index and fails when it commits; here
+/// it runs in a savepoint, and that failure rolls back to it and gives the original.
+/// (SQLite's batch holds the write lock from its start, so no other node can commit
+/// meanwhile.) Only messages with a client_msg_id pay for the savepoint.
+pub fn unless_stored_meanwhile<'a, T: From<Earlier>>(
+    conn: &mut DbConn,
+    m: &'a NewMessage,
+    apply: impl FnOnce(&mut DbConn, &'a NewMessage) -> QueryResult<T>,
+) -> QueryResult<T> {
+    if m.client_msg_id.is_none() || matches!(conn, DbConn::Sqlite(_)) {
+        return apply(conn, m);
+    }
+    match conn.transaction(|c| apply(c, m)) {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            info,
+        )) if is_client_id_index(&*info) => match committed_send(conn, m)? {
+            Some(earlier) => {
+                log::info!(
+                    "uid {} chat {}: client_msg_id stored by another node meanwhile; acking the original",
+                    m.from_uid,
+                    m.chat_id
+                );
+                Ok(T::from(earlier))
+            }
+            None => Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            )),
+        },
+        other => other,
+    }
+}
+
+/// Whether a unique violation is on `messages_client_id` (PostgreSQL names the
+/// constraint; MySQL only says it in the message).
+fn is_client_id_index(info: &dyn diesel::result::DatabaseErrorInformation) -> bool {
+    info.constraint_name() == Some("messages_client_id")
+        || info.message().contains("messages_client_id")
+}
+
+/// [`earlier_send`] as committed now, not as the batch's snapshot saw it: MySQL's
+/// REPEATABLE READ would answer from the snapshot taken at the batch's first read, so
+/// there the lookup is a locking read (FOR UPDATE: MariaDB has no FOR SHARE);
+/// PostgreSQL's READ COMMITTED sees the row anyway.
+fn committed_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<Earlier>> {
+    #[cfg(feature = "mysql")]
+    if let DbConn::Mysql(c) = conn {
+        let Some(client_id) = &m.client_msg_id else {
+            return Ok(None);
+        };
+        return messages::table
+            .filter(messages::from_uid.eq(m.from_uid))
+            .filter(messages::chat_id.eq(&m.chat_id))
+            .filter(messages::client_msg_id.eq(client_id))
+            .select((messages::id, messages::chat_id, messages::createtime))
+            .for_update()
+            .first(c)
+            .optional();
+    }
+    earlier_send(conn, m)
 }
 
 /// Stores messages in one transaction, without the retry check; ids come back in batch

@@ -81,27 +81,9 @@ impl StoreMessage {
         conn: &mut DbConn,
         touches: &mut Touches<'a>,
     ) -> QueryResult<Option<MsgId>> {
-        let m = &self.message;
-        self.outcome = if let Some((id, chat_id, createtime)) = store::earlier_send(conn, m)? {
-            Outcome::Duplicate {
-                id: MsgId(id),
-                chat_id,
-                createtime,
-            }
-        } else if m.chat_type == ChatType::Group {
-            match groups::store_group_message(conn, m)? {
-                Some((id, members)) => Outcome::Stored {
-                    id: MsgId(id),
-                    members: Some(members),
-                },
-                None => Outcome::Forbidden,
-            }
-        } else {
-            Outcome::Stored {
-                id: store::store_one(conn, m, touches)?,
-                members: None,
-            }
-        };
+        self.outcome = store::unless_stored_meanwhile(conn, &self.message, |conn, m| {
+            Self::apply_once(conn, m, touches)
+        })?;
         Ok(match &self.outcome {
             Outcome::Stored { id, members } => {
                 let to = members.as_deref().unwrap_or(&self.audience);
@@ -110,6 +92,46 @@ impl StoreMessage {
             }
             _ => None,
         })
+    }
+
+    /// The outcome of storing `m`: a retry of a stored message, refused, or stored.
+    fn apply_once<'a>(
+        conn: &mut DbConn,
+        m: &'a NewMessage,
+        touches: &mut Touches<'a>,
+    ) -> QueryResult<Outcome> {
+        Ok(
+            if let Some((id, chat_id, createtime)) = store::earlier_send(conn, m)? {
+                Outcome::Duplicate {
+                    id: MsgId(id),
+                    chat_id,
+                    createtime,
+                }
+            } else if m.chat_type == ChatType::Group {
+                match groups::store_group_message(conn, m)? {
+                    Some((id, members)) => Outcome::Stored {
+                        id: MsgId(id),
+                        members: Some(members),
+                    },
+                    None => Outcome::Forbidden,
+                }
+            } else {
+                Outcome::Stored {
+                    id: store::store_one(conn, m, touches)?,
+                    members: None,
+                }
+            },
+        )
+    }
+}
+
+impl From<store::Earlier> for Outcome {
+    fn from(e: store::Earlier) -> Outcome {
+        Outcome::Duplicate {
+            id: MsgId(e.0),
+            chat_id: e.1,
+            createtime: e.2,
+        }
     }
 }
 
