@@ -15,7 +15,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::stats::{histogram, now_micros, Stats};
+use crate::stats::{histogram, now_micros, Sending, Stats};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -119,6 +119,7 @@ pub async fn drive(
     });
     let frame = plan.target.frame_parts();
     let mut sending = frame.is_some() && Instant::now() < plan.until;
+    let mut phase = Sending::start(&stats, sending);
     let stop = tokio::time::sleep_until(plan.until);
     tokio::pin!(stop);
     loop {
@@ -160,7 +161,11 @@ pub async fn drive(
                 }
             }
             _ = next_tick(&mut tick), if sending => {
-                if let Some(parts) = &frame {
+                // A burst of late ticks never sends past the run's end.
+                if Instant::now() >= plan.until {
+                    sending = false;
+                    phase.end();
+                } else if let Some(parts) = &frame {
                     if outstanding < plan.window {
                         if !feed_one(&mut sink, parts, &stats).await
                             || sink.flush().await.is_err()
@@ -171,7 +176,10 @@ pub async fn drive(
                     }
                 }
             }
-            _ = &mut stop, if sending => sending = false,
+            _ = &mut stop, if sending => {
+                sending = false;
+                phase.end();
+            }
             changed = done.changed(), if !sending => {
                 if changed.is_err() || *done.borrow() {
                     let _ = sink.send(Message::Close(None)).await;

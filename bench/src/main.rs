@@ -381,10 +381,7 @@ impl Bench<'_> {
         // Let acks and pushes in flight arrive.
         let drain_until = Instant::now() + Duration::from_secs(10);
         loop {
-            let settled = Stats::get(&stats.acked) + Stats::get(&stats.errors)
-                >= Stats::get(&stats.sent)
-                && Stats::get(&stats.received) >= Stats::get(&stats.acked) * fanout;
-            if settled || Instant::now() >= drain_until {
+            if stats.settled(fanout) || Instant::now() >= drain_until {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

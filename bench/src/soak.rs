@@ -139,10 +139,7 @@ pub async fn run(bench: &Bench<'_>, soak: Soak) -> anyhow::Result<Summary> {
     // Let acks and pushes in flight arrive (and the churners finish their visits).
     let drain_until = Instant::now() + Duration::from_secs(15);
     while Instant::now() < drain_until {
-        let settled = Stats::get(&stats.acked) + Stats::get(&stats.errors)
-            >= Stats::get(&stats.sent)
-            && Stats::get(&stats.received) >= Stats::get(&stats.acked);
-        if settled {
+        if stats.settled(1) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

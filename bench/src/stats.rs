@@ -14,6 +14,9 @@ pub struct Stats {
     pub acked: AtomicU64,
     pub received: AtomicU64,
     pub errors: AtomicU64,
+    /// Connections still in their sending phase: a drain waits for none to be left, so
+    /// that a send made just after the run's end is counted before the drain decides.
+    pub sending: AtomicU64,
     /// Latencies per period of the run, when asked for (soak: per minute; `--p99-every`).
     pub periods: Option<Periods>,
 }
@@ -104,6 +107,36 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Whether nothing is in flight any more: every connection has stopped sending, every
+    /// message sent is acked or failed, and every acked one pushed `fanout` times.
+    pub fn settled(&self, fanout: u64) -> bool {
+        Stats::get(&self.sending) == 0
+            && Stats::get(&self.acked) + Stats::get(&self.errors) >= Stats::get(&self.sent)
+            && Stats::get(&self.received) >= Stats::get(&self.acked) * fanout
+    }
+}
+
+/// Counts one connection in [`Stats::sending`] until its sending phase ends or it is dropped.
+pub struct Sending<'a>(Option<&'a AtomicU64>);
+
+impl<'a> Sending<'a> {
+    pub fn start(stats: &'a Stats, sends: bool) -> Sending<'a> {
+        sends.then(|| Stats::add(&stats.sending, 1));
+        Sending(sends.then_some(&stats.sending))
+    }
+
+    pub fn end(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
