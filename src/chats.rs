@@ -4,11 +4,13 @@
 
 use actix::{dev::Request, Addr, Handler, Message as ActixMessage};
 
+use crate::db::history::RangeScope;
 use crate::db::{self, DbError, DbExecutor, Mark, RecordScope, Side};
 use crate::domain::Presenter;
 use crate::error::ChatError;
 use crate::ids::{ChatId, ChatKind, GroupId, ShopId, UserId};
-use crate::protocol::{ChatRef, RecentChatRow, RecentChats, RecordRow, Records, Role};
+use crate::protocol::gaps::{self, HeadRow, HeadsPage, HeadsRequest, RangePage, RangeRequest};
+use crate::protocol::{ChatRef, ChatType, RecentChatRow, RecentChats, RecordRow, Records, Role};
 
 /// Messages per page of `/user/getChatRecord`.
 pub const RECORDS_PER_PAGE: i64 = 20;
@@ -62,6 +64,11 @@ pub async fn recent_chats(
         views.sort_by_key(|v| std::cmp::Reverse((v.row.last_time, v.row.id)));
         views.truncate(db::conversations::MAX_RECENT as usize);
     }
+    let keys = views
+        .iter()
+        .map(|v| (v.row.chat_id.clone(), v.row.shop_id))
+        .collect();
+    let seqs = ask(db.send(db::LastSeqs { keys })).await?;
     let rows: Vec<RecentChatRow> = views
         .into_iter()
         .map(|mut v| {
@@ -70,7 +77,14 @@ pub async fn recent_chats(
             }
             v
         })
-        .map(|v| RecentChatRow {
+        .map(|v| {
+            (
+                seqs.get(&(v.row.chat_id.clone(), v.row.shop_id)).copied(),
+                v,
+            )
+        })
+        .map(|(last_seq, v)| RecentChatRow {
+            last_seq: last_seq.unwrap_or(0),
             id: v.row.id,
             uid: v.row.owner_uid,
             chat_id: v.row.chat_id,
@@ -313,6 +327,120 @@ pub async fn records(
         })
         .collect();
     Ok(Records { rows, total })
+}
+
+/// The sequence of the notices to everyone (PROTOCOL.md §17), stored once as `system_0`.
+pub const BROADCASTS: &str = "system_0";
+
+/// The conversation `chat_id` names for `uid` in `chat.range`, or `forbidden`: the same
+/// participants as its history, and `system_0`, the notices to everyone, for anyone.
+async fn range_scope(
+    db: &Addr<DbExecutor>,
+    uid: UserId,
+    chat_id: &str,
+) -> Result<RangeScope, ChatError> {
+    let plain = |chat_id: String, after_id: i64| RangeScope {
+        chat_id,
+        shop_id: 0,
+        after_id,
+    };
+    // Not a conversation id of its own elsewhere (a broadcast shows as `system_{uid}`).
+    if chat_id == BROADCASTS {
+        let from = ask(db.send(db::BroadcastsFrom { uid })).await?;
+        return Ok(plain(chat_id.to_string(), from));
+    }
+    match ChatId::parse(chat_id).ok_or(ChatError::Forbidden)? {
+        ChatKind::Group(group) => match ask(db.send(db::GroupView { group, uid })).await? {
+            Some(from) => Ok(plain(chat_id.to_string(), from)),
+            None => Err(ChatError::Forbidden),
+        },
+        _ => {
+            let agent_shop = ask(db.send(db::AgentShop { uid })).await?;
+            let target = RecordTarget::ChatId(chat_id.to_string());
+            Ok(match readable_scope(uid, agent_shop, &target)? {
+                RecordScope::Direct(chat) => plain(chat, 0),
+                RecordScope::Service { shop, consumer } => RangeScope {
+                    chat_id: ChatId::service(shop, consumer).0,
+                    shop_id: shop.0,
+                    after_id: 0,
+                },
+                // Its own notices: `system_{uid}`.
+                RecordScope::Notices(_) => plain(chat_id.to_string(), 0),
+                RecordScope::Group { .. } => return Err(ChatError::Forbidden),
+            })
+        }
+    }
+}
+
+/// `chat.range` (PROTOCOL.md §17): a conversation's rows after a seq, as the caller sees them.
+pub async fn range(
+    db: &Addr<DbExecutor>,
+    uid: UserId,
+    req: RangeRequest,
+    presenter: &Presenter,
+) -> Result<RangePage, ChatError> {
+    let (after_seq, limit) = req.bounds();
+    let scope = range_scope(db, uid, &req.chat_id).await?;
+    let (rows, has_more) = ask(db.send(db::LoadRange {
+        scope: scope.clone(),
+        after_seq,
+        limit,
+    }))
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| (r.message.seq, presenter.sync_row(r, uid)))
+        .collect();
+    Ok(RangePage::within_bytes(
+        req.chat_id,
+        scope.shop_id,
+        after_seq,
+        rows,
+        has_more,
+    ))
+}
+
+/// `chat.heads` (PROTOCOL.md §17): the caller's conversations that moved since `since`.
+pub async fn heads(
+    db: &Addr<DbExecutor>,
+    uid: UserId,
+    req: HeadsRequest,
+) -> Result<HeadsPage, ChatError> {
+    let (since, after, limit) = req.bounds();
+    let agent_shop = ask(db.send(db::AgentShop { uid })).await?;
+    let (heads, has_more) = ask(db.send(db::LoadHeads {
+        uid,
+        agent_shop,
+        since,
+        after,
+        limit,
+    }))
+    .await?;
+    let next = has_more
+        .then(|| heads.last().map(|h| gaps::cursor(&h.chat_id, h.shop_id)))
+        .flatten();
+    let rows = heads
+        .into_iter()
+        .map(|h| HeadRow {
+            chat_type: match (ChatId::parse(&h.chat_id), h.shop_id) {
+                (_, shop) if shop > 0 => ChatType::Service,
+                (Some(ChatKind::Group(_)), _) => ChatType::Group,
+                (Some(ChatKind::System(_)), _) => ChatType::System,
+                _ if h.chat_id == BROADCASTS => ChatType::System,
+                _ => ChatType::Direct,
+            },
+            chat_id: h.chat_id,
+            shop_id: h.shop_id,
+            last_seq: h.last_seq,
+            updated_at: h.updated_at,
+            read_msg_id: h.read_msg_id,
+        })
+        .collect();
+    Ok(HeadsPage {
+        rows,
+        has_more,
+        next,
+    })
 }
 
 #[cfg(test)]

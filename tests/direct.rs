@@ -28,6 +28,7 @@ async fn ack_and_push_carry_every_documented_field() {
     assert_eq!(r["chat_id"], "7_12");
     assert_eq!(r["client_msg_id"], "c-1");
     assert!(r["msg_id"].as_i64().unwrap() > 0);
+    assert_eq!(r["seq"], 1, "the first row of its conversation");
     let now = shopchat::auth::unix_now() as i64;
     assert!((r["createtime"].as_i64().unwrap() - now).abs() < 60);
 
@@ -39,7 +40,8 @@ async fn ack_and_push_carry_every_documented_field() {
         json!({
             "nickname": "Ann", "avatar": "http://media.test/a/7.png", "id": 7,
             "chat_id": "7_12", "chat_type": 1, "msg_type": 1, "msg": "你好",
-            "createtime": r["createtime"], "msg_id": r["msg_id"], "client_msg_id": "c-1"
+            "createtime": r["createtime"], "msg_id": r["msg_id"], "client_msg_id": "c-1",
+            "seq": 1
         })
     );
 }
@@ -175,7 +177,7 @@ async fn replies_keep_request_order_when_a_fast_reply_follows_a_store() {
 /// (before the fix, MariaDB and PostgreSQL failed the whole batch with a duplicate key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_stored_by_another_node_meanwhile_gets_the_originals_ack() {
-    use shopchat::db::{conn, models, NewMessage};
+    use shopchat::db::{conn, NewMessage};
     use shopchat::ids::{ChatId, UserId};
     use shopchat::protocol::{ChatType, MsgType};
     let srv = TestServer::start();
@@ -197,7 +199,10 @@ async fn a_retry_stored_by_another_node_meanwhile_gets_the_originals_ack() {
             Some("raced".into()),
         );
         c.transaction(|c| {
-            let id = models::insert_message(c, &original)?;
+            // As a node's batch stores it: with the conversation's next seq, its row locked.
+            let mut touches = shopchat::db::Touches::default();
+            let id = shopchat::db::store::insert_row(c, &original, &mut touches)?.id;
+            touches.apply(c)?;
             inserted_tx.send(id).unwrap();
             commit.recv().unwrap();
             diesel::QueryResult::Ok(id)

@@ -185,7 +185,7 @@ async fn a_message_reaches_every_connection_of_a_200_member_group_but_the_sendin
     assert_eq!(ack["code"], 1, "{ack}");
     assert_eq!(ack["result"]["chat_id"], format!("group_{group}"));
     let want = json!({"nickname": "user100", "avatar": "", "id": 100, "group_id": group, "chat_id": format!("group_{group}"),
-                      "chat_type": 2, "msg_type": 1, "msg": "hello all", "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"]});
+                      "chat_type": 2, "msg_type": 1, "msg": "hello all", "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"], "seq": 1});
     let (_, sender) = &mut conns[0];
     sender.expect_silence(QUIET).await;
     let mut pushed = 0;

@@ -50,7 +50,8 @@ async fn a_sender_recalls_a_direct_message_and_it_is_gone_everywhere_but_for_the
     assert_eq!(r["error"], "forbidden", "only the sender: {r}");
     let r = recall(&mut ann, oops).await;
     assert_eq!(r["code"], 1, "{r}");
-    let want = json!({"msg_id": oops, "chat_id": "7_12", "chat_type": 1, "by": "sender"});
+    // `seq`: the recall's own event row, after the two messages of the conversation.
+    let want = json!({"msg_id": oops, "chat_id": "7_12", "chat_type": 1, "by": "sender", "seq": 3});
     assert_eq!(recalls(&mut bob).await, std::slice::from_ref(&want));
     assert_eq!(
         recalls(&mut ann_phone).await,
@@ -212,7 +213,9 @@ async fn recalls_in_groups_and_customer_service_reach_everyone_who_saw_the_messa
     let got = recalls(&mut consumer).await;
     assert_eq!(
         got,
-        [json!({"msg_id": said, "chat_id": "3____12", "chat_type": 4, "by": "shop"})],
+        [
+            json!({"msg_id": said, "chat_id": "3____12", "chat_type": 4, "by": "shop", "seq": 4, "shop_id": 3})
+        ],
         "agents' uids are not shown to consumers"
     );
 }

@@ -194,7 +194,7 @@ async fn consumer_messages_stick_to_one_agent_with_the_documented_push() {
                 p["result"],
                 json!({"nickname": "Carol", "avatar": "http://media.test/c.png", "id": 12, "shop_id": 3,
                        "chat_id": "3____12", "chat_type": 4, "msg_type": 1, "msg": "hello shop",
-                       "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"]})
+                       "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"], "seq": 1})
             );
         }
     }
@@ -364,7 +364,7 @@ async fn agents_answer_as_the_shop_and_become_the_assigned_agent() {
         json!({"nickname": "Tea House", "avatar": "http://media.test/logos/3.png",
                "service_nickname": "Bo", "service_avatar": "http://media.test/bo.png", "shop_id": 3,
                "chat_id": "3____12", "chat_type": 4, "msg_type": 1, "msg": "Bo here",
-               "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"]})
+               "createtime": ack["result"]["createtime"], "msg_id": ack["result"]["msg_id"], "seq": 2})
     );
     assert_eq!(
         bo_pc.push().await["result"]["msg"],

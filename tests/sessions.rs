@@ -82,7 +82,8 @@ async fn a_session_opens_resolves_and_the_next_message_starts_a_sticky_new_one()
         assert_eq!(
             result(&e),
             &json!({"event": "resolved", "chat_id": "3____12", "shop_id": 3, "consumer_uid": 12,
-                    "session_id": first_session, "by_uid": 100})
+                    "session_id": first_session, "by_uid": 100,
+                    "msg_id": e["result"]["msg_id"], "seq": 2})
         );
     }
     let e = consumer.event_named("rating_request").await;
@@ -375,7 +376,7 @@ async fn auto_replies_welcome_once_and_the_offline_message_when_nobody_answers()
         &json!({"nickname": "Tea House", "avatar": "http://media.test/logos/3.png", "shop_id": 3,
                 "chat_id": "3____12", "chat_type": 4, "msg_type": 1,
                 "msg": "We are away, we will answer soon.", "createtime": auto["result"]["createtime"],
-                "msg_id": auto["result"]["msg_id"], "auto": true})
+                "msg_id": auto["result"]["msg_id"], "auto": true, "seq": 2})
     );
     ask_shop(&mut consumer, 3, "hello??").await;
     consumer.expect_silence(QUIET).await;

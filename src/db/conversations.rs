@@ -32,6 +32,8 @@ pub struct Touches<'a> {
     outbox: Outbox,
     /// The webhook events of the batch's writes, written with it (the outbox).
     events: Vec<NewEvent>,
+    /// The sequences of the conversations the batch appends to (PROTOCOL.md §17).
+    pub seqs: super::seqs::Seqs,
 }
 
 struct Touch<'a> {
@@ -93,6 +95,7 @@ impl<'a> Touches<'a> {
 
     /// Writes the noted rows.
     pub fn apply(self, conn: &mut DbConn) -> QueryResult<()> {
+        self.seqs.write(conn, crate::clock::unix_now() as i64)?;
         for ((owner, shop, _), t) in self.rows {
             touch(conn, owner, shop, t.peer, t.last, t.unread)?;
         }

@@ -275,15 +275,16 @@ pub fn user_groups(conn: &mut DbConn, uid: UserId) -> QueryResult<Vec<GroupSumma
 pub fn store_group_message(
     conn: &mut DbConn,
     m: &NewMessage,
-) -> QueryResult<Option<(i64, Vec<UserId>)>> {
+    touches: &mut super::Touches<'_>,
+) -> QueryResult<Option<(super::Stored, Vec<UserId>)>> {
     let group = m.group_id;
     if !is_member(conn, group, m.from_uid)? {
         return Ok(None);
     }
-    let id = super::models::insert_message(conn, m)?.0;
-    let update = UpdateGroupLast { id, m };
+    let stored = super::store::insert_row(conn, m, touches)?;
+    let update = UpdateGroupLast { id: stored.id.0, m };
     super::conn::per_backend!(conn, |c| update.execute(c))?;
-    Ok(Some((id, member_ids(conn, group)?)))
+    Ok(Some((stored, member_ids(conn, group)?)))
 }
 
 /// `UPDATE chat_groups SET last_msg_id, last_msg, last_uid, last_time, msg_type WHERE id`,
@@ -571,8 +572,19 @@ mod tests {
             None,
         );
         m.group_id = group;
-        store_group_message(c, &m).unwrap().unwrap();
+        in_batch(c, &m).unwrap().unwrap();
         group
+    }
+
+    /// Stores group message `m` as a batch of its own would.
+    fn in_batch(
+        c: &mut DbConn,
+        m: &NewMessage,
+    ) -> QueryResult<Option<(crate::db::Stored, Vec<UserId>)>> {
+        let mut touches = crate::db::Touches::default();
+        let stored = store_group_message(c, m, &mut touches)?;
+        touches.apply(c)?;
+        Ok(stored)
     }
 
     /// A group message runs only statements the connection prepared for the first one:
@@ -594,17 +606,19 @@ mod tests {
             m.group_id = group;
             m
         };
-        // Everything the connection prepares is seen: the group's making and a first message.
+        // Everything the connection prepares is seen: the group's making, its first message
+        // (which starts the conversation's sequence) and a second one.
         let ((group, first), _, cached) = prepared(&mut c, |c| {
             let group = create_group(c, "g", owner, &[peer], false, Joiner::Platform, 1)
                 .unwrap()
                 .unwrap();
-            (group, store_group_message(c, &said(group, "one")).unwrap())
+            in_batch(c, &said(group, "one")).unwrap();
+            (group, in_batch(c, &said(group, "one more")).unwrap())
         });
-        let (second, ran, cached_again) =
-            prepared(&mut c, |c| store_group_message(c, &said(group, "two")));
+        let (second, ran, cached_again) = prepared(&mut c, |c| in_batch(c, &said(group, "two")));
         let (first, second) = (first.unwrap(), second.unwrap().unwrap());
-        assert!(second.0 > first.0);
+        assert!(second.0.id > first.0.id);
+        assert_eq!((first.0.seq, second.0.seq), (2, 3));
         assert_eq!(second.1, vec![owner, peer]);
         assert!(cached_again.is_empty(), "prepared again: {cached_again:?}");
         let plain = not_cached(&ran, &cached);
@@ -619,7 +633,7 @@ mod tests {
             .select((chat_groups::last_msg_id, chat_groups::last_msg))
             .first(&mut **c)
             .unwrap();
-        assert_eq!(row, (second.0, "two".to_string()));
+        assert_eq!(row, (second.0.id.0, "two".to_string()));
     }
 
     #[test]

@@ -156,6 +156,39 @@ pub fn chat_records(
     Ok((load_with_senders(conn, &ids, true)?, total))
 }
 
+/// One conversation's rows in seq order, as one reader sees them (PROTOCOL.md §17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeScope {
+    pub chat_id: String,
+    pub shop_id: i64,
+    /// Only rows with a larger id: where a group's member joined, where a
+    /// self-registered account's broadcasts start; 0 for the rest.
+    pub after_id: i64,
+}
+
+/// The rows of `scope` with seq > `after_seq`, at most `limit`, in seq order, and whether
+/// more follow. A row the reader may not see (before it joined) is left out.
+pub fn seq_range(
+    conn: &mut DbConn,
+    scope: &RangeScope,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<(Vec<MessageWithSender>, bool)> {
+    let mut rows: Vec<(MessageRow, Option<ProfileRow>)> = messages::table
+        .left_join(users::table)
+        .filter(messages::chat_id.eq(&scope.chat_id))
+        .filter(messages::shop_id.eq(scope.shop_id))
+        .filter(messages::seq.gt(after_seq))
+        .filter(messages::id.gt(scope.after_id))
+        .order(messages::seq.asc())
+        .limit(limit + 1)
+        .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
+        .load(conn)?;
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((with_senders(conn, rows)?, has_more))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

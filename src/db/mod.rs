@@ -11,6 +11,7 @@ pub mod moderation;
 pub mod outbox;
 pub mod recall;
 pub mod schema;
+pub mod seqs;
 pub mod service;
 pub mod sessions;
 pub mod store;
@@ -27,7 +28,7 @@ pub use models::{
     ServiceChatRow, ShopRow, ShopState, UserCard,
 };
 pub use service::{RoutingQuery, ShopSettings};
-pub use store::Apply;
+pub use store::{Apply, Stored};
 
 use std::collections::HashMap;
 
@@ -524,6 +525,29 @@ db_command! {
     /// For history of a group: where `uid`'s view of it starts, or `None` if not a member.
     GroupView { group: GroupId, uid: UserId } -> Option<i64>
         => |c, m| groups::sync_memberships(c, m.uid).map(|v| v.into_iter().find(|(g, _)| *g == m.group.0).map(|(_, from)| from))
+}
+
+db_command! {
+    /// For `chat.range` (PROTOCOL.md §17): one conversation's rows after a seq.
+    LoadRange { scope: history::RangeScope, after_seq: i64, limit: i64 } -> (Vec<MessageWithSender>, bool)
+        => |c, m| history::seq_range(c, &m.scope, m.after_seq, m.limit)
+}
+
+db_command! {
+    /// For `chat.heads` (PROTOCOL.md §17): the caller's conversations that moved since then.
+    LoadHeads { uid: UserId, agent_shop: Option<ShopId>, since: i64, after: Option<seqs::HeadCursor>, limit: i64 } -> (Vec<seqs::Head>, bool)
+        => |c, m| seqs::heads(c, m.uid, m.agent_shop, m.since, m.after.as_ref(), m.limit)
+}
+
+db_command! {
+    /// For recent-chat lists: each conversation's last seq.
+    LastSeqs { keys: Vec<(String, i64)> } -> HashMap<(String, i64), i64>
+        => |c, m| seqs::last_seqs(c, &m.keys)
+}
+
+db_command! {
+    /// For `chat.range` on the notices to everyone: where `uid`'s view of them starts.
+    BroadcastsFrom { uid: UserId } -> i64 => |c, m| groups::broadcasts_from(c, m.uid)
 }
 
 db_command! {

@@ -109,15 +109,21 @@ impl NewMessage {
 /// Stores `m` and returns its id. On SQLite, the hot path, through [`InsertMessage`]
 /// and the connection's last rowid; on the server databases through Diesel's own
 /// insert (`RETURNING` on PostgreSQL, `LAST_INSERT_ID()` on MySQL).
-pub fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
+pub fn insert_message(conn: &mut DbConn, m: &NewMessage, seq: i64) -> QueryResult<MsgId> {
     #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
     if let DbConn::Sqlite(c) = conn {
-        return InsertMessage(m)
+        return InsertMessage(m, seq)
             .execute(c)
             .and_then(|_| sqlite_last_insert_id(c))
             .map(MsgId);
     }
-    insert_returning_id!(conn, messages::table, m, messages::id).map(MsgId)
+    insert_returning_id!(
+        conn,
+        messages::table,
+        (m, messages::seq.eq(seq)),
+        messages::id
+    )
+    .map(MsgId)
 }
 
 /// `INSERT INTO messages (chat_id, …, recalled_at) VALUES (?, …)` for one message,
@@ -126,7 +132,7 @@ pub fn insert_message(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
 /// be cached) and was about a quarter of the writer's time flat out (BENCHMARKS.md,
 /// session 9). It names every field of [`NewMessage`], so a field added there does not
 /// compile until it is written here too.
-pub struct InsertMessage<'a>(pub &'a NewMessage);
+pub struct InsertMessage<'a>(pub &'a NewMessage, pub i64);
 
 super::conn::fixed_query!(InsertMessage);
 
@@ -164,6 +170,7 @@ where
             recalled_at,
             masked: _, // not a column
         } = self.0;
+        let seq = &self.1;
         out.push_sql("INSERT INTO ");
         out.push_identifier("messages")?;
         out.push_sql(" (");
@@ -202,6 +209,7 @@ where
             Nullable<Text>: event_type,
             Nullable<Text>: card,
             BigInt: recalled_at,
+            BigInt: seq,
         );
         out.push_sql(")");
         Ok(())
@@ -209,7 +217,7 @@ where
 }
 
 /// The columns [`InsertMessage`] writes, in the order of its values.
-const MESSAGE_COLUMNS: [&str; 17] = [
+const MESSAGE_COLUMNS: [&str; 18] = [
     "chat_id",
     "chat_type",
     "msg_type",
@@ -227,6 +235,7 @@ const MESSAGE_COLUMNS: [&str; 17] = [
     "event_type",
     "card",
     "recalled_at",
+    "seq",
 ];
 
 #[derive(Queryable, Selectable, Clone, Debug, PartialEq)]
@@ -252,6 +261,8 @@ pub struct MessageRow {
     pub event_type: Option<String>,
     pub card: Option<String>,
     pub recalled_at: i64,
+    /// Its place in its conversation (PROTOCOL.md §17).
+    pub seq: i64,
 }
 
 /// A stored message with its sender's current profile (a placeholder if the sender has
@@ -424,14 +435,14 @@ mod tests {
             client_msg_id: Some("c-2".into()),
             ..m.clone()
         };
-        let by_hand = insert_message(&mut c, &m).unwrap();
+        let by_hand = insert_message(&mut c, &m, 5).unwrap();
         #[allow(irrefutable_let_patterns)] // only SQLite is compiled in without features
         let DbConn::Sqlite(sqlite) = &mut **c
         else {
             unreachable!("the test database is SQLite")
         };
         let derived: i64 = diesel::insert_into(messages::table)
-            .values(&again)
+            .values((&again, messages::seq.eq(6)))
             .returning(messages::id)
             .get_result(sqlite)
             .unwrap();
@@ -442,6 +453,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].id, rows[1].id), (by_hand, MsgId(derived)));
+        assert_eq!((rows[0].seq, rows[1].seq), (5, 6));
         for (row, inserted) in rows.iter().zip([&m, &again]) {
             let as_new = NewMessage {
                 chat_id: row.chat_id.clone(),

@@ -37,6 +37,8 @@ pub struct Recalled {
     pub audience: Vec<UserId>,
     /// Recalled now, not found recalled before.
     pub first: bool,
+    /// The seq of the recall's event row (0 when it was recalled before).
+    pub seq: i64,
 }
 
 pub fn find_message(conn: &mut DbConn, id: MsgId) -> QueryResult<Option<MessageRow>> {
@@ -51,6 +53,7 @@ pub fn find_message(conn: &mut DbConn, id: MsgId) -> QueryResult<Option<MessageR
 /// Recalls message `id` for `who`, `now`, a user within `window_secs` of its sending.
 pub fn recall(
     conn: &mut DbConn,
+    touches: &mut super::Touches<'_>,
     id: MsgId,
     who: Recaller,
     window_secs: i64,
@@ -82,6 +85,7 @@ pub fn recall(
             by,
             audience: Vec::new(),
             first: false,
+            seq: 0,
         }));
     }
     if matches!(who, Recaller::User(_)) && now - m.createtime > window_secs {
@@ -100,9 +104,10 @@ pub fn recall(
             by,
             audience: Vec::new(),
             first: false,
+            seq: 0,
         }));
     }
-    store_event(conn, &m, by, now)?;
+    let seq = store_event(conn, touches, &m, by, now)?;
     // The conversation rows whose last message it was show the placeholder.
     diesel::update(
         conversations::table
@@ -134,11 +139,19 @@ pub fn recall(
         by,
         audience,
         first: true,
+        seq,
     }))
 }
 
 /// The event row: in the same conversation, seen by the same readers as the message.
-fn store_event(conn: &mut DbConn, m: &MessageRow, by: &str, now: i64) -> QueryResult<()> {
+/// Returns its seq.
+fn store_event(
+    conn: &mut DbConn,
+    touches: &mut super::Touches<'_>,
+    m: &MessageRow,
+    by: &str,
+    now: i64,
+) -> QueryResult<i64> {
     let event = serde_json::json!({
         "event": "recall",
         "recalled_msg_id": m.id.0,
@@ -162,8 +175,7 @@ fn store_event(conn: &mut DbConn, m: &MessageRow, by: &str, now: i64) -> QueryRe
     row.agent_uid = m.agent_uid;
     row.createtime = now;
     row.event_type = Some("recall".into());
-    super::sessions::insert_event(conn, &row)?;
-    Ok(())
+    Ok(super::store::insert_row(conn, &row, touches)?.seq)
 }
 
 /// Everyone who could see `m`: both users of a 1:1, a group's members, the consumer and

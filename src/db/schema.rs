@@ -32,6 +32,16 @@ diesel::table! {
         event_type -> Nullable<Text>,
         card -> Nullable<Text>,
         recalled_at -> BigInt,
+        seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    chat_seqs (chat_id, shop_id) {
+        chat_id -> Text,
+        shop_id -> BigInt,
+        last_seq -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -209,6 +219,7 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     messages,
+    chat_seqs,
     conversations,
     shops,
     agents,

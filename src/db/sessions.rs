@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::conn::{insert_returning_id, upsert, DbConn};
-use super::models::{
-    MessageRow, MessageWithSender, NewMessage, Profile, ProfileRow, ServiceChatRow,
-};
+use super::models::{MessageRow, MessageWithSender, Profile, ProfileRow, ServiceChatRow};
 use super::outbox::{NewEvent, Outbox};
 use super::schema::{blocked_consumers, messages, quick_replies, service_chats, service_sessions};
 use super::service::find_chat;
@@ -204,11 +202,6 @@ pub fn backlog(
         .select((MessageRow::as_select(), Option::<ProfileRow>::as_select()))
         .load(conn)?;
     super::users::with_senders(conn, rows)
-}
-
-/// Stores an event row (never unread, never a last message); returns its id.
-pub fn insert_event(conn: &mut DbConn, m: &NewMessage) -> QueryResult<MsgId> {
-    super::models::insert_message(conn, m)
 }
 
 /// A shop's sessions in `state`, newest first, `before` a session id (0 = from the newest).

@@ -15,6 +15,12 @@ use crate::ids::MsgId;
 /// outcome, so that whatever follows its commit finds it without any pairing by position.
 pub trait Apply: Send {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()>;
+
+    /// The conversation (chat_id, shop_id) it appends a row to, when known before it is
+    /// applied: the batch locks those first, in key order (see `seqs`).
+    fn conversation(&self) -> Option<(&str, i64)> {
+        None
+    }
 }
 
 /// Applies `batch` in one transaction (group commit), in order, then writes the
@@ -29,6 +35,8 @@ pub fn apply_batch<W: Apply + ?Sized>(
     conn.transaction(|conn| {
         super::conn::take_write_lock(conn)?;
         let mut touches = Touches::with_outbox(outbox.clone());
+        let keys = batch.iter().filter_map(|w| w.conversation());
+        touches.seqs.lock_all(conn, keys)?;
         for write in batch.iter_mut() {
             write.apply(conn, &mut touches)?;
         }
@@ -41,9 +49,14 @@ const BUSY_TRIES: u64 = 6;
 
 /// SQLite's answer when a transaction that began by reading could not take the write lock
 /// because another connection wrote meanwhile (`SQLITE_BUSY_SNAPSHOT`: the busy timeout
-/// does not wait for it), or waited out `busy_timeout`.
+/// does not wait for it), or waited out `busy_timeout`; and a deadlock that MySQL/MariaDB
+/// or PostgreSQL broke by undoing this batch (batches lock conversations in key order, but
+/// rows outside them, a new conversation's gap lock on InnoDB, may still cross).
 fn is_busy(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if ["database is locked", "Deadlock found", "deadlock detected"]
+            .iter()
+            .any(|m| info.message().contains(m)))
 }
 
 /// [`apply_batch`], tried again (whole, after its rollback, a few ms later) while the
@@ -81,13 +94,25 @@ pub fn earlier_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<Ear
         .filter(messages::from_uid.eq(m.from_uid))
         .filter(messages::chat_id.eq(&m.chat_id))
         .filter(messages::client_msg_id.eq(client_id))
-        .select((messages::id, messages::chat_id, messages::createtime))
+        .select(EARLIER)
         .first(conn)
         .optional()
 }
 
-/// A message its sender stored earlier: id, chat_id, createtime.
-pub type Earlier = (i64, String, i64);
+/// A message its sender stored earlier: id, chat_id, createtime, seq.
+pub type Earlier = (i64, String, i64, i64);
+
+const EARLIER: (
+    messages::id,
+    messages::chat_id,
+    messages::createtime,
+    messages::seq,
+) = (
+    messages::id,
+    messages::chat_id,
+    messages::createtime,
+    messages::seq,
+);
 
 /// Runs `apply` (which stores `m` unless [`earlier_send`] finds it) so that a retry
 /// stored by another node between that lookup and the insert is a retry too, not an
@@ -147,7 +172,7 @@ fn committed_send(conn: &mut DbConn, m: &NewMessage) -> QueryResult<Option<Earli
             .filter(messages::from_uid.eq(m.from_uid))
             .filter(messages::chat_id.eq(&m.chat_id))
             .filter(messages::client_msg_id.eq(client_id))
-            .select((messages::id, messages::chat_id, messages::createtime))
+            .select(EARLIER)
             .for_update()
             .first(c)
             .optional();
@@ -163,23 +188,43 @@ pub fn store_messages(conn: &mut DbConn, batch: &[NewMessage]) -> QueryResult<Ve
         let mut touches = Touches::default();
         let ids = batch
             .iter()
-            .map(|m| store_one(conn, m, &mut touches))
+            .map(|m| store_one(conn, m, &mut touches).map(|s| s.id))
             .collect::<QueryResult<Vec<_>>>()?;
         touches.apply(conn)?;
         Ok(ids)
     })
 }
 
-/// Stores `m`; the conversation rows it changes are noted in `touches`, written once
-/// per batch. (A customer-service message's session is kept by `writes::ServiceTurn`.)
+/// Stores `m` with the next seq of its conversation; the conversation rows it changes
+/// are noted in `touches`, written once per batch. (A customer-service message's session
+/// is kept by `writes::ServiceTurn`.)
 pub fn store_one<'a>(
     conn: &mut DbConn,
     m: &'a NewMessage,
     touches: &mut Touches<'a>,
-) -> QueryResult<MsgId> {
-    let id = super::models::insert_message(conn, m)?;
+) -> QueryResult<Stored> {
+    let stored = insert_row(conn, m, touches)?;
     touches.add(m);
-    Ok(id)
+    Ok(stored)
+}
+
+/// Stores `m` (a message, a notice or an event row) with the next seq of its
+/// conversation, and nothing else.
+pub fn insert_row(
+    conn: &mut DbConn,
+    m: &NewMessage,
+    touches: &mut Touches<'_>,
+) -> QueryResult<Stored> {
+    let seq = touches.seqs.next(conn, &m.chat_id, m.shop_id.0)?;
+    let id = super::models::insert_message(conn, m, seq)?;
+    Ok(Stored { id, seq })
+}
+
+/// A stored row: its id and its seq in its conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: MsgId,
+    pub seq: i64,
 }
 
 #[cfg(test)]
@@ -207,8 +252,10 @@ mod tests {
     #[test]
     fn storing_messages_prepares_each_statement_once_per_connection() {
         let (_d, mut c) = db();
+        // The first batch starts the conversation's sequence, the second moves it on.
         let (_, _, cached) = prepared(&mut c, |c| {
             store_messages(c, &[direct(1, 2, "first"), direct(2, 1, "second")]).unwrap();
+            store_messages(c, &[direct(1, 2, "and")]).unwrap();
         });
         let (_, ran, cached_again) = prepared(&mut c, |c| {
             store_messages(c, &[direct(1, 2, "third"), direct(2, 1, "fourth")]).unwrap();
@@ -246,7 +293,7 @@ mod tests {
                 }
                 store_messages(&mut other, &[direct(3, 4, "meanwhile")])?;
             }
-            self.stored = Some(store_one(conn, &self.message, t)?);
+            self.stored = Some(store_one(conn, &self.message, t)?.id);
             Ok(())
         }
     }

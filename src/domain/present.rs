@@ -65,6 +65,8 @@ impl Presenter {
             auto: m.auto_reply,
             card: m.card.as_deref().and_then(|j| serde_json::from_str(j).ok()),
             recalled: m.recalled_at > 0,
+            seq: 0,
+            broadcast: false,
         };
         if p.recalled {
             // The text stays in the database for the platform; everyone else sees this.
@@ -78,6 +80,8 @@ impl Presenter {
                 p.nickname = self.system_nickname.to_string();
                 p.avatar = self.url(&self.system_avatar);
                 p.id = Some(UserId(0));
+                // Stored once for everyone, in conversation `system_0` (§17).
+                p.broadcast = m.to_uid.0 == 0;
             }
             ChatType::Service => {
                 p.shop_id = Some(m.shop_id);
@@ -106,8 +110,11 @@ impl Presenter {
 
     /// The push shape of a message read back from the database.
     pub fn stored(&self, r: MessageWithSender) -> ChatPush {
+        let seq = r.message.seq;
         let (id, m) = split_row(r.message);
-        self.push(&m, id, &r.sender, r.shop.as_ref())
+        let mut push = self.push(&m, id, &r.sender, r.shop.as_ref());
+        push.seq = seq;
+        push
     }
 
     /// A stored message as `reader` sees it: a notice to everyone (stored once, as
@@ -127,7 +134,12 @@ impl Presenter {
         let m = &r.message;
         match m.event_type.as_deref() {
             Some("rating_request") if m.consumer_uid != reader => None,
-            Some(_) => Some(SyncRow::Event(event_row(&m.msg, m.id.0, m.createtime))),
+            Some(_) => Some(SyncRow::Event(event_row(
+                &m.msg,
+                m.id.0,
+                m.createtime,
+                m.seq,
+            ))),
             None => Some(SyncRow::Message(self.stored_for(r, reader))),
         }
     }

@@ -3,6 +3,7 @@
 //! the document gives.
 
 pub mod card;
+pub mod gaps;
 pub mod lenient;
 pub mod service;
 pub mod webhook;
@@ -35,6 +36,8 @@ pub mod code {
     pub const RECEIPT: i32 = 204;
     /// New (§11): a message was recalled.
     pub const RECALL: i32 = 205;
+    /// New (§17): pushes may have been lost; ask `chat.heads` and fill the holes.
+    pub const RESYNC: i32 = 206;
 }
 
 /// Declares a wire enum: its number on the wire (serde) and in the database (a Diesel
@@ -196,6 +199,10 @@ pub enum Request {
     Unblock(service::ConsumerRef),
     ShopInfo(service::ShopRef),
     Rate(service::Rate),
+    /// New (§17): one conversation's rows after a seq.
+    Range(gaps::RangeRequest),
+    /// New (§17): the caller's conversations that moved since a time.
+    Heads(gaps::HeadsRequest),
 }
 
 /// A frame as it arrives: `content` stays the frame's own text until the action says
@@ -274,6 +281,10 @@ pub fn parse_frame(text: &str) -> Result<Frame, ChatError> {
         }
         ("Shop", "info") => Request::ShopInfo(content::<service::ShopRef>(env.content)?.checked()?),
         ("Chat", "rate") => Request::Rate(content::<service::Rate>(env.content)?.checked()?),
+        ("Chat", "range") => Request::Range(content::<gaps::RangeRequest>(env.content)?.checked()?),
+        ("Chat", "heads") => {
+            Request::Heads(content_or_default::<gaps::HeadsRequest>(env.content)?.checked()?)
+        }
         _ => return Err(ChatError::UnknownAction),
     };
     Ok(Frame::Request(request))
@@ -630,6 +641,17 @@ pub struct RecallPush {
     pub chat_id: String,
     pub chat_type: ChatType,
     pub by: &'static str,
+    /// New (§17): the seq of the recall's event row in its conversation.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub seq: i64,
+    /// New (§17): the shop of a customer-service conversation (its chat_id names two).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shop_id: i64,
+}
+
+/// Leaves a §17 field out of a frame while it has no value.
+pub fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl RecallPush {
@@ -674,7 +696,9 @@ impl Request {
     pub fn cost(&self) -> u32 {
         match self {
             Request::Sync(_) => 10,
-            Request::RecentChat(_)
+            Request::Range(_)
+            | Request::Heads(_)
+            | Request::RecentChat(_)
             | Request::GroupMembers(_)
             | Request::ServiceQueue
             | Request::ServiceSessions(_)
@@ -693,7 +717,8 @@ impl Request {
     /// the request is in flight.
     pub fn reply_reserve(&self) -> usize {
         match self {
-            Request::Sync(_) => SYNC_MAX_BYTES + 64,
+            Request::Sync(_) | Request::Range(_) => SYNC_MAX_BYTES + 256,
+            Request::Heads(_) => 64 * 1024,
             Request::RecentChat(_)
             | Request::GroupMembers(_)
             | Request::ServiceQueue
@@ -798,6 +823,9 @@ pub struct SendAck {
     /// New (§14): the stored text, when the sensitive-word list masked it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
+    /// New (§17): the message's seq in its conversation.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub seq: i64,
 }
 
 /// A chat message as receivers see it (PROTOCOL.md §4 push table); also the row shape of `chat.sync`.
@@ -832,6 +860,13 @@ pub struct ChatPush {
     /// New (§11): recalled; `msg` is then [`RECALLED_TEXT`] and `msg_type` 1.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// New (§17): its seq in its conversation (0 until it is stored: never sent so).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: i64,
+    /// New (§17): a notice to everyone, stored once: its seq is in conversation
+    /// `system_0`, not in the reader's own `system_{uid}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub broadcast: bool,
 }
 
 /// How this server names an upload (`/user/upload`): 32 hex digits and the image type.
@@ -890,6 +925,8 @@ pub struct RecentChatRow {
     pub chat_type: ChatType,
     pub msg_type: MsgType,
     pub unread_count: i64,
+    /// New (§17): the conversation's last seq.
+    pub last_seq: i64,
 }
 
 /// `user.recentChat` (code 102) and `/user/chatRecently` (code 1) result.

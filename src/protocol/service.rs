@@ -287,6 +287,12 @@ pub struct ConvEvent {
     pub consumer_uid: i64,
     #[serde(flatten)]
     pub detail: EventDetail,
+    /// New (§17): for an event that is also stored as a row (`resolved`,
+    /// `rating_request`), the row's own id and its seq in the conversation.
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub msg_id: i64,
+    #[serde(skip_serializing_if = "super::is_zero")]
+    pub seq: i64,
 }
 
 /// What each kind of event adds.
@@ -350,7 +356,15 @@ impl ConvEvent {
             shop_id,
             consumer_uid,
             detail,
+            msg_id: 0,
+            seq: 0,
         }
+    }
+
+    /// The event as it was stored: row `msg_id`, `seq` in the conversation.
+    pub fn stored_as(mut self, row: (i64, i64)) -> ConvEvent {
+        (self.msg_id, self.seq) = row;
+        self
     }
 
     /// The whole push frame.
@@ -360,13 +374,17 @@ impl ConvEvent {
 }
 
 /// A stored event row as `chat.sync` gives it: the event's fields with the row's own
-/// `msg_id` and time.
-pub fn event_row(stored: &str, msg_id: i64, createtime: i64) -> Value {
+/// `msg_id`, time and seq (and the chat_type of customer service's own events; a recall
+/// keeps the one of its conversation).
+pub fn event_row(stored: &str, msg_id: i64, createtime: i64, seq: i64) -> Value {
     let mut v: Value = serde_json::from_str(stored).unwrap_or(Value::Null);
     if let Some(map) = v.as_object_mut() {
         map.insert("msg_id".into(), msg_id.into());
         map.insert("createtime".into(), createtime.into());
-        map.insert("chat_type".into(), 4.into());
+        map.entry("chat_type").or_insert(4.into());
+        if seq > 0 {
+            map.insert("seq".into(), seq.into());
+        }
     }
     v
 }
@@ -408,7 +426,7 @@ mod tests {
             json!({"event": "status", "chat_id": "", "shop_id": 3, "consumer_uid": 0, "agent_uid": 100, "status": "away"})
         );
         assert_eq!(
-            event_row(r#"{"event":"resolved","chat_id":"3____12"}"#, 5, 77),
+            event_row(r#"{"event":"resolved","chat_id":"3____12"}"#, 5, 77, 0),
             json!({"event": "resolved", "chat_id": "3____12", "msg_id": 5, "createtime": 77, "chat_type": 4})
         );
     }

@@ -163,10 +163,16 @@ fn replies_match_the_documented_shapes() {
         createtime: 1566212436,
         client_msg_id: Some("...".into()),
         msg: None,
+        seq: 0,
     };
     same_json(
         &ok(&ack),
         json!({"code":1,"msg":null,"result":{"msg_id":123,"chat_id":"7_12","createtime":1566212436,"client_msg_id":"..."}}),
+    );
+    let ack = SendAck { seq: 4, ..ack };
+    same_json(
+        &ok(&ack),
+        json!({"code":1,"msg":null,"result":{"msg_id":123,"chat_id":"7_12","createtime":1566212436,"client_msg_id":"...","seq":4}}),
     );
 }
 
@@ -190,6 +196,8 @@ fn direct_push_matches_the_original_example_plus_new_fields() {
         auto: false,
         card: None,
         recalled: false,
+        seq: 0,
+        broadcast: false,
     };
     same_json(
         &push_text(&push),
@@ -270,6 +278,7 @@ fn recent_chat_reply_has_the_documented_row_shape() {
             chat_type: ChatType::Direct,
             msg_type: MsgType::Text,
             unread_count: 2,
+            last_seq: 9,
         }],
         unread_count: 2,
     };
@@ -278,7 +287,7 @@ fn recent_chat_reply_has_the_documented_row_shape() {
         json!({"code":102,"msg":null,"result":{"rows":[{
             "id":1,"uid":12,"chat_id":"7_12","shop_id":0,"friend_uid":7,"friend_name":"Ann",
             "friend_avatar":"","last_msg":"hi","last_uid":7,"last_time":1566212436,
-            "chat_type":1,"msg_type":1,"unread_count":2}],"unread_count":2}}),
+            "chat_type":1,"msg_type":1,"unread_count":2,"last_seq":9}],"unread_count":2}}),
     );
 }
 

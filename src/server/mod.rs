@@ -187,6 +187,20 @@ impl ChatServer {
         }
     }
 
+    /// Tells every local connection that pushes meant for it may have been lost
+    /// (PROTOCOL.md §17, code 206): it asks `chat.heads` and fills its holes.
+    fn resync_everyone(&mut self, reason: protocol::gaps::ResyncReason) {
+        let text: Arc<str> = protocol::gaps::resync_text(reason).into();
+        let uids: Vec<UserId> = self.online.keys().copied().collect();
+        log::info!(
+            "telling {} users' connections to resync ({reason:?})",
+            uids.len()
+        );
+        for uid in uids {
+            self.deliver(uid, &text, None);
+        }
+    }
+
     /// Keeps the registry and the shop routers right after `uid` lost connections. Only
     /// a running router is told: one started later reads presence from the registry.
     fn after_conn_loss(&mut self, uid: UserId) {
@@ -411,6 +425,11 @@ impl ChatServer {
                     chats::mark_chat(&db, uid, chat, Mark::Hidden).await?;
                     Ok(protocol::ok(&()))
                 }
+                Request::Range(r) => {
+                    let page = chats::range(&reads, uid, r, &presenter).await?;
+                    Ok(protocol::reply_with(code::RECORDS, &page))
+                }
+                Request::Heads(r) => Ok(protocol::ok(&chats::heads(&reads, uid, r).await?)),
                 _ => Err(ChatError::UnknownAction),
             }
         });
@@ -686,7 +705,10 @@ impl Handler<FromCluster> for ChatServer {
                 }
             }
             FromCluster::Event(event) => self.apply_event(event, ctx),
-            FromCluster::Recovered => self.reload_shared_state(ctx),
+            FromCluster::Recovered => {
+                self.reload_shared_state(ctx);
+                self.resync_everyone(protocol::gaps::ResyncReason::ClusterLinkRestored);
+            }
         }
     }
 }

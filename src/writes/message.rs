@@ -6,7 +6,7 @@ use std::time::Instant;
 use diesel::QueryResult;
 
 use super::{Effects, ReplyTx, Write};
-use crate::db::{groups, store, Apply, DbConn, NewMessage, Touches};
+use crate::db::{groups, store, Apply, DbConn, NewMessage, Stored, Touches};
 use crate::error::ChatError;
 use crate::ids::{ConnId, MsgId, UserId};
 use crate::protocol::{self, ChatPush, ChatType, SendAck};
@@ -28,6 +28,7 @@ enum Outcome {
     /// Stored; for a group message, with the members at that moment.
     Stored {
         id: MsgId,
+        seq: i64,
         members: Option<Vec<UserId>>,
     },
     /// Not stored again: the sender already sent this client_msg_id (PROTOCOL.md §15).
@@ -35,6 +36,7 @@ enum Outcome {
         id: MsgId,
         chat_id: String,
         createtime: i64,
+        seq: i64,
     },
     /// Not stored: the sender is not a member of the group.
     Forbidden,
@@ -71,6 +73,10 @@ impl Apply for StoreMessage {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
         self.store(conn, touches).map(|_| ())
     }
+
+    fn conversation(&self) -> Option<(&str, i64)> {
+        Some((&self.message.chat_id, self.message.shop_id.0))
+    }
 }
 
 impl StoreMessage {
@@ -80,15 +86,15 @@ impl StoreMessage {
         &'a mut self,
         conn: &mut DbConn,
         touches: &mut Touches<'a>,
-    ) -> QueryResult<Option<MsgId>> {
+    ) -> QueryResult<Option<Stored>> {
         self.outcome = store::unless_stored_meanwhile(conn, &self.message, |conn, m| {
             Self::apply_once(conn, m, touches)
         })?;
         Ok(match &self.outcome {
-            Outcome::Stored { id, members } => {
+            Outcome::Stored { id, seq, members } => {
                 let to = members.as_deref().unwrap_or(&self.audience);
                 super::offline_event(touches, &self.message, *id, &self.push, to);
-                Some(*id)
+                Some(Stored { id: *id, seq: *seq })
             }
             _ => None,
         })
@@ -100,28 +106,25 @@ impl StoreMessage {
         m: &'a NewMessage,
         touches: &mut Touches<'a>,
     ) -> QueryResult<Outcome> {
-        Ok(
-            if let Some((id, chat_id, createtime)) = store::earlier_send(conn, m)? {
-                Outcome::Duplicate {
-                    id: MsgId(id),
-                    chat_id,
-                    createtime,
-                }
-            } else if m.chat_type == ChatType::Group {
-                match groups::store_group_message(conn, m)? {
-                    Some((id, members)) => Outcome::Stored {
-                        id: MsgId(id),
-                        members: Some(members),
-                    },
-                    None => Outcome::Forbidden,
-                }
-            } else {
-                Outcome::Stored {
-                    id: store::store_one(conn, m, touches)?,
-                    members: None,
-                }
-            },
-        )
+        Ok(if let Some(earlier) = store::earlier_send(conn, m)? {
+            Outcome::from(earlier)
+        } else if m.chat_type == ChatType::Group {
+            match groups::store_group_message(conn, m, touches)? {
+                Some((stored, members)) => Outcome::Stored {
+                    id: stored.id,
+                    seq: stored.seq,
+                    members: Some(members),
+                },
+                None => Outcome::Forbidden,
+            }
+        } else {
+            let stored = store::store_one(conn, m, touches)?;
+            Outcome::Stored {
+                id: stored.id,
+                seq: stored.seq,
+                members: None,
+            }
+        })
     }
 }
 
@@ -131,6 +134,7 @@ impl From<store::Earlier> for Outcome {
             id: MsgId(e.0),
             chat_id: e.1,
             createtime: e.2,
+            seq: e.3,
         }
     }
 }
@@ -147,9 +151,10 @@ impl Write for StoreMessage {
             ..
         } = *self;
         let ack = match outcome {
-            Outcome::Stored { id, members } => {
+            Outcome::Stored { id, seq, members } => {
                 fx.metrics().count_stored(push.chat_type);
                 push.msg_id = id.0;
+                push.seq = seq;
                 let text = protocol::push_text(&push);
                 fx.fan_out(members.as_ref().unwrap_or(&audience), &text, Some(sender));
                 fx.metrics()
@@ -161,6 +166,7 @@ impl Write for StoreMessage {
                     chat_id: push.chat_id,
                     createtime: push.createtime,
                     client_msg_id: push.client_msg_id,
+                    seq,
                 }
             }
             // A retry: the original's ack again, and no second push.
@@ -168,12 +174,14 @@ impl Write for StoreMessage {
                 id,
                 chat_id,
                 createtime,
+                seq,
             } => SendAck {
                 msg_id: id.0,
                 msg: None,
                 chat_id,
                 createtime,
                 client_msg_id: push.client_msg_id,
+                seq,
             },
             Outcome::Forbidden => {
                 let _ = reply.send(Err(ChatError::Forbidden));

@@ -6,9 +6,9 @@ use std::time::Instant;
 use diesel::QueryResult;
 
 use super::{Effects, NoticeTx, Write};
-use crate::db::{store, Apply, DbConn, NewMessage, Touches};
+use crate::db::{store, Apply, DbConn, NewMessage, Stored, Touches};
 use crate::error::ChatError;
-use crate::ids::{ChatId, MsgId, UserId};
+use crate::ids::{ChatId, UserId};
 use crate::protocol::{self, ChatPush};
 
 pub struct StoreNotice {
@@ -17,7 +17,7 @@ pub struct StoreNotice {
     /// The user it is for; `None`: everyone (each sees it in their own chat_id).
     to: Option<UserId>,
     reply: NoticeTx,
-    id: Option<MsgId>,
+    id: Option<Stored>,
 }
 
 impl StoreNotice {
@@ -39,13 +39,17 @@ impl StoreNotice {
 
 impl Apply for StoreNotice {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
-        let id = store::store_one(conn, &self.message, touches)?;
-        self.id = Some(id);
+        let stored = store::store_one(conn, &self.message, touches)?;
+        self.id = Some(stored);
         // A notice to everyone names no receiver: it makes no per-user event.
         if let Some(to) = self.to {
-            super::offline_event(touches, &self.message, id, &self.push, &[to]);
+            super::offline_event(touches, &self.message, stored.id, &self.push, &[to]);
         }
         Ok(())
+    }
+
+    fn conversation(&self) -> Option<(&str, i64)> {
+        Some((&self.message.chat_id, self.message.shop_id.0))
     }
 }
 
@@ -58,13 +62,14 @@ impl Write for StoreNotice {
             id,
             ..
         } = *self;
-        let Some(id) = id else {
+        let Some(Stored { id, seq }) = id else {
             log::error!("a committed notice was never applied");
             let _ = reply.send(Err(ChatError::StorageUnavailable));
             return;
         };
         fx.metrics().count_stored(push.chat_type);
         push.msg_id = id.0;
+        push.seq = seq;
         match to {
             Some(uid) => {
                 push.chat_id = ChatId::system(uid).0;

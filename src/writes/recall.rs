@@ -42,7 +42,7 @@ impl RecallMessage {
 impl Apply for RecallMessage {
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
         let now = crate::clock::unix_now() as i64;
-        let outcome = recall::recall(conn, self.msg_id, self.who, self.window_secs, now)?;
+        let outcome = recall::recall(conn, touches, self.msg_id, self.who, self.window_secs, now)?;
         if let Some(done) = outcome.as_ref().ok().filter(|d| d.first) {
             let data = webhook::RecalledData {
                 msg_id: done.message.id.0,
@@ -71,6 +71,8 @@ impl Write for RecallMessage {
                         chat_id: m.chat_id.clone(),
                         chat_type: m.chat_type,
                         by: done.by,
+                        seq: done.seq,
+                        shop_id: m.shop_id.0,
                     };
                     fx.fan_out(&done.audience, &push.push_text().into(), None);
                 }

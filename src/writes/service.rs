@@ -12,10 +12,10 @@ use diesel::QueryResult;
 use super::{Effects, ReplyTx, StoreMessage, Write};
 use crate::db::outbox::NewEvent;
 use crate::db::sessions::{self, ChatChange, SessionChange};
-use crate::db::{store, Apply, DbConn, MessageWithSender, NewMessage, Profile, Touches};
+use crate::db::{store, Apply, DbConn, MessageWithSender, NewMessage, Profile, Stored, Touches};
 use crate::domain::session::{ConvState, Effect, Step};
 use crate::error::ChatError;
-use crate::ids::{MsgId, ShopId, UserId};
+use crate::ids::{ShopId, UserId};
 use crate::protocol::service::{ConvEvent, EventDetail, SessionState};
 use crate::protocol::webhook::{self, ConversationData};
 use crate::protocol::{self, ChatPush, ChatType, MsgType};
@@ -49,7 +49,9 @@ struct Done {
     session_id: i64,
     backlog: Vec<MessageWithSender>,
     queue: Option<(Vec<UserId>, Vec<UserId>)>,
-    auto_id: Option<MsgId>,
+    auto_id: Option<Stored>,
+    /// The `resolved` and `rating_request` rows: (msg_id, seq) of each.
+    resolution: Option<[(i64, i64); 2]>,
 }
 
 impl ServiceTurn {
@@ -85,7 +87,13 @@ impl ServiceTurn {
     }
 
     fn event(&self, detail: EventDetail) -> Arc<str> {
+        self.stored_event(detail, (0, 0))
+    }
+
+    /// An event that is also a stored row: `row` is its (msg_id, seq).
+    fn stored_event(&self, detail: EventDetail, row: (i64, i64)) -> Arc<str> {
         ConvEvent::new(self.chat_id.clone(), self.shop.0, self.consumer.0, detail)
+            .stored_as(row)
             .push_text()
             .into()
     }
@@ -167,6 +175,10 @@ fn event_row(
 }
 
 impl Apply for ServiceTurn {
+    fn conversation(&self) -> Option<(&str, i64)> {
+        Some((&self.chat_id, self.shop.0))
+    }
+
     fn apply<'a>(&'a mut self, conn: &mut DbConn, touches: &mut Touches<'a>) -> QueryResult<()> {
         let now = self.at;
         let mut msg_id = None;
@@ -176,10 +188,10 @@ impl Apply for ServiceTurn {
             .is_some_and(|m| m.message().from_agent);
         if let Some(m) = self.message.as_mut() {
             // A retry or a refusal changes nothing of the conversation.
-            let Some(id) = m.store(conn, touches)? else {
+            let Some(stored) = m.store(conn, touches)? else {
                 return Ok(());
             };
-            msg_id = Some(id);
+            msg_id = Some(stored.id);
         }
         let row = sessions::ensure_chat(conn, self.shop, self.consumer, &self.chat_id, now)?;
         if self.only_if.is_some_and(|s| s != row.state)
@@ -265,6 +277,7 @@ impl Apply for ServiceTurn {
             session_id,
             row.agent_uid,
         );
+        let mut resolution = None;
         if let Some(by) = resolved_by {
             let (shop, consumer, chat_id) = (self.shop, self.consumer, self.chat_id.as_str());
             let rows = [
@@ -286,9 +299,12 @@ impl Apply for ServiceTurn {
                     EventDetail::RatingRequest { session_id },
                 ),
             ];
-            for row in &rows {
-                sessions::insert_event(conn, row)?;
+            let mut stored = [(0, 0); 2];
+            for (row, at) in rows.iter().zip(stored.iter_mut()) {
+                let s = store::insert_row(conn, row, touches)?;
+                *at = (s.id.0, s.seq);
             }
+            resolution = Some(stored);
         }
         let queue = match before {
             Some(before) => Some((before, Self::queue_ids(conn, self.shop)?)),
@@ -299,6 +315,7 @@ impl Apply for ServiceTurn {
             backlog,
             queue,
             auto_id,
+            resolution,
         });
         Ok(())
     }
@@ -355,8 +372,9 @@ impl Write for ServiceTurn {
         if let Some(m) = message {
             m.committed(fx, queued_at);
         }
-        if let (Some((_, mut push)), Some(id)) = (self.auto.take(), done.auto_id) {
-            push.msg_id = id.0;
+        if let (Some((_, mut push)), Some(stored)) = (self.auto.take(), done.auto_id) {
+            push.msg_id = stored.id.0;
+            push.seq = stored.seq;
             let text = protocol::push_text(&push);
             let mut to = vec![self.consumer];
             to.extend(self.step.state.agent());
@@ -406,14 +424,18 @@ impl Write for ServiceTurn {
             Effect::Resolve { by } => Some(*by),
             _ => None,
         }) {
-            let text = self.event(EventDetail::Resolved {
-                session_id: sid,
-                by_uid: by.0,
-            });
+            let [resolved, request] = done.resolution.unwrap_or_default();
+            let text = self.stored_event(
+                EventDetail::Resolved {
+                    session_id: sid,
+                    by_uid: by.0,
+                },
+                resolved,
+            );
             let mut to = self.agents.clone();
             to.push(self.consumer);
             fx.fan_out(&to, &text, None);
-            let text = self.event(EventDetail::RatingRequest { session_id: sid });
+            let text = self.stored_event(EventDetail::RatingRequest { session_id: sid }, request);
             fx.fan_out(&consumer, &text, None);
         }
         if let Some(reply) = reply {

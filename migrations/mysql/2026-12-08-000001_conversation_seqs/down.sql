@@ -1,0 +1,2 @@
+DROP TABLE chat_seqs;
+ALTER TABLE messages DROP INDEX messages_seq, DROP COLUMN seq;

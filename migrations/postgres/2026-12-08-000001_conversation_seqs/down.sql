@@ -1,0 +1,3 @@
+DROP TABLE chat_seqs;
+DROP INDEX messages_seq;
+ALTER TABLE messages DROP COLUMN seq;
