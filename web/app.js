@@ -85,7 +85,8 @@ const state = {
   pending: [],       // resolvers of requests, in order (replies come in request order)
   chat: null,        // the open conversation
   page: 1,           // history pages loaded
-  lastMsgId: 0,      // for chat.sync after a reconnect
+  held: new Map(),   // per conversation (PROTOCOL.md §15): the highest seq held with no hole below
+  seen: new Set(),   // msg_ids shown or skipped, to drop a message that comes twice (push and range)
   readPending: false, // messages shown in the open chat since the last read mark
 };
 
@@ -166,11 +167,12 @@ function connect() {
     let f;
     try { f = JSON.parse(ev.data); } catch { return; }
     if (f.code === 200) { onPush(f.result || {}); return; }
-    if (f.code === 202) { onEvent(f.result || {}); scheduleRefresh(); scheduleDesk(); return; }
+    if (f.code === 202) { const e = f.result || {}; onEvent(e); noteSeq(e, e.seq); scheduleRefresh(); scheduleDesk(); return; }
     if (f.code === 203) { onTyping(f.result || {}); return; }
     if (f.code === 204) { onReceipt(f.result || {}); return; }
-    if (f.code === 205) { onRecall(f.result || {}); return; }
-    if (f.code > 205) return;
+    if (f.code === 205) { const r = f.result || {}; onRecall(r); noteSeq(r, r.seq); return; }
+    if (f.code === 206) { catchUp(); return; }
+    if (f.code > 206) return;
     const resolve = state.pending.shift();
     if (resolve) resolve(f);
   };
@@ -183,14 +185,60 @@ function connect() {
 
 function setStatus(key) { state.statusKey = key; $("status").textContent = t(key); $("status").dataset.state = key; }
 
-// Messages that arrived while disconnected (§7 chat.sync); pushes resume after.
+// No silent gaps (PROTOCOL.md §15). A conversation is its chat_id, with shop_id in
+// customer service; a notice to everyone counts its seq in system_0.
+function seqKey(row) {
+  if (row.broadcast) return "system_0|0";
+  return row.chat_id + "|" + (row.chat_type === CHAT_TYPE.SERVICE ? row.shop_id || 0 : 0);
+}
+
+// A row with `seq` arrived (a push, an event that is a stored row): the next one moves
+// `held` on; one further on means a hole, fetched with chat.range.
+function noteSeq(row, seq) {
+  if (!seq || !row.chat_id) return;
+  const key = seqKey(row);
+  const held = state.held.get(key);
+  if (held === undefined || seq === held + 1) state.held.set(key, Math.max(held || 0, seq));
+  else if (seq > held + 1) fill(key, row.broadcast ? "system_0" : row.chat_id);
+}
+
+// Fetches what conversation `key` lacks above `held`, each row shown once.
+const filling = new Set();
+async function fill(key, chatId) {
+  if (filling.has(key)) return;
+  filling.add(key);
+  try {
+    for (;;) {
+      const after = state.held.get(key) || 0;
+      const r = await request("chat", "range", { chat_id: chatId, after_seq: after, limit: 200 });
+      if (r.code !== 201) return;
+      for (const row of r.result.rows) {
+        if (row.event === "recall") onRecall({ msg_id: row.recalled_msg_id, chat_id: row.chat_id });
+        else if (!row.event) onPush(row, true);
+      }
+      state.held.set(key, Math.max(after, r.result.upto_seq));
+      if (!r.result.has_more) return;
+    }
+  } finally {
+    filling.delete(key);
+  }
+}
+
+// On every (re)connect and on resync: every conversation that moved, its holes filled.
+// One seen for the first time counts as held: its history comes with the conversation.
 async function catchUp() {
-  if (!state.lastMsgId) return;
+  let after = null;
   for (;;) {
-    const r = await request("chat", "sync", { since_msg_id: state.lastMsgId, limit: 500 });
-    if (r.code !== 201) return;
-    for (const m of r.result.rows) onPush(m, true);
+    const r = await request("chat", "heads", after ? { after } : {});
+    if (r.code !== 1) return;
+    for (const h of r.result.rows) {
+      const key = h.chat_id + "|" + (h.shop_id || 0);
+      const held = state.held.get(key);
+      if (held === undefined) state.held.set(key, h.last_seq);
+      else if (h.last_seq > held) await fill(key, h.chat_id);
+    }
     if (!r.result.has_more) return;
+    after = r.result.next;
   }
 }
 
@@ -432,9 +480,15 @@ function appendMessage(m) {
 
 // A message pushed (code 200) or caught up by chat.sync.
 function onPush(p, fromSync) {
-  if (p.msg_id) state.lastMsgId = Math.max(state.lastMsgId, p.msg_id);
-  // chat.sync also returns stored events (a resolution, a rating request): not messages.
+  // Stored events (a resolution, a rating request) are not messages.
   if (p.event) return;
+  // At least once: a message may come by push and by chat.range.
+  if (p.msg_id && state.seen.has(p.msg_id)) return;
+  if (p.msg_id) {
+    if (state.seen.size > 20000) state.seen.clear();
+    state.seen.add(p.msg_id);
+  }
+  if (!fromSync) noteSeq(p, p.seq);
   const chat = state.chat;
   const mine = p.id === state.me?.id || (state.agent && p.chat_type === CHAT_TYPE.SERVICE && p.id === undefined);
   if (chat && (p.chat_id === chat.chat_id || (!chat.chat_id && matchesNew(chat, p)))) {
@@ -481,7 +535,8 @@ async function send(msgType, msg) {
   if (r.code !== 1) { showError("chat-error", r.msg); return; }
   showError("chat-error", "");
   chat.chat_id = r.result.chat_id;
-  state.lastMsgId = Math.max(state.lastMsgId, r.result.msg_id);
+  state.seen.add(r.result.msg_id);
+  noteSeq({ chat_id: r.result.chat_id, chat_type: chat.chat_type, shop_id: chat.shop_id }, r.result.seq);
   if (state.chat === chat) appendMessage({ mine: true, nickname: state.me.nickname, msg_type: msgType, msg: r.result.msg || msg, msg_id: r.result.msg_id, createtime: r.result.createtime });
   scheduleRefresh();
 }

@@ -13,8 +13,9 @@
 //! Everything this node sends to Redis goes through one task, in order: the pushes of
 //! one conversation reach another node in the order they were committed here. Local
 //! connections never wait for Redis; when it is unreachable, cross-node pushes are
-//! dropped (the messages are stored: receivers get them with `chat.sync`), one line is
-//! logged, and the node re-announces everything once Redis answers again.
+//! dropped (the messages are stored), one line is logged, and once Redis answers again
+//! the node re-announces everything and ChatServer tells every local connection to
+//! resync (PROTOCOL.md §17: receivers fetch by seq what they missed).
 
 mod wire;
 
@@ -332,7 +333,7 @@ impl Cluster {
         if self.0.up.swap(false, Ordering::Relaxed) {
             log::error!(
                 "redis unavailable ({e}): cluster paused, local delivery continues; \
-                 cross-node pushes are dropped (receivers catch up with chat.sync); retrying every {} s",
+                 cross-node pushes are dropped (connections are told to resync when it is back); retrying every {} s",
                 RETRY_EVERY.as_secs()
             );
         }
