@@ -306,3 +306,58 @@ async fn two_nodes_writing_one_conversation_at_once_leave_no_hole_and_no_repeat(
     }
     assert_eq!(stored, (1..=200).collect::<Vec<_>>());
 }
+
+/// Another node's batch holds the conversation and has stored its next row, not yet
+/// committed, when this node's batch comes to the same conversation: this one waits for
+/// it and continues from there (seq 3, not a second 2 and a failed batch).
+#[tokio::test]
+async fn a_batch_continues_the_sequence_another_node_is_about_to_commit() {
+    use shopchat::db::{conn, NewMessage};
+    use shopchat::ids::{ChatId, UserId};
+    use shopchat::protocol::{ChatType, MsgType};
+    let srv = TestServer::start();
+    let mut a = srv.connect(1).await;
+    assert_eq!(a.send_direct(2, "first").await["result"]["seq"], 1);
+    let pool = conn::open(&srv.config.database.url, 1, Default::default()).unwrap();
+    let (stored_tx, stored) = std::sync::mpsc::channel();
+    let (commit_tx, commit) = std::sync::mpsc::channel::<()>();
+    let other_node = std::thread::spawn(move || {
+        use diesel::Connection;
+        let mut c = conn::checkout(&pool).unwrap();
+        let m = NewMessage::new(
+            ChatType::Direct,
+            ChatId::direct(UserId(2), UserId(1)).0,
+            MsgType::Text,
+            "from the other node".into(),
+            UserId(2),
+            UserId(1),
+            None,
+        );
+        c.transaction(|c| {
+            let mut touches = shopchat::db::Touches::default();
+            let row = shopchat::db::store::insert_row(c, &m, &mut touches)?;
+            touches.apply(c)?;
+            stored_tx.send(row.seq).unwrap();
+            commit.recv().unwrap();
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap()
+    });
+    let theirs = tokio::task::spawn_blocking(move || stored.recv().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(theirs, 2);
+    a.send_json(json!({"class": "chat", "action": "sendMsg", "content": {
+        "chat_type": 1, "msg_type": 1, "msg": "meanwhile", "to_uid": 2}}))
+        .await;
+    // Long enough for the batch to reach the conversation and wait on the other one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    commit_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || other_node.join().unwrap())
+        .await
+        .unwrap();
+    let r = a.reply().await;
+    assert_eq!(r["code"], 1, "{r}");
+    assert_eq!(r["result"]["seq"], 3, "{r}");
+    assert_eq!(seqs(&range(&mut a, "1_2", 0, 10).await), [1, 2, 3]);
+}
