@@ -232,7 +232,7 @@ async function catchUp() {
     const r = await request("chat", "heads", after ? { after } : {});
     if (r.code !== 1) return;
     for (const h of r.result.rows) {
-      const key = h.chat_id + "|" + (h.shop_id || 0);
+      const key = seqKey(h);
       const held = state.held.get(key);
       if (held === undefined) state.held.set(key, h.last_seq);
       else if (h.last_seq > held) await fill(key, h.chat_id);

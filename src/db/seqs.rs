@@ -101,12 +101,7 @@ impl Seqs {
                 super::conn::per_backend!(conn, |c| set.execute(c))?;
             } else {
                 diesel::insert_into(chat_seqs::table)
-                    .values((
-                        chat_seqs::chat_id.eq(chat),
-                        chat_seqs::shop_id.eq(shop),
-                        chat_seqs::last_seq.eq(held.last),
-                        chat_seqs::updated_at.eq(now),
-                    ))
+                    .values(new_row(chat, shop, held.last, now))
                     .execute(conn)?;
             }
         }
@@ -131,7 +126,7 @@ fn lock_row(conn: &mut DbConn, chat: &str, shop: i64) -> QueryResult<(bool, i64)
         }),
         #[cfg(feature = "postgres")]
         DbConn::Pg(c) => diesel::insert_into(chat_seqs::table)
-            .values(new_row(chat, shop))
+            .values(new_row(chat, shop, 0, 0))
             .on_conflict((chat_seqs::chat_id, chat_seqs::shop_id))
             .do_update()
             .set(chat_seqs::last_seq.eq(chat_seqs::last_seq))
@@ -141,7 +136,7 @@ fn lock_row(conn: &mut DbConn, chat: &str, shop: i64) -> QueryResult<(bool, i64)
         #[cfg(feature = "mysql")]
         DbConn::Mysql(c) => {
             diesel::insert_into(chat_seqs::table)
-                .values(new_row(chat, shop))
+                .values(new_row(chat, shop, 0, 0))
                 .on_conflict(diesel::dsl::DuplicatedKeys)
                 .do_update()
                 .set(chat_seqs::last_seq.eq(chat_seqs::last_seq))
@@ -151,7 +146,6 @@ fn lock_row(conn: &mut DbConn, chat: &str, shop: i64) -> QueryResult<(bool, i64)
     }
 }
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
 type NewRow<'a> = (
     diesel::dsl::Eq<chat_seqs::chat_id, &'a str>,
     diesel::dsl::Eq<chat_seqs::shop_id, i64>,
@@ -159,13 +153,13 @@ type NewRow<'a> = (
     diesel::dsl::Eq<chat_seqs::updated_at, i64>,
 );
 
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn new_row(chat: &str, shop: i64) -> NewRow<'_> {
+/// Conversation (`chat`, `shop`)'s row: its last seq, committed at `at`.
+fn new_row(chat: &str, shop: i64, last: i64, at: i64) -> NewRow<'_> {
     (
         chat_seqs::chat_id.eq(chat),
         chat_seqs::shop_id.eq(shop),
-        chat_seqs::last_seq.eq(0),
-        chat_seqs::updated_at.eq(0),
+        chat_seqs::last_seq.eq(last),
+        chat_seqs::updated_at.eq(at),
     )
 }
 
@@ -195,16 +189,6 @@ where
         bind::<_, Text, _>(&mut out, " WHERE ", "chat_id", self.chat)?;
         bind::<_, BigInt, _>(&mut out, " AND ", "shop_id", &self.shop)
     }
-}
-
-/// A conversation's last seq (0 before its first row).
-pub fn last_seq(conn: &mut DbConn, chat: &str, shop: i64) -> QueryResult<i64> {
-    Ok(chat_seqs::table
-        .find((chat, shop))
-        .select(chat_seqs::last_seq)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
 }
 
 /// A conversation's head (`chat.heads`): how far it goes, when it last moved, and how

@@ -123,18 +123,16 @@ impl RangePage {
         rows: Vec<(i64, Option<SyncRow>)>,
         db_has_more: bool,
     ) -> RangePage {
-        let mut used = 128 + chat_id.len();
+        let mut bytes = super::PageBytes::new(128 + chat_id.len());
         let mut kept = Vec::with_capacity(rows.len());
         let mut upto = after_seq;
         let total = rows.len();
         let mut taken = 0;
         for (seq, row) in rows {
             if let Some(row) = row {
-                let len = serde_json::to_vec(&row).map_or(0, |v| v.len()) + 1;
-                if !kept.is_empty() && used + len > super::SYNC_MAX_BYTES {
+                if !bytes.take(&row) {
                     break;
                 }
-                used += len;
                 kept.push(row);
             }
             upto = seq;

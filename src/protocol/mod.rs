@@ -736,22 +736,41 @@ impl SyncPage {
     /// the database had more, or rows were left out to fit. At least one row goes out.
     pub fn within_bytes(rows: Vec<SyncRow>, db_has_more: bool) -> SyncPage {
         // `{"code":201,"msg":null,"result":{"rows":[` ... `],"has_more":false}}`
-        let mut used = 64;
-        let mut kept = Vec::with_capacity(rows.len());
+        let mut bytes = PageBytes::new(64);
         let total = rows.len();
-        for row in rows {
-            let len = serde_json::to_vec(&row).map_or(0, |v| v.len()) + 1;
-            if !kept.is_empty() && used + len > SYNC_MAX_BYTES {
-                break;
-            }
-            used += len;
-            kept.push(row);
-        }
+        let kept: Vec<SyncRow> = rows.into_iter().take_while(|r| bytes.take(r)).collect();
         let has_more = db_has_more || kept.len() < total;
         SyncPage {
             rows: kept,
             has_more,
         }
+    }
+}
+
+/// What a page of rows (`chat.sync`, `chat.range`) has taken of [`SYNC_MAX_BYTES`].
+pub struct PageBytes {
+    used: usize,
+    any: bool,
+}
+
+impl PageBytes {
+    /// A page whose frame around its rows takes `overhead` bytes.
+    pub fn new(overhead: usize) -> PageBytes {
+        PageBytes {
+            used: overhead,
+            any: false,
+        }
+    }
+
+    /// Counts `row` in if it fits; the first row always does.
+    pub fn take(&mut self, row: &SyncRow) -> bool {
+        let len = serde_json::to_vec(row).map_or(0, |v| v.len()) + 1;
+        if self.any && self.used + len > SYNC_MAX_BYTES {
+            return false;
+        }
+        self.used += len;
+        self.any = true;
+        true
     }
 }
 
